@@ -1,0 +1,165 @@
+"""
+Pretrained BERT from safetensors, and saving / reloading fine-tuned models.
+
+A checkpoint folder in the Hugging Face layout holds `config.json` and `model.safetensors`.
+Every checkpoint key goes through one rename table (RENAMES) to our module names; then every
+parameter of the model must be found with the right shape, and every checkpoint tensor must be
+used, or we stop with an error naming the key. Tolerated on purpose:
+  - `bert.` prefixes and LayerNorm `gamma`/`beta` (pre-training checkpoints, old TF conversions);
+  - `cls.*` pre-training heads and the `embeddings.position_ids` buffer: ignored;
+  - a missing pooler: a warning, the pooler keeps its fresh initialisation (some checkpoints,
+    such as sentence-transformers' MiniLM, have none);
+  - fp16 / bf16 tensors: upcast to float32.
+A fine-tuned model is saved as `model.safetensors` + `config.json` (our BertConfig, the skim
+settings included), each written to a temporary file first and then renamed into place.
+
+References:
+  - nanoGPT `GPT.from_pretrained` and llm.c `train_gpt2.py`: one explicit table, assert every key.
+"""
+
+import json
+import os
+import re
+import tempfile
+import warnings
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from model import BertConfig, BertForSequenceClassification, build
+
+# checkpoint key -> our key; applied in order, each at most once
+RENAMES = [
+    (r"^bert\.", ""),
+    (r"\.gamma$", ".weight"),
+    (r"\.beta$", ".bias"),
+    (r"^embeddings\.word_embeddings\.", "embed.word."),
+    (r"^embeddings\.position_embeddings\.", "embed.position."),
+    (r"^embeddings\.token_type_embeddings\.", "embed.token_type."),
+    (r"^embeddings\.LayerNorm\.", "embed.ln."),
+    (r"^encoder\.layer\.(\d+)\.attention\.self\.query\.", r"layers.\1.attn.q."),
+    (r"^encoder\.layer\.(\d+)\.attention\.self\.key\.", r"layers.\1.attn.k."),
+    (r"^encoder\.layer\.(\d+)\.attention\.self\.value\.", r"layers.\1.attn.v."),
+    (r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"layers.\1.attn.o."),
+    (r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.", r"layers.\1.ln1."),
+    (r"^encoder\.layer\.(\d+)\.intermediate\.dense\.", r"layers.\1.ff1."),
+    (r"^encoder\.layer\.(\d+)\.output\.dense\.", r"layers.\1.ff2."),
+    (r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.", r"layers.\1.ln2."),
+    (r"^pooler\.dense\.", "pooler."),
+]
+IGNORED = re.compile(r"^(bert\.)?(cls\.|embeddings\.position_ids$)")  # pre-training heads, a buffer
+
+
+def rename(key):
+    """A checkpoint key in our names: encoder keys bare, head keys (classifier.*) as they are."""
+    for pattern, repl in RENAMES:
+        key = re.sub(pattern, repl, key)
+    return key
+
+
+def _paths(folder):
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"checkpoint folder {folder!r} does not exist: pass a folder holding "
+                                "config.json and model.safetensors (or a hub name, see train.py --model)")
+    paths = (os.path.join(folder, "config.json"), os.path.join(folder, "model.safetensors"))
+    for p in paths:
+        if not os.path.isfile(p):
+            raise FileNotFoundError(f"{p} is missing: a checkpoint folder needs config.json and model.safetensors "
+                                    "(PyTorch .bin checkpoints are not read: convert them to safetensors)")
+    return paths
+
+
+def load_pretrained(path, skim=False, num_labels=None, **overrides):
+    """A model with the weights of the checkpoint folder `path`.
+
+    num_labels=None: the encoder alone (BertModel). Otherwise a BertForSequenceClassification;
+    its head is taken from the checkpoint when present, else freshly initialised. With skim=True
+    the predictors are freshly initialised (Eqs. 8-9) unless the checkpoint has them.
+    overrides: other BertConfig fields (skim_tau, skim_coefficient, dropout, ...).
+    """
+    config_path, weights_path = _paths(path)
+    cfg = BertConfig.from_json(config_path)
+    cfg.skim, cfg.num_labels = skim, num_labels or 0
+    for k, v in overrides.items():
+        if not hasattr(cfg, k):
+            raise TypeError(f"unknown BertConfig field {k!r}")
+        setattr(cfg, k, v)
+    model = build(cfg)
+    _load_into(model, weights_path, may_be_new=("predictors.", "classifier.", "pooler."))
+    return model
+
+
+def load_model(path):
+    """Reload a model saved by `save_model`: its config as saved, every tensor required."""
+    config_path, weights_path = _paths(path)
+    model = build(BertConfig.from_json(config_path))
+    _load_into(model, weights_path, may_be_new=())
+    return model
+
+
+def _load_into(model, weights_path, may_be_new):
+    """Copy the checkpoint into model through RENAMES; may_be_new: our key prefixes that may be
+    absent from the checkpoint (they keep their initialisation)."""
+    head = isinstance(model, BertForSequenceClassification)
+    ours = {k.removeprefix("bert.") if head else k: v for k, v in model.state_dict().items()}
+    found = set()
+    with safe_open(weights_path, framework="pt") as f:
+        for ckpt_key in f.keys():
+            if IGNORED.match(ckpt_key):
+                continue
+            key = rename(ckpt_key)
+            if key.startswith("classifier.") and not head:
+                warnings.warn(f"{ckpt_key}: the checkpoint has a classification head; loading the encoder alone")
+                continue
+            if key not in ours:
+                raise KeyError(f"unexpected tensor {ckpt_key!r} in {weights_path} (renamed {key!r}): "
+                               "not a BERT parameter this model has; is the config.json of the same model?")
+            t = f.get_tensor(ckpt_key)
+            if tuple(t.shape) != tuple(ours[key].shape):
+                raise ValueError(f"tensor {ckpt_key!r} in {weights_path} has shape {tuple(t.shape)}, "
+                                 f"the model expects {tuple(ours[key].shape)} from config.json"
+                                 + (": pass the checkpoint's num_labels" if key.startswith("classifier.") else ""))
+            with torch.no_grad():
+                ours[key].copy_(t.float() if t.is_floating_point() else t)
+            found.add(key)
+    missing = [k for k in ours if k not in found]
+    for k in missing:
+        if k.startswith("pooler.") and "pooler." in may_be_new:
+            warnings.warn(f"{weights_path} has no pooler ({k}); it keeps its random initialisation")
+        elif not k.startswith(tuple(p for p in may_be_new if p != "pooler.")):
+            raise KeyError(f"tensor {k!r} is missing from {weights_path}: the checkpoint is incomplete "
+                           "or for another architecture")
+
+
+def save_model(model, path):
+    """Save weights (model.safetensors) and config (config.json), atomically: a crash leaves either
+    the old files or the new ones, never half-written ones."""
+    os.makedirs(path, exist_ok=True)
+    tensors = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
+    atomic_write(os.path.join(path, "model.safetensors"), lambda tmp: save_file(tensors, tmp))
+    atomic_write_text(os.path.join(path, "config.json"), json.dumps(model.config.to_dict(), indent=2))
+
+
+def atomic_write(path, write):
+    """Call write(tmp_path) for a temporary file beside `path`, then rename it onto `path`."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-" + os.path.basename(path))
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path, text):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    atomic_write(path, write)

@@ -1,0 +1,247 @@
+"""
+BERT, written by hand, with the small hook Transkimmer needs.
+
+    embeddings (word + position + token type, LayerNorm, dropout)
+    L x post-LayerNorm blocks: x = LN(x + Attn(x)); x = LN(x + FFN(x)), FFN with erf GELU
+    pooler: tanh(Linear(h[CLS]))
+    heads: classification (cross-entropy) or regression (one output, MSE; STS-B)
+
+The hook: each block takes `keep` (B, T), the keys it may attend to (1 = keep, 0 = skimmed or
+padding). With `config.skim` the encoder builds one skim predictor per layer and runs its layers
+through `transkimmer.skim_encode`, the method itself.
+
+References:
+  - Devlin et al., "BERT: Pre-training of Deep Bidirectional Transformers", NAACL 2019.
+  - Hugging Face transformers `BertModel`, the reference our outputs are tested against
+    (tests/test_parity.py).
+"""
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import transkimmer
+
+
+@dataclass
+class BertConfig:
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"               # BERT's exact erf GELU; the only one supported
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02         # sigma of Eq. 8, for BERT's weights and the predictors'
+    pad_token_id: int = 0
+    num_labels: int = 0                     # 0: encoder only; 1: regression; >= 2: classification
+    # Transkimmer (transkimmer.py); ignored when skim is False
+    skim: bool = False
+    skim_tau: float = 0.1                   # Gumbel temperature, Eq. 5 (paper 0.1; authors' code 1)
+    skim_mu0: float = 5.0                   # mean of the unbalanced last-layer bias, Eq. 9
+    skim_coefficient: float = 0.3           # lambda, the harmony coefficient of Eq. 7 (Table 2)
+    skim_input_layernorm: bool = False      # the authors' extra LayerNorm before the predictor MLP
+
+    @classmethod
+    def from_dict(cls, d):
+        """From a Hugging Face style config.json; unknown keys (model_type, ...) are ignored."""
+        known = {f.name for f in fields(cls)}
+        cfg = cls(**{k: v for k, v in d.items() if k in known})
+        if cfg.hidden_act not in ("gelu", "gelu_python"):
+            raise ValueError(f"hidden_act={cfg.hidden_act!r} is not supported: this BERT uses the exact erf GELU ('gelu')")
+        if cfg.hidden_size % cfg.num_attention_heads:
+            raise ValueError(f"hidden_size {cfg.hidden_size} is not a multiple of num_attention_heads {cfg.num_attention_heads}")
+        return cfg
+
+    @classmethod
+    def from_json(cls, path):
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class Embeddings(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.word = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
+        self.position = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
+        self.token_type = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
+        self.ln = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.drop = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, input_ids, token_type_ids):  # (B, T) each
+        T = input_ids.shape[1]
+        pos = torch.arange(T, device=input_ids.device)
+        x = self.word(input_ids) + self.position(pos) + self.token_type(token_type_ids)
+        return self.drop(self.ln(x))  # (B, T, H)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.nh = cfg.num_attention_heads
+        self.q = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.k = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.v = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.o = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.dropout = cfg.attention_probs_dropout_prob
+
+    def forward(self, x, keep):
+        """x (B, T, H); keep (B, T), 1 = this key may be attended, 0 = not; None = all."""
+        B, T, H = x.shape
+        q, k, v = (lin(x).view(B, T, self.nh, H // self.nh).transpose(1, 2) for lin in (self.q, self.k, self.v))
+        p = self.dropout if self.training else 0.0
+        if keep is not None and keep.requires_grad:
+            # Training Transkimmer: the keep mask carries the predictors' gradient (Eq. 4).
+            y = transkimmer.skim_attention(q, k, v, keep, p)
+        else:
+            mask = None if keep is None else keep.bool()[:, None, None, :]  # (B, 1, 1, T)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        return self.o(y.transpose(1, 2).reshape(B, T, H))  # (B, T, H)
+
+
+class Block(nn.Module):
+    """One post-LayerNorm BERT layer."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.attn = SelfAttention(cfg)
+        self.ln1 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.ff1 = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.ff2 = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.ln2 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.drop = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, x, keep):  # x (B, T, H), keep (B, T) or None
+        x = self.ln1(x + self.drop(self.attn(x, keep)))
+        x = self.ln2(x + self.drop(self.ff2(F.gelu(self.ff1(x)))))  # F.gelu is the exact erf GELU
+        return x
+
+
+@dataclass
+class EncoderOutput:
+    last_hidden_state: torch.Tensor   # (B, T, H)
+    pooler_output: torch.Tensor       # (B, H), tanh(Linear(h[CLS]))
+    keep_masks: list = None           # with skim: L tensors (B, T), 1 = kept entering layer i
+    skim_loss: torch.Tensor = None    # with skim: Eq. 6, a scalar
+
+
+class BertModel(nn.Module):
+    """The encoder. `enc.train()`: sampled skim decisions on the masked path; `enc.eval()`:
+    deterministic decisions and real pruning; `prune=False` forces the masked path in eval."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.config = cfg
+        self.embed = Embeddings(cfg)
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_hidden_layers))
+        self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.predictors = None
+        if cfg.skim:
+            self.predictors = nn.ModuleList(
+                transkimmer.SkimPredictor(cfg.hidden_size, cfg.layer_norm_eps, cfg.skim_input_layernorm)
+                for _ in range(cfg.num_hidden_layers))
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, prune=None):
+        B, T = input_ids.shape
+        if T > self.config.max_position_embeddings:
+            raise ValueError(f"sequence length {T} exceeds max_position_embeddings "
+                             f"{self.config.max_position_embeddings}: truncate the inputs (data.py --max-length)")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        h = self.embed(input_ids, token_type_ids)  # (B, T, H)
+        if self.predictors is None:
+            for layer in self.layers:
+                h = layer(h, attention_mask)
+            return EncoderOutput(h, torch.tanh(self.pooler(h[:, 0])))
+        prune = (not self.training) if prune is None else prune
+        if prune and self.training:
+            raise ValueError("real pruning is for inference: call model.eval() first")
+        out = transkimmer.skim_encode(h, attention_mask, self.layers, self.predictors,
+                                      self.config.skim_tau, self.training, prune)
+        h = out.last_hidden_state
+        return EncoderOutput(h, torch.tanh(self.pooler(h[:, 0])), out.keep_masks, out.skim_loss)
+
+
+@dataclass
+class ClassifierOutput:
+    logits: torch.Tensor              # (B, num_labels)
+    loss: torch.Tensor = None         # Eq. 7 total (= task loss without skim), when labels are given
+    task_loss: torch.Tensor = None
+    skim_loss: torch.Tensor = None
+    keep_masks: list = None
+
+
+class BertForSequenceClassification(nn.Module):
+    """Classification (num_labels >= 2, cross-entropy) or regression (num_labels == 1, MSE)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        assert cfg.num_labels >= 1, "num_labels must be >= 1 for a head"
+        self.config = cfg
+        self.bert = BertModel(cfg)
+        self.drop = nn.Dropout(cfg.hidden_dropout_prob)
+        self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, prune=None):
+        enc = self.bert(input_ids, attention_mask, token_type_ids, prune=prune)
+        logits = self.classifier(self.drop(enc.pooler_output))  # (B, num_labels)
+        out = ClassifierOutput(logits, skim_loss=enc.skim_loss, keep_masks=enc.keep_masks)
+        if labels is not None:
+            if self.config.num_labels == 1:
+                out.task_loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
+            else:
+                out.task_loss = F.cross_entropy(logits.float(), labels)
+            out.loss = out.task_loss if enc.skim_loss is None else \
+                transkimmer.total_loss(out.task_loss, enc.skim_loss, self.config.skim_coefficient)
+        return out
+
+
+def build(cfg):
+    """The model a config asks for (encoder alone when num_labels == 0), initialised."""
+    model = BertForSequenceClassification(cfg) if cfg.num_labels else BertModel(cfg)
+    init_weights(model, cfg)
+    return model
+
+
+def init_weights(model, cfg):
+    """All initialisation, in one place.
+
+    BERT's own parameters (used when training from scratch, and for the classifier head on top of
+    a pretrained encoder): every Linear and Embedding weight ~ N(0, initializer_range), biases 0,
+    LayerNorm (1, 0), the padding embedding row 0.
+    Skim predictors: Eqs. 8-9, the unbalanced initialisation (transkimmer.init_predictor): weights
+    ~ N(0, sigma), last bias ~ N(+mu0, sigma) for keep and N(-mu0, sigma) for skim.
+    """
+    std = cfg.initializer_range
+    for name, m in model.named_modules():
+        if ".predictors." in f".{name}.":
+            continue
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if isinstance(m, nn.Linear):
+                nn.init.zeros_(m.bias)
+            elif m.padding_idx is not None:
+                nn.init.zeros_(m.weight[m.padding_idx])
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    encoder = model.bert if isinstance(model, BertForSequenceClassification) else model
+    for pred in encoder.predictors or []:
+        transkimmer.init_predictor(pred, sigma=std, mu0=cfg.skim_mu0)
+
+
+def num_params(module):
+    return sum(p.numel() for p in module.parameters())

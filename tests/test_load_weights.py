@@ -1,0 +1,180 @@
+"""Loading checkpoints through the rename table: every key accounted for, every error named."""
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import load_weights
+from conftest import make_batch, skimming_model, tiny_config
+from load_weights import load_model, load_pretrained, rename, save_model
+from model import build
+
+HF_NAMES = {  # our name -> Hugging Face name, for one layer
+    "embed.word.weight": "embeddings.word_embeddings.weight",
+    "embed.ln.weight": "embeddings.LayerNorm.weight",
+    "layers.0.attn.q.weight": "encoder.layer.0.attention.self.query.weight",
+    "layers.0.attn.o.bias": "encoder.layer.0.attention.output.dense.bias",
+    "layers.0.ln1.weight": "encoder.layer.0.attention.output.LayerNorm.weight",
+    "layers.0.ff1.weight": "encoder.layer.0.intermediate.dense.weight",
+    "layers.0.ff2.bias": "encoder.layer.0.output.dense.bias",
+    "layers.0.ln2.bias": "encoder.layer.0.output.LayerNorm.bias",
+    "pooler.weight": "pooler.dense.weight",
+}
+INVERSE = [(r"^embed\.word\.", "embeddings.word_embeddings."), (r"^embed\.position\.", "embeddings.position_embeddings."),
+           (r"^embed\.token_type\.", "embeddings.token_type_embeddings."), (r"^embed\.ln\.", "embeddings.LayerNorm."),
+           (r"^layers\.(\d+)\.attn\.q\.", r"encoder.layer.\1.attention.self.query."),
+           (r"^layers\.(\d+)\.attn\.k\.", r"encoder.layer.\1.attention.self.key."),
+           (r"^layers\.(\d+)\.attn\.v\.", r"encoder.layer.\1.attention.self.value."),
+           (r"^layers\.(\d+)\.attn\.o\.", r"encoder.layer.\1.attention.output.dense."),
+           (r"^layers\.(\d+)\.ln1\.", r"encoder.layer.\1.attention.output.LayerNorm."),
+           (r"^layers\.(\d+)\.ff1\.", r"encoder.layer.\1.intermediate.dense."),
+           (r"^layers\.(\d+)\.ff2\.", r"encoder.layer.\1.output.dense."),
+           (r"^layers\.(\d+)\.ln2\.", r"encoder.layer.\1.output.LayerNorm."), (r"^pooler\.", "pooler.dense.")]
+
+
+def hf_key(ours):
+    import re
+    for p, r in INVERSE:
+        ours = re.sub(p, r, ours)
+    return ours
+
+
+def write_hf_checkpoint(folder, model, transform=lambda d: d):
+    """Write `model` (an encoder) as a Hugging Face style checkpoint folder."""
+    os.makedirs(folder, exist_ok=True)
+    tensors = {hf_key(k): v.clone() for k, v in model.state_dict().items()}
+    tensors["embeddings.position_ids"] = torch.arange(model.config.max_position_embeddings)[None]
+    save_file(transform(tensors), os.path.join(folder, "model.safetensors"))
+    cfg = {k: v for k, v in model.config.to_dict().items() if not k.startswith("skim") and k != "num_labels"}
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump({"model_type": "bert", **cfg}, f)
+    return folder
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    torch.manual_seed(0)
+    return build(tiny_config()), str(tmp_path / "ckpt")
+
+
+def _same_outputs(a, b):
+    ids, mask = make_batch([9, 4])
+    a.eval(), b.eval()
+    with torch.no_grad():
+        return torch.equal(a(ids, mask).last_hidden_state, b(ids, mask).last_hidden_state)
+
+
+def test_rename_table():
+    for ours, hf in HF_NAMES.items():
+        assert rename(hf) == ours and rename("bert." + hf) == ours
+    assert rename("bert.encoder.layer.3.output.LayerNorm.gamma") == "layers.3.ln2.weight"
+    assert rename("embeddings.LayerNorm.beta") == "embed.ln.bias"
+
+
+def test_load_hf_layout(ckpt):
+    model, path = ckpt
+    loaded = load_pretrained(write_hf_checkpoint(path, model))
+    assert _same_outputs(model, loaded)
+
+
+def test_load_pretraining_checkpoint_gamma_beta_prefix_cls_fp16(ckpt):
+    model, path = ckpt
+
+    def pretraining(d):
+        out = {"bert." + k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v.half()
+               if v.is_floating_point() else v for k, v in d.items()}
+        out["cls.predictions.bias"] = torch.zeros(100)
+        return out
+    loaded = load_pretrained(write_hf_checkpoint(path, model, pretraining))
+    assert loaded.embed.word.weight.dtype == torch.float32
+    assert torch.equal(loaded.layers[0].ln1.weight, model.layers[0].ln1.weight.half().float())
+
+
+def test_missing_tensor_is_named(ckpt):
+    model, path = ckpt
+    write_hf_checkpoint(path, model, lambda d: {k: v for k, v in d.items() if "layer.1.output.dense.weight" not in k})
+    with pytest.raises(KeyError, match="layers.1.ff2.weight"):
+        load_pretrained(path)
+
+
+def test_misshapen_tensor_is_named(ckpt):
+    model, path = ckpt
+    write_hf_checkpoint(path, model, lambda d: {**d, "encoder.layer.0.attention.self.key.bias": torch.zeros(31)})
+    with pytest.raises(ValueError, match=r"attention\.self\.key\.bias.*\(31,\)"):
+        load_pretrained(path)
+
+
+def test_unexpected_tensor_is_named(ckpt):
+    model, path = ckpt
+    write_hf_checkpoint(path, model, lambda d: {**d, "encoder.layer.7.output.dense.weight": torch.zeros(2, 2)})
+    with pytest.raises(KeyError, match="encoder.layer.7.output.dense.weight"):
+        load_pretrained(path)
+
+
+def test_missing_pooler_warns(ckpt):
+    model, path = ckpt
+    write_hf_checkpoint(path, model, lambda d: {k: v for k, v in d.items() if not k.startswith("pooler")})
+    with pytest.warns(UserWarning, match="no pooler"):
+        load_pretrained(path)
+
+
+def test_missing_folder_or_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_pretrained(str(tmp_path / "nope"))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="model.safetensors is missing"):
+        load_pretrained(str(tmp_path))
+
+
+def test_skim_and_head_start_fresh(ckpt):
+    model, path = ckpt
+    clf = load_pretrained(write_hf_checkpoint(path, model), skim=True, num_labels=3)
+    assert len(clf.bert.predictors) == 3 and clf.classifier.out_features == 3
+    assert torch.equal(clf.bert.layers[2].ff1.weight, model.layers[2].ff1.weight)
+
+
+def test_save_and_reload_finetuned(tmp_path):
+    model = skimming_model(num_labels=2, skim_tau=0.5)
+    save_model(model, str(tmp_path / "ft"))
+    assert sorted(os.listdir(tmp_path / "ft")) == ["config.json", "model.safetensors"]   # no temp files
+    again = load_model(str(tmp_path / "ft"))
+    assert again.config == model.config
+    ids, mask = make_batch([9, 4])
+    model.eval(), again.eval()
+    with torch.no_grad():
+        assert torch.equal(model(ids, mask).logits, again(ids, mask).logits)
+
+
+def test_reload_requires_every_tensor(tmp_path):
+    model = skimming_model(num_labels=2)
+    save_model(model, str(tmp_path / "ft"))
+    f = str(tmp_path / "ft" / "model.safetensors")
+    save_file({k: v for k, v in load_file(f).items() if "predictors.2" not in k}, f)
+    with pytest.raises(KeyError, match="predictors.2"):
+        load_model(str(tmp_path / "ft"))
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    """A crash while writing leaves the previous checkpoint intact and no temporary file."""
+    model = skimming_model(num_labels=2)
+    path = str(tmp_path / "ft")
+    save_model(model, path)
+    before = open(os.path.join(path, "model.safetensors"), "rb").read()
+
+    def crash(tensors, filename):
+        open(filename, "wb").write(b"partial")
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(load_weights, "save_file", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_model(model, path)
+    assert open(os.path.join(path, "model.safetensors"), "rb").read() == before
+    assert sorted(os.listdir(path)) == ["config.json", "model.safetensors"]
+
+
+def test_sequence_too_long_is_an_error():
+    model = build(tiny_config())
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        model(torch.ones(1, 65, dtype=torch.long))

@@ -1,0 +1,266 @@
+"""
+Transkimmer: a BERT that learns, layer by layer, which tokens it may stop processing.
+
+This file is the whole method. `model.py` is a plain BERT; when its config says `skim=True` it
+builds one `SkimPredictor` per layer and hands its layers to `skim_encode` below.
+
+    before every layer i (layer 0 included), a small MLP looks at each token's state H^i and
+    decides keep (1) or skim (0)                                            Eqs. 2, 5
+    a skimmed token is never processed again; its state as it entered layer i is copied to the
+    encoder output at its own position                                      Eqs. 1, 3
+    training: nothing is removed, skimmed tokens are hidden as attention keys   Eq. 4
+    inference: the kept tokens are really gathered into a smaller batch       Eq. 1
+    loss = task loss + lambda * (fraction of tokens kept, averaged over layers)  Eqs. 6, 7
+    the predictors start out keeping everything                             Eqs. 8-9
+
+Mask convention everywhere: 1 = keep, 0 = skim. Padding is skimmed before layer 0 and [CLS]
+(position 0, read by the classifier) is always kept.
+
+References:
+  - Guan et al., "Transkimmer: Transformer Learns to Layer-wise Skim", ACL 2022.
+  - The authors' code, github.com/ChandlerGuan/Transkimmer (we depart from it where it differs
+    from the paper; each departure is marked "Departure" below).
+  - Jang et al., "Categorical Reparameterization with Gumbel-Softmax", ICLR 2017.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+# ----------------------------------------------------------------------------------------------
+# Eq. 2: the skim predictor
+
+
+class SkimPredictor(nn.Module):
+    """Eq. 2: M^i = Activation(MLP(H^i)), MLP = Linear(H->H) -> LayerNorm -> GELU -> Linear(H->2).
+
+    Returns logits (B, T, 2); index 1 is "keep", index 0 is "skim". The activation (Eq. 5 in
+    training, an argmax at inference) is applied by `skim_encode`.
+    Departure: the authors' code also puts a LayerNorm *before* the first Linear; the paper does
+    not. We follow the paper; `input_layernorm=True` gives the authors' variant.
+    """
+
+    def __init__(self, hidden_size, layer_norm_eps=1e-12, input_layernorm=False):
+        super().__init__()
+        self.ln_in = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if input_layernorm else nn.Identity()
+        self.fc1 = nn.Linear(hidden_size, hidden_size)
+        self.ln = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.fc2 = nn.Linear(hidden_size, 2)
+
+    def forward(self, h):  # h (B, T, H)
+        return self.fc2(F.gelu(self.ln(self.fc1(self.ln_in(h)))))  # (B, T, 2)
+
+
+def init_predictor(pred, sigma=0.02, mu0=5.0):
+    """Eqs. 8-9, unbalanced initialisation.
+
+    Eq. 8: every weight ~ N(0, sigma).  Eq. 9: the last Linear's bias beta_i ~ N((-1)^(i+1) mu0, sigma),
+    i.e. beta_keep ~ N(+mu0, sigma) and beta_skim ~ N(-mu0, sigma): with mu0 = 5 the keep logit
+    leads by about 10, so a fresh predictor keeps (almost) every token and fine-tuning starts from
+    the pretrained model's behaviour. Other biases are 0 and LayerNorms are the identity (1, 0),
+    as in BERT.
+    """
+    for m in pred.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, sigma)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    with torch.no_grad():
+        pred.fc2.bias.normal_(0.0, sigma)
+        pred.fc2.bias[1] += mu0   # keep
+        pred.fc2.bias[0] -= mu0   # skim
+
+
+# ----------------------------------------------------------------------------------------------
+# Eq. 5: Gumbel-softmax with the straight-through estimator
+
+
+def gumbel_softmax(logits, tau, hard=True):
+    """Eq. 5: y = softmax((log pi + g) / tau), g ~ Gumbel(0, 1) i.i.d.; the logits play log pi.
+
+    With hard=True the forward value is the one-hot argmax(y) and the gradient is that of the
+    soft y (straight-through: hard - y.detach() + y). Written by hand on purpose; the test
+    compares it with torch.nn.functional.gumbel_softmax in distribution.
+    """
+    u = torch.rand_like(logits, dtype=torch.float32).clamp_(1e-10, 1.0 - 1e-7)
+    g = -torch.log(-torch.log(u))                                   # Gumbel(0, 1)
+    y = torch.softmax((logits.float() + g) / tau, dim=-1)           # soft sample
+    if not hard:
+        return y
+    one_hot = F.one_hot(y.argmax(-1), y.shape[-1]).to(y.dtype)
+    return one_hot - y.detach() + y                                 # value: one_hot, gradient: y
+
+
+def decide(logits, training, tau):
+    """The skim decision of one predictor, (B, T, 2) -> (B, T), 1 = keep, 0 = skim.
+
+    Training samples it with Eq. 5 (differentiable). Inference is deterministic: keep iff
+    logit_keep > logit_skim. Departure: the authors' code keeps sampling Gumbel noise at
+    inference, which makes predictions random; we do not.
+    """
+    if training:
+        return gumbel_softmax(logits, tau, hard=True)[..., 1]
+    return (logits[..., 1] > logits[..., 0]).to(logits.dtype)
+
+
+def keep_cls(decision):
+    """[CLS] (position 0) is always kept: the classifier reads it."""
+    return torch.cat([torch.ones_like(decision[:, :1]), decision[:, 1:]], dim=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Eq. 4: skim attention (training)
+
+
+def skim_attention(q, k, v, keep, dropout_p=0.0):
+    """Eq. 4: p_qk = m_k exp(s_qk) / sum_j m_j exp(s_qj), s = q k^T / sqrt(d).
+
+    q, k, v (B, nh, T, hd); keep (B, T) with 1 = this key may be attended, 0 = skimmed. A skimmed
+    token becomes unreachable as a key and every row is renormalised over the kept keys, so a kept
+    token computes exactly what it would if the skimmed ones were gone (what inference does). The
+    gradient reaches the predictor through m_k. Stable: the row max is taken over kept keys.
+    Departure: the authors' first version multiplied the probabilities by the mask *after* the
+    softmax (rows no longer summed to 1); they later moved to this renormalised form.
+    """
+    s = (q @ k.transpose(-2, -1)) / (q.shape[-1] ** 0.5)                    # (B, nh, T, T)
+    m = keep[:, None, None, :].to(s.dtype)                                   # (B, 1, 1, T)
+    s_max = s.masked_fill(m == 0, float("-inf")).amax(-1, keepdim=True).detach()
+    # After the shift kept keys are <= 0; the clamp only touches skimmed keys that score far above
+    # every kept one, so that exp stays finite (inf * 0 would be nan) and so does m_k's gradient.
+    e = torch.exp((s - s_max).clamp(max=30.0)) * m
+    p = e / e.sum(-1, keepdim=True)
+    p = F.dropout(p, dropout_p, training=dropout_p > 0)
+    return p @ v                                                             # (B, nh, T, hd)
+
+
+# ----------------------------------------------------------------------------------------------
+# Eq. 3: skimmed tokens are forwarded to the output
+
+
+def forward_skimmed(states, masks):
+    """Eq. 3: out = sum_i H^i * (m_{i-1} - m_i) + H^L * m_{L-1}, with m_{-1} = 1.
+
+    states: [H^0, ..., H^L], L+1 tensors (B, T, H), H^i the input of layer i; masks: [m_0, ...,
+    m_{L-1}] cumulative keep masks (B, T). A token skimmed before layer i leaves with the state it
+    had entering layer i; a token kept through all layers leaves with the last layer's output.
+    Padding (m_0 = 0) leaves with its embedding output. The output is always (B, T, H).
+    """
+    out = states[-1] * masks[-1][..., None]
+    prev = torch.ones_like(masks[0])
+    for h, m in zip(states[:-1], masks):
+        out = out + h * (prev - m)[..., None]
+        prev = m
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Eqs. 6-7: skim loss and total loss
+
+
+def skim_loss(masks, attention_mask):
+    """Eq. 6: Loss_skim = (1/L) sum_i sum_t m_i[t] / len, the fraction of tokens kept per layer.
+
+    Decision: len is each sequence's *real* length (from attention_mask), then we average over
+    the batch, so padding neither helps nor hurts. (The authors divide by the padded length.)
+    The masks carry the straight-through gradient, so this is differentiable.
+    """
+    lengths = attention_mask.sum(1).to(masks[0].dtype)                       # (B,)
+    kept = torch.stack([m.sum(1) for m in masks])                            # (L, B)
+    return (kept / lengths).mean()
+
+
+def total_loss(task_loss, skim, harmony):
+    """Eq. 7: Loss = Loss_task + lambda * Loss_skim, lambda the harmony coefficient (Table 2)."""
+    return task_loss + harmony * skim
+
+
+# ----------------------------------------------------------------------------------------------
+# Eq. 1: the skimming encoder, masked (training) and really pruned (inference)
+
+
+@dataclass
+class SkimOutput:
+    last_hidden_state: torch.Tensor  # (B, T, H), Eq. 3
+    keep_masks: list                 # L tensors (B, T): 1 = kept entering layer i
+    skim_loss: torch.Tensor          # scalar, Eq. 6
+
+
+def skim_encode(h, attention_mask, layers, predictors, tau, training, prune):
+    """Eq. 1: H^{i+1} = Transformer^i(Gather(H^i, M^i)), a predictor before every layer.
+
+    h (B, T, H) is the embedding output; attention_mask (B, T) has 1 = real token, 0 = padding;
+    layers[i](x, keep) is a BERT layer where keep (B, T) says which keys may be attended.
+    prune=False: the masked path (all tokens stay in the tensor, Eq. 4 hides skimmed keys); it is
+    the training path and, with deterministic decisions, the reference for the pruned one.
+    prune=True: real pruning (inference only).
+    """
+    if prune:
+        return _pruned(h, attention_mask, layers, predictors)
+    m = attention_mask.to(h.dtype)                     # m_{-1}: padding is skimmed before layer 0
+    states, masks = [h], []
+    for layer, pred in zip(layers, predictors):
+        m = m * keep_cls(decide(pred(h), training, tau))   # cumulative: a skimmed token never returns
+        h = layer(h, m)
+        states.append(h)
+        masks.append(m)
+    return SkimOutput(forward_skimmed(states, masks), masks, skim_loss(masks, attention_mask))
+
+
+def compact(x, pos, keep):
+    """The Gather of Eq. 1, for a whole batch at once: move each row's kept tokens to the front.
+
+    x (B, T, H) states, pos (B, T) their original positions, keep (B, T) bool. Returns the states
+    and positions of the kept tokens, in their original order, in (B, T') tensors where T' is the
+    largest kept count of the batch, and valid (B, T'): True where a row holds a real kept token.
+    """
+    n = keep.sum(1)                                                          # (B,)
+    # The one host-device synchronisation of a layer, and unavoidable: the next tensor's size
+    # depends on the decisions. (max, min) come back together; min tells if any row is short.
+    t_new, t_min = (int(v) for v in torch.stack([n.max(), n.min()]).tolist())
+    order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices[:, :t_new]  # kept first
+    x = x.gather(1, order[..., None].expand(-1, -1, x.shape[-1]))            # (B, T', H)
+    pos = pos.gather(1, order)                                               # (B, T')
+    valid = None if t_min == t_new else torch.arange(t_new, device=x.device) < n[:, None]
+    return x, pos, valid
+
+
+def scatter_rows(out, x, pos, rows):
+    """Eq. 3 at inference: write x[b, j] to out[b, pos[b, j]] wherever rows[b, j] is True.
+
+    Sync-free: the rows not to be written go to a spare slot T that is then dropped.
+    out (B, T+1, H) with the spare slot; x (B, T', H); pos, rows (B, T').
+    """
+    spare = out.shape[1] - 1
+    target = torch.where(rows, pos, spare)
+    out.scatter_(1, target[..., None].expand(-1, -1, x.shape[-1]), x)
+
+
+def _pruned(h, attention_mask, layers, predictors):
+    """Real pruning: before each layer the kept tokens are gathered into a smaller batch."""
+    B, T, H = h.shape
+    out = torch.cat([h, h.new_zeros(B, 1, H)], dim=1)    # (B, T+1, H): padding keeps H^0; slot T is spare
+    real = attention_mask.bool()
+    pos = torch.arange(T, device=h.device).expand(B, T)
+    x, pos, valid = compact(h, pos, real)                # padding is skimmed before layer 0
+    masks = []
+    for layer, pred in zip(layers, predictors):
+        d = keep_cls(decide(pred(x), training=False, tau=1.0)).bool()       # (B, T')
+        keep = d if valid is None else d & valid
+        scatter_rows(out, x, pos, ~keep if valid is None else valid & ~keep)  # skimmed: leave with H^i
+        masks.append(_expand_mask(keep, pos, T, h.dtype))
+        x, pos, valid = compact(x, pos, keep)
+        x = layer(x, valid)
+    scatter_rows(out, x, pos, torch.ones_like(pos, dtype=torch.bool) if valid is None else valid)
+    return SkimOutput(out[:, :T], masks, skim_loss(masks, attention_mask))
+
+
+def _expand_mask(keep, pos, T, dtype):
+    """A compact keep mask (B, T') back at the original positions, (B, T), 0 elsewhere."""
+    full = keep.new_zeros(keep.shape[0], T + 1, dtype=dtype)
+    full.scatter_(1, torch.where(keep, pos, T), keep.to(dtype))
+    return full[:, :T]
