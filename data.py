@@ -1,0 +1,295 @@
+"""
+GLUE data: TSV readers for the nine tasks, tokenisation with `tokenizers`, padded batches, and
+fetching data and checkpoints (online) or finding them on disk (offline).
+
+    read_task(task, split, data_dir)       -> texts and labels, from <data_dir>/<TASK>/<split>.tsv
+    load_tokenizer(model_dir)              -> a `tokenizers.Tokenizer` (tokenizer.json, else vocab.txt)
+    encode(tokenizer, texts, max_length)   -> token ids and token types, [CLS] a [SEP] (b [SEP])
+    batches(examples, batch_size, ...)     -> dicts of tensors, padded to the longest in the batch
+    glue_dir(task, data_dir, cache)        -> a folder holding the task, downloaded if need be
+    model_dir(name_or_path, cache)         -> a checkpoint folder, downloaded from the hub if need be
+
+Downloads use the standard library only, go to a temporary file that is renamed into place once
+its size is checked, and never leave a half-written file behind.
+
+References:
+  - The GLUE download script (download_glue_data.py, W4ngatang's gist): file layouts and archives.
+"""
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+from tokenizers.implementations import BertWordPieceTokenizer
+
+
+@dataclass(frozen=True)
+class Layout:
+    folder: str                 # folder name in the GLUE layout
+    text_a: int                 # column of the first sentence
+    text_b: int | None          # column of the second sentence, None for single-sentence tasks
+    label: int                  # column of the label (-1: the last one)
+    labels: tuple | None        # label strings in class order; None: regression (a float)
+    header: bool = True
+    dev: tuple = ("dev",)       # dev split file names
+
+
+# Columns as the GLUE download script writes them (shared/data/glue/README.md).
+GLUE = {
+    "cola": Layout("CoLA", 3, None, 1, ("0", "1"), header=False),
+    "sst2": Layout("SST-2", 0, None, 1, ("0", "1")),
+    "mrpc": Layout("MRPC", 3, 4, 0, ("0", "1")),
+    "qqp": Layout("QQP", 3, 4, 5, ("0", "1")),
+    "stsb": Layout("STS-B", 7, 8, 9, None),
+    "mnli": Layout("MNLI", 8, 9, -1, ("contradiction", "entailment", "neutral"),
+                   dev=("dev_matched", "dev_mismatched")),
+    "qnli": Layout("QNLI", 1, 2, 3, ("entailment", "not_entailment")),
+    "rte": Layout("RTE", 1, 2, 3, ("entailment", "not_entailment")),
+    "wnli": Layout("WNLI", 1, 2, 3, ("0", "1")),
+}
+
+
+def layout(task):
+    if task not in GLUE:
+        raise ValueError(f"unknown task {task!r}: choose one of {', '.join(GLUE)}")
+    return GLUE[task]
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading TSV files
+
+
+def read_task(task, split, data_dir):
+    """Texts and labels of <data_dir>/<TASK>/<split>.tsv. A malformed row is an error naming the
+    file and the line. Returns (texts, labels): texts a list of str or (str, str), labels a list
+    of int (classification) or float (regression)."""
+    lay = layout(task)
+    path = os.path.join(data_dir, lay.folder, f"{split}.tsv")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: --data-dir must hold the GLUE layout "
+                                f"(<data-dir>/{lay.folder}/{split}.tsv), or leave it out to download")
+    texts, labels = [], []
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        width = None
+        for line, row in enumerate(rows, start=1):
+            if line == 1 and lay.header:
+                width = len(row)
+                continue
+            where = f"{path}, line {line}"
+            if width is None:
+                width = len(row)
+            if len(row) != width or len(row) <= max(lay.text_a, lay.text_b or 0, lay.label):
+                raise ValueError(f"{where}: expected {width} tab-separated fields, found {len(row)} "
+                                 "(a tab or newline inside a field? re-download the file)")
+            raw = row[lay.label]
+            if lay.labels is None:
+                try:
+                    labels.append(float(raw))
+                except ValueError:
+                    raise ValueError(f"{where}: label {raw!r} is not a number") from None
+            elif raw in lay.labels:
+                labels.append(lay.labels.index(raw))
+            else:
+                raise ValueError(f"{where}: label {raw!r} is not one of {lay.labels}")
+            texts.append(row[lay.text_a] if lay.text_b is None else (row[lay.text_a], row[lay.text_b]))
+    if not texts:
+        raise ValueError(f"{path} holds no examples")
+    return texts, labels
+
+
+# ----------------------------------------------------------------------------------------------
+# Tokenising
+
+
+def load_tokenizer(model_dir):
+    """The checkpoint's tokenizer.json; else WordPiece from its vocab.txt, lower-casing as its
+    tokenizer_config.json says (do_lower_case, default True: uncased BERT)."""
+    tj, vocab = os.path.join(model_dir, "tokenizer.json"), os.path.join(model_dir, "vocab.txt")
+    if os.path.isfile(tj):
+        tok = Tokenizer.from_file(tj)
+    elif os.path.isfile(vocab):
+        lower = True
+        cfg = os.path.join(model_dir, "tokenizer_config.json")
+        if os.path.isfile(cfg):
+            with open(cfg) as f:
+                lower = json.load(f).get("do_lower_case", True)
+        tok = BertWordPieceTokenizer(vocab, lowercase=lower)._tokenizer
+    else:
+        raise FileNotFoundError(f"{model_dir} has neither tokenizer.json nor vocab.txt: "
+                                "the checkpoint folder needs one of them")
+    tok.no_padding()
+    return tok
+
+
+def encode(tokenizer, texts, max_length):
+    """[CLS] a [SEP] (b [SEP]) ids and token types, truncated to max_length (longest first)."""
+    tokenizer.enable_truncation(max_length, strategy="longest_first")
+    encs = tokenizer.encode_batch(texts)
+    return [(e.ids, e.type_ids) for e in encs]
+
+
+def batches(examples, labels, batch_size, shuffle=False, seed=0, epoch=0, rank=0, world=1):
+    """Yield dicts of tensors: input_ids, attention_mask, token_type_ids (B, T) padded to the
+    longest sequence of the batch (pad id 0), and labels (B,). Shuffling is deterministic in
+    (seed, epoch); with world > 1 each rank takes every world-th example."""
+    order = np.arange(len(examples))
+    if shuffle:
+        order = np.random.default_rng([seed, epoch]).permutation(len(examples))
+    order = order[rank::world]
+    regression = isinstance(labels[0], float)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        T = max(len(examples[i][0]) for i in idx)
+        ids = torch.zeros(len(idx), T, dtype=torch.long)
+        types = torch.zeros(len(idx), T, dtype=torch.long)
+        mask = torch.zeros(len(idx), T, dtype=torch.long)
+        for row, i in enumerate(idx):
+            n = len(examples[i][0])
+            ids[row, :n] = torch.tensor(examples[i][0])
+            types[row, :n] = torch.tensor(examples[i][1])
+            mask[row, :n] = 1
+        y = torch.tensor([labels[i] for i in idx], dtype=torch.float32 if regression else torch.long)
+        yield {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "labels": y}
+
+
+# ----------------------------------------------------------------------------------------------
+# Fetching data and checkpoints
+
+HUB_URL = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+GLUE_URL = os.environ.get("GLUE_URL", "https://dl.fbaipublicfiles.com")
+ARCHIVES = {"cola": "glue/data/CoLA.zip", "sst2": "glue/data/SST-2.zip", "qqp": "glue/data/QQP-clean.zip",
+            "stsb": "glue/data/STS-B.zip", "mnli": "glue/data/MNLI.zip", "qnli": "glue/data/QNLIv2.zip",
+            "rte": "glue/data/RTE.zip", "wnli": "glue/data/WNLI.zip"}
+MRPC_FILES = {"train": "senteval/senteval_data/msr_paraphrase_train.txt", "dev_ids": "glue/data/mrpc_dev_ids.tsv"}
+MODEL_FILES = ("config.json", "model.safetensors")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")   # the first that exists is enough
+DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "transkimmer")
+
+
+def download(url, dest, timeout=60):
+    """Fetch url to dest atomically: a temporary file beside dest, its size checked against the
+    server's Content-Length, then renamed. Nothing is left at dest (or beside it) on failure."""
+    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(dest)), prefix=".part-")
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
+            expected = r.headers.get("Content-Length")
+            shutil.copyfileobj(r, f, length=1 << 20)
+        got = os.path.getsize(tmp)
+        if expected is not None and got != int(expected):
+            raise OSError(f"download of {url} is incomplete: {got} of {expected} bytes")
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return dest
+
+
+def model_dir(name_or_path, cache_dir=DEFAULT_CACHE):
+    """A local checkpoint folder as it is; otherwise a hub name (e.g. bert-base-uncased) fetched
+    once into cache_dir/models/<name>."""
+    if os.path.isdir(name_or_path):
+        return name_or_path
+    if name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1:   # a path, not a hub name
+        raise FileNotFoundError(f"model folder {name_or_path!r} does not exist: pass a folder holding "
+                                "config.json, model.safetensors and tokenizer.json, or a hub name")
+    dest = os.path.join(cache_dir, "models", name_or_path.replace("/", "--"))
+    if all(os.path.isfile(os.path.join(dest, f)) for f in MODEL_FILES) and \
+            any(os.path.isfile(os.path.join(dest, f)) for f in TOKENIZER_FILES):
+        return dest
+    base = f"{HUB_URL}/{name_or_path}/resolve/main"
+    try:
+        for f in MODEL_FILES:
+            download(f"{base}/{f}", os.path.join(dest, f))
+        for f in TOKENIZER_FILES:
+            try:
+                download(f"{base}/{f}", os.path.join(dest, f))
+                break
+            except urllib.error.HTTPError as e:
+                if e.code != 404:
+                    raise
+        else:
+            raise FileNotFoundError(f"{base} has neither tokenizer.json nor vocab.txt")
+    except (urllib.error.URLError, OSError) as e:
+        raise RuntimeError(f"could not fetch model {name_or_path!r} from {HUB_URL} ({e}). Offline? "
+                           "Pass --model with a local folder holding config.json, model.safetensors "
+                           "and tokenizer.json (or vocab.txt)") from None
+    return dest
+
+
+def glue_dir(task, data_dir=None, cache_dir=DEFAULT_CACHE):
+    """The folder in the GLUE layout that holds `task`: data_dir when given (it must hold the
+    task), else cache_dir/glue, where the task is downloaded once as the GLUE script does."""
+    lay = layout(task)
+    if data_dir is not None:
+        if not os.path.isdir(os.path.join(data_dir, lay.folder)):
+            raise FileNotFoundError(f"{os.path.join(data_dir, lay.folder)} not found: --data-dir must hold "
+                                    f"the GLUE layout (<data-dir>/{lay.folder}/train.tsv and dev.tsv)")
+        return data_dir
+    root = os.path.join(cache_dir, "glue")
+    if os.path.isfile(os.path.join(root, lay.folder, f"{lay.dev[0]}.tsv")):
+        return root
+    try:
+        if task == "mrpc":
+            _fetch_mrpc(os.path.join(root, lay.folder))
+        else:
+            archive = download(f"{GLUE_URL}/{ARCHIVES[task]}", os.path.join(root, f".{lay.folder}.zip"))
+            _extract(archive, root, lay)
+            os.remove(archive)
+    except (urllib.error.URLError, OSError) as e:
+        raise RuntimeError(f"could not download GLUE {task} from {GLUE_URL} ({e}). Offline? Pass --data-dir "
+                           f"with a folder in the GLUE layout (<data-dir>/{lay.folder}/train.tsv, dev.tsv)") from None
+    return root
+
+
+def _extract(archive, root, lay):
+    """Unpack into a temporary folder, then move the task folder into place in one rename."""
+    tmp = tempfile.mkdtemp(dir=root, prefix=".unzip-")
+    try:
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(tmp)
+        found = [d for d in os.listdir(tmp) if os.path.isdir(os.path.join(tmp, d))]
+        if len(found) != 1:
+            raise OSError(f"unexpected archive layout {found} for {lay.folder}")
+        if os.path.isdir(os.path.join(root, lay.folder)):
+            shutil.rmtree(os.path.join(root, lay.folder))
+        os.replace(os.path.join(tmp, found[0]), os.path.join(root, lay.folder))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fetch_mrpc(folder):
+    """MRPC as the GLUE script builds it: SentEval's MSR train file split by GLUE's dev ids."""
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(folder) if os.path.isdir(os.path.dirname(folder)) else None)
+    try:
+        os.makedirs(os.path.dirname(folder), exist_ok=True)
+        train_txt = download(f"{GLUE_URL}/{MRPC_FILES['train']}", os.path.join(tmp, "msr_train.txt"))
+        ids_tsv = download(f"{GLUE_URL}/{MRPC_FILES['dev_ids']}", os.path.join(tmp, "dev_ids.tsv"))
+        with open(ids_tsv, encoding="utf-8") as f:
+            dev_ids = {tuple(line.strip().split("\t")) for line in f if line.strip()}
+        out = os.path.join(tmp, "MRPC")
+        os.makedirs(out)
+        with open(train_txt, encoding="utf-8", newline="") as f:
+            header, *rows = f.read().splitlines()
+        with open(os.path.join(out, "train.tsv"), "w", encoding="utf-8", newline="") as tr, \
+                open(os.path.join(out, "dev.tsv"), "w", encoding="utf-8", newline="") as dv:
+            tr.write(header + "\n")
+            dv.write(header + "\n")
+            for row in rows:
+                label, id1, id2, s1, s2 = row.split("\t")
+                (dv if (id1, id2) in dev_ids else tr).write(f"{label}\t{id1}\t{id2}\t{s1}\t{s2}\n")
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)
+        os.replace(out, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,164 @@
+"""data.py: TSV layouts of every task, tokenisation, batching, downloads (against a local server)."""
+
+import functools
+import http.server
+import io
+import os
+import threading
+import zipfile
+
+import pytest
+import torch
+
+import data
+from tiny_glue import write_glue, write_model
+
+SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
+
+
+@pytest.fixture(scope="module")
+def glue(tmp_path_factory):
+    return write_glue(str(tmp_path_factory.mktemp("glue")))
+
+
+@pytest.mark.parametrize("task", sorted(data.GLUE))
+def test_every_task_layout_reads(glue, task):
+    for split in ("train",) + data.GLUE[task].dev:
+        texts, labels = data.read_task(task, split, glue)
+        assert len(texts) == len(labels) > 0
+        pair = data.GLUE[task].text_b is not None
+        assert all(isinstance(t, tuple) == pair for t in texts)
+        if data.GLUE[task].labels is None:
+            assert all(isinstance(y, float) for y in labels)
+        else:
+            assert set(labels) <= set(range(len(data.GLUE[task].labels)))
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_GLUE), reason="../shared/data/glue not present")
+@pytest.mark.parametrize("task,n", [("sst2", 872), ("cola", 1043), ("mrpc", 408), ("rte", 277), ("stsb", 1500),
+                                    ("wnli", 71), ("qnli", 5463)])
+def test_real_glue_dev_files(task, n):
+    texts, labels = data.read_task(task, "dev", SHARED_GLUE)
+    assert len(texts) == n
+
+
+def test_malformed_row_names_file_and_line(tmp_path):
+    os.makedirs(tmp_path / "RTE")
+    (tmp_path / "RTE" / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\tb\n")
+    with pytest.raises(ValueError, match=r"RTE/dev.tsv, line 3: expected 4 tab-separated fields, found 3"):
+        data.read_task("rte", "dev", str(tmp_path))
+    (tmp_path / "RTE" / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tmaybe\n")
+    with pytest.raises(ValueError, match="line 2: label 'maybe'"):
+        data.read_task("rte", "dev", str(tmp_path))
+
+
+def test_missing_file_and_unknown_task(tmp_path):
+    with pytest.raises(FileNotFoundError, match="SST-2/dev.tsv not found"):
+        data.read_task("sst2", "dev", str(tmp_path))
+    with pytest.raises(ValueError, match="unknown task 'sst'"):
+        data.read_task("sst", "dev", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="--data-dir must hold"):
+        data.glue_dir("sst2", str(tmp_path))
+
+
+@pytest.mark.parametrize("tokenizer_json", [True, False])
+def test_tokenizer_pairs_types_truncation(tmp_path, tokenizer_json):
+    folder = write_model(str(tmp_path / "m"), tokenizer_json=tokenizer_json)
+    tok = data.load_tokenizer(folder)
+    (ids, types), = data.encode(tok, [("The Film was GOOD .", "bad plot")], 64)
+    vocab = tok.get_vocab()
+    assert ids[0] == vocab["[CLS]"] and ids.count(vocab["[SEP]"]) == 2 and vocab["good"] in ids  # lower-cased
+    assert types == [0] * 7 + [1] * 3   # [CLS] the film was good . [SEP] | bad plot [SEP]
+    (ids, types), = data.encode(tok, [("a " * 50, "the " * 10)], 16)
+    assert len(ids) == 16 and sum(types) > 0                  # longest first: both sides survive
+
+
+def test_batches_padded_to_longest_and_deterministic():
+    ex = [([2] + [5] * n + [3], [0] * (n + 2)) for n in range(10)]
+    labels = list(range(10))
+    b = list(data.batches(ex, labels, 4))
+    assert [x["input_ids"].shape for x in b] == [(4, 5), (4, 9), (2, 11)]
+    assert torch.equal(b[0]["attention_mask"].sum(1), torch.tensor([2, 3, 4, 5]))
+    a1 = [x["labels"].tolist() for x in data.batches(ex, labels, 4, shuffle=True, seed=1, epoch=0)]
+    a2 = [x["labels"].tolist() for x in data.batches(ex, labels, 4, shuffle=True, seed=1, epoch=0)]
+    a3 = [x["labels"].tolist() for x in data.batches(ex, labels, 4, shuffle=True, seed=1, epoch=1)]
+    assert a1 == a2 != a3
+    shards = [sum((x["labels"].tolist() for x in data.batches(ex, labels, 4, True, 1, 0, r, 2)), []) for r in (0, 1)]
+    assert sorted(shards[0] + shards[1]) == labels and not set(shards[0]) & set(shards[1])
+
+
+# Downloads, against a local HTTP server ------------------------------------------------------------
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    truncate = set()   # paths served with a Content-Length larger than the body
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        if self.path in self.truncate:
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"x" * 10)
+            return
+        super().do_GET()
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "www"
+    write_model(str(root / "tiny-bert" / "resolve" / "main"))
+    glue = write_glue(str(tmp_path / "src"))
+    os.makedirs(root / "glue" / "data")
+    for folder, name in [("SST-2", "SST-2.zip"), ("CoLA", "CoLA.zip")]:
+        with zipfile.ZipFile(root / "glue" / "data" / name, "w") as z:
+            for f in os.listdir(os.path.join(glue, folder)):
+                z.write(os.path.join(glue, folder, f), f"{folder}/{f}")
+    os.makedirs(root / "senteval" / "senteval_data")
+    rows = open(os.path.join(glue, "MRPC", "train.tsv"), encoding="utf-8").read().splitlines()
+    (root / "senteval" / "senteval_data" / "msr_paraphrase_train.txt").write_text(
+        "\n".join([rows[0]] + [r.replace("\t1\t2\t", f"\t{i}\t{i + 1000}\t", 1) for i, r in enumerate(rows[1:])]) + "\n",
+        encoding="utf-8")
+    (root / "glue" / "data" / "mrpc_dev_ids.tsv").write_text("0\t1000\n3\t1003\n")
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_model_and_glue(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "HUB_URL", server)
+    monkeypatch.setattr(data, "GLUE_URL", server)
+    cache = str(tmp_path / "cache")
+    folder = data.model_dir("tiny-bert", cache)
+    assert sorted(os.listdir(folder)) == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert data.model_dir("tiny-bert", cache) == folder          # cached: no second download
+    root = data.glue_dir("sst2", None, cache)
+    assert len(data.read_task("sst2", "dev", root)[0]) == 12
+    root = data.glue_dir("mrpc", None, cache)
+    assert len(data.read_task("mrpc", "dev", root)[0]) == 2 and len(data.read_task("mrpc", "train", root)[0]) == 38
+    assert not [f for f in os.listdir(os.path.join(cache, "glue")) if f.startswith(".")]   # no leftovers
+
+
+def test_truncated_download_leaves_nothing(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "HUB_URL", server)
+    monkeypatch.setattr(Handler, "truncate", {"/tiny-bert/resolve/main/model.safetensors"})
+    cache = tmp_path / "cache"
+    with pytest.raises(RuntimeError, match="could not fetch model 'tiny-bert'.*Pass --model"):
+        data.model_dir("tiny-bert", str(cache))
+    left = os.listdir(cache / "models" / "tiny-bert")
+    assert "model.safetensors" not in left and not [f for f in left if f.startswith(".part")]
+
+
+def test_offline_gives_one_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "HUB_URL", "http://127.0.0.1:9")      # nothing listens on the discard port
+    monkeypatch.setattr(data, "GLUE_URL", "http://127.0.0.1:9")
+    with pytest.raises(RuntimeError, match="Offline\\? Pass --model with a local folder"):
+        data.model_dir("bert-base-uncased", str(tmp_path))
+    with pytest.raises(RuntimeError, match="Offline\\? Pass --data-dir"):
+        data.glue_dir("sst2", None, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        data.model_dir("./no/such/folder", str(tmp_path))

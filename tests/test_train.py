@@ -1,0 +1,79 @@
+"""train.py end to end on a tiny generated dataset and a tiny random model, every task layout."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import train
+from tiny_glue import write_glue, write_model
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    return write_glue(str(root / "glue")), write_model(str(root / "model"))
+
+
+def run(setup, tmp_path, task, *extra):
+    glue, model = setup
+    out = str(tmp_path / task)
+    train.main(["--task", task, "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "3",
+                "--batch-size", "8", "--log-every", "1", "--out-dir", out, *extra])
+    with open(os.path.join(out, "results.json")) as f:
+        return out, json.load(f)
+
+
+@pytest.mark.parametrize("task", sorted(train.TASKS))
+def test_tiny_run_every_task(setup, tmp_path, task):
+    out, res = run(setup, tmp_path, task)
+    assert res["task"] == task and res["metric_names"] == list(train.TASKS[task]["metrics"])
+    assert set(res["metrics"]) == set(train.TASKS[task]["metrics"])
+    assert len(res["kept_fraction_per_layer"]) == 2
+    for key in ("flops_speedup_no_padding", "flops_speedup_sequence", "eval_seconds", "num_examples", "args"):
+        assert key in res
+    assert res["flops_speedup_sequence"] > res["flops_speedup_no_padding"] > 0
+    assert res["args"]["skim_coefficient"] == train.TASKS[task]["harmony"]
+    assert sorted(os.listdir(os.path.join(out, "checkpoint"))) == ["config.json", "model.safetensors", "tokenizer.json"]
+
+
+def test_baseline_and_eval_only(setup, tmp_path, capsys):
+    out, res = run(setup, tmp_path, "rte", "--baseline")
+    assert res["kept_fraction_per_layer"] == [1.0, 1.0] and res["flops_speedup_no_padding"] == 1.0
+    out2, res2 = run(setup, tmp_path, "sst2", "--skim-coefficient", "2.0", "--predictor-lr", "1e-3")
+    assert res2["args"]["skim_coefficient"] == 2.0
+    assert "step 3/3 | loss" in capsys.readouterr().out
+    glue, _ = setup
+    again = train.main(["--task", "sst2", "--eval-only", "--checkpoint", os.path.join(out2, "checkpoint"),
+                        "--data-dir", glue, "--device", "cpu", "--out-dir", str(tmp_path / "ev")])
+    assert again["metrics"] == res2["metrics"]
+    assert again["kept_fraction_per_layer"] == pytest.approx(res2["kept_fraction_per_layer"])
+
+
+def test_errors(setup, tmp_path):
+    glue, model = setup
+    with pytest.raises(SystemExit):
+        train.parse_args(["--task", "sst3"])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--task", "sst2", "--eval-only"])
+    with pytest.raises(SystemExit, match="max_position_embeddings"):
+        train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--max-length", "600",
+                    "--device", "cpu", "--out-dir", str(tmp_path / "x")])
+
+
+def test_tasks_table_matches_paper_table_2():
+    assert {t: (v["max_length"], v["harmony"]) for t, v in train.TASKS.items()} == {
+        "cola": (64, 0.3), "rte": (256, 0.8), "qqp": (128, 0.2), "mrpc": (128, 0.5), "sst2": (64, 0.3),
+        "mnli": (128, 0.2), "wnli": (128, 0.5), "qnli": (128, 0.1), "stsb": (64, 0.3)}
+
+
+def test_metrics():
+    p, y = [1, 1, 0, 0, 1, 0], [1, 0, 0, 1, 1, 0]
+    m = train.compute_metrics(("accuracy", "f1", "matthews"), p, y)
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["f1"] == pytest.approx(2 / 3)                        # tp 2, fp 1, fn 1
+    assert m["matthews"] == pytest.approx((2 * 2 - 1 * 1) / np.sqrt(3 * 3 * 3 * 3))
+    x = np.array([0.1, 0.4, 0.35, 0.8])
+    m = train.compute_metrics(("pearson", "spearman"), x, x ** 3)
+    assert m["spearman"] == pytest.approx(1.0) and 0.9 < m["pearson"] < 1.0

@@ -1,0 +1,308 @@
+"""
+Fine-tune and evaluate Transkimmer (or the plain BERT baseline) on a GLUE task.
+
+    # the paper's setting, on a GPU, online (fetches bert-base-uncased and SST-2 once)
+    python train.py --task sst2
+    # offline, from local folders
+    python train.py --task sst2 --data-dir ../shared/data/glue --model /path/to/checkpoint
+    # the plain BERT row to compare against
+    python train.py --task sst2 --baseline --data-dir ../shared/data/glue --model /path/to/checkpoint
+    # a tiny CPU run, a minute
+    python train.py --task sst2 --data-dir ../shared/data/glue --model /path/to/checkpoint \\
+        --max-steps 50 --device cpu --out-dir out/tiny
+    # evaluate a saved model
+    python train.py --task sst2 --eval-only --checkpoint out/sst2/checkpoint --data-dir ../shared/data/glue
+    # several GPUs, one process each
+    torchrun --nproc_per_node 4 train.py --task mnli
+
+Writes to --out-dir: checkpoint/ (the best model by the task's main dev metric: model.safetensors,
+config.json, and the tokenizer file it used) and results.json (metrics, per-layer kept fraction,
+FLOPs speedups, evaluation wall time, every argument). Evaluation really prunes tokens.
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import time
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+import data
+import flops
+from load_weights import atomic_write_text, load_model, load_pretrained, save_model
+
+# Paper Table 2 (max length, harmony coefficient lambda); metrics as GLUE reports them, the first
+# is the one that picks the best checkpoint; epochs from the authors' scripts.
+TASKS = {
+    "cola": dict(max_length=64, harmony=0.3, metrics=("matthews",), epochs=3),
+    "rte": dict(max_length=256, harmony=0.8, metrics=("accuracy",), epochs=3),
+    "qqp": dict(max_length=128, harmony=0.2, metrics=("f1", "accuracy"), epochs=3),
+    "mrpc": dict(max_length=128, harmony=0.5, metrics=("f1", "accuracy"), epochs=5),
+    "sst2": dict(max_length=64, harmony=0.3, metrics=("accuracy",), epochs=3),
+    "mnli": dict(max_length=128, harmony=0.2, metrics=("accuracy",), epochs=3),
+    "wnli": dict(max_length=128, harmony=0.5, metrics=("accuracy",), epochs=5),
+    "qnli": dict(max_length=128, harmony=0.1, metrics=("accuracy",), epochs=3),
+    "stsb": dict(max_length=64, harmony=0.3, metrics=("pearson", "spearman"), epochs=3),
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("task and data")
+    g.add_argument("--task", required=True, choices=sorted(TASKS), help="GLUE task")
+    g.add_argument("--data-dir", help="folder in the GLUE layout (<dir>/SST-2/train.tsv, ...); "
+                   "default: download the task once into --cache-dir")
+    g.add_argument("--max-length", type=int, help="truncate to this many tokens (default: paper Table 2)")
+    g.add_argument("--cache-dir", default=data.DEFAULT_CACHE, help="where downloads are kept")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="bert-base-uncased",
+                   help="checkpoint folder (config.json, model.safetensors, tokenizer.json) or a hub name")
+    g.add_argument("--baseline", action="store_true", help="fine-tune the plain BERT, no skimming")
+    g.add_argument("--checkpoint", help="with --eval-only: a folder written by this script (out/checkpoint)")
+    g = p.add_argument_group("skimming")
+    g.add_argument("--skim-coefficient", type=float, help="harmony coefficient lambda of Eq. 7 (default: Table 2)")
+    g.add_argument("--tau", type=float, default=0.1, help="Gumbel-softmax temperature, Eq. 5")
+    g.add_argument("--mu0", type=float, default=5.0, help="unbalanced bias mean of the predictors, Eq. 9")
+    g.add_argument("--predictor-lr", type=float, help="learning rate of the skim predictors (default: --lr)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--lr", type=float, default=2e-5, help="AdamW learning rate, linear decay to 0")
+    g.add_argument("--batch-size", type=int, default=32, help="training batch size (per process)")
+    g.add_argument("--epochs", type=int, help="epochs (default: 3, 5 for MRPC and WNLI)")
+    g.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (overrides --epochs)")
+    g.add_argument("--warmup", type=float, default=0.0, help="fraction of steps with linear warm-up")
+    g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (not on biases, LayerNorms)")
+    g.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
+    g.add_argument("--seed", type=int, default=42, help="seed for initialisation, shuffling and sampling")
+    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda, cpu, cuda:1, ...")
+    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    g = p.add_argument_group("evaluation and output")
+    g.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint on the dev set, no training")
+    g.add_argument("--eval-batch-size", type=int, default=32, help="evaluation batch size")
+    g.add_argument("--eval-every-epoch", type=int, default=1, help="evaluate at the end of every N-th epoch")
+    g.add_argument("--log-every", type=int, default=50, help="log a line every N steps")
+    g.add_argument("--out-dir", default=None, help="output folder (default: out/<task>[-baseline])")
+    args = p.parse_args(argv)
+    if args.eval_only and not args.checkpoint:
+        p.error("--eval-only needs --checkpoint DIR")
+    t = TASKS[args.task]
+    args.max_length = args.max_length or t["max_length"]
+    args.skim_coefficient = t["harmony"] if args.skim_coefficient is None else args.skim_coefficient
+    args.epochs = args.epochs or t["epochs"]
+    args.out_dir = args.out_dir or os.path.join("out", args.task + ("-baseline" if args.baseline else ""))
+    return args
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics (GLUE conventions)
+
+
+def compute_metrics(names, preds, labels):
+    preds, labels = np.asarray(preds), np.asarray(labels)
+    out = {}
+    for name in names:
+        if name == "accuracy":
+            out[name] = float((preds == labels).mean())
+        elif name == "f1":
+            tp = float(((preds == 1) & (labels == 1)).sum())
+            out[name] = 2 * tp / max(float((preds == 1).sum() + (labels == 1).sum()), 1.0)
+        elif name == "matthews":
+            tp, tn = ((preds == 1) & (labels == 1)).sum(), ((preds == 0) & (labels == 0)).sum()
+            fp, fn = ((preds == 1) & (labels == 0)).sum(), ((preds == 0) & (labels == 1)).sum()
+            den = math.sqrt(float((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
+            out[name] = float(tp * tn - fp * fn) / den if den else 0.0
+        elif name == "pearson":
+            out[name] = float(np.corrcoef(preds, labels)[0, 1])
+        elif name == "spearman":
+            rank = lambda x: np.argsort(np.argsort(x, kind="stable"), kind="stable")  # ties: rare for floats
+            out[name] = float(np.corrcoef(rank(preds), rank(labels))[0, 1])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation, with real pruning
+
+
+@torch.no_grad()
+def evaluate(model, examples, labels, args, device):
+    """Dev-set metrics, the fraction of real tokens kept entering each layer, FLOPs speedups and
+    wall time. The model is in eval mode: deterministic decisions, tokens really removed."""
+    model.eval()
+    cfg = model.config
+    preds, lengths, kept = [], [], []
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for b in data.batches(examples, labels, args.eval_batch_size):
+        b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
+        with autocast(device):
+            out = model(b["input_ids"], b["attention_mask"], b["token_type_ids"])
+        logits = out.logits.float()
+        preds.append(logits.squeeze(-1) if cfg.num_labels == 1 else logits.argmax(-1))
+        lengths.append(b["attention_mask"].sum(1))
+        if out.keep_masks is not None:
+            kept.append(torch.stack([m.sum(1) for m in out.keep_masks], 1))   # (B, L)
+    preds = torch.cat(preds).cpu().numpy()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    lengths = torch.cat(lengths).cpu().long()
+    kept = torch.cat(kept).cpu().long() if kept else None
+    no_pad, seq = flops.speedups(lengths.tolist(), None if kept is None else kept.tolist(), cfg, args.max_length)
+    per_layer = [1.0] * cfg.num_hidden_layers if kept is None else (kept.sum(0) / lengths.sum()).tolist()
+    metrics = compute_metrics(TASKS[args.task]["metrics"], preds, labels)
+    return dict(metrics=metrics, kept_fraction_per_layer=per_layer, flops_speedup_no_padding=no_pad,
+                flops_speedup_sequence=seq, eval_seconds=seconds, num_examples=len(labels))
+
+
+def autocast(device):
+    """bf16 autocast on CUDA; full precision on CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def optimizer_for(model, args):
+    """AdamW; no weight decay on biases and LayerNorms; the predictors may get their own lr."""
+    groups = {}
+    for name, p in model.named_parameters():
+        pred = ".predictors." in name
+        decay = p.ndim >= 2
+        lr = args.predictor_lr if (pred and args.predictor_lr) else args.lr
+        groups.setdefault((lr, decay), []).append(p)
+    return torch.optim.AdamW([dict(params=ps, lr=lr, weight_decay=args.weight_decay if d else 0.0)
+                              for (lr, d), ps in groups.items()], lr=args.lr)
+
+
+def save_checkpoint(model, tokenizer_dir, folder):
+    save_model(model, folder)
+    for f in data.TOKENIZER_FILES:   # the tokenizer it was trained with travels with it
+        src = os.path.join(tokenizer_dir, f)
+        if os.path.isfile(src):
+            if os.path.abspath(src) != os.path.abspath(os.path.join(folder, f)):
+                shutil.copyfile(src, os.path.join(folder, f))
+            break
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank, world = 0, 1
+    if distributed:   # torchrun: one process per GPU
+        dist.init_process_group("nccl" if torch.cuda.is_available() and args.device.startswith("cuda") else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if args.device.startswith("cuda"):
+            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    master = rank == 0
+    log = print if master else (lambda *a, **k: None)
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+
+    # model and tokenizer
+    if args.eval_only:
+        model, tok_dir = load_model(args.checkpoint), args.checkpoint
+    else:
+        tok_dir = data.model_dir(args.model, args.cache_dir)
+        num_labels = 1 if data.layout(args.task).labels is None else len(data.layout(args.task).labels)
+        model = load_pretrained(tok_dir, skim=not args.baseline, num_labels=num_labels,
+                                skim_coefficient=args.skim_coefficient, skim_tau=args.tau, skim_mu0=args.mu0)
+    model.to(device)
+    tokenizer = data.load_tokenizer(tok_dir)
+    if args.max_length > model.config.max_position_embeddings:
+        raise SystemExit(f"--max-length {args.max_length} exceeds the model's max_position_embeddings "
+                         f"{model.config.max_position_embeddings}: pass a smaller --max-length")
+
+    # data
+    root = data.glue_dir(args.task, args.data_dir, args.cache_dir)
+    dev_texts, dev_labels = data.read_task(args.task, data.layout(args.task).dev[0], root)
+    dev = data.encode(tokenizer, dev_texts, args.max_length)
+    os.makedirs(args.out_dir, exist_ok=True)
+
+    if args.eval_only:
+        result = evaluate(model, dev, dev_labels, args, device)
+        write_results(args, result, [])
+        log(json.dumps(result, indent=2))
+        return result
+
+    train_texts, train_labels = data.read_task(args.task, "train", root)
+    train = data.encode(tokenizer, train_texts, args.max_length)
+    steps_per_epoch = math.ceil(len(train) / (args.batch_size * world))
+    total = args.max_steps or steps_per_epoch * args.epochs
+    epochs = math.ceil(total / steps_per_epoch)
+    log(f"{args.task}: {len(train)} train / {len(dev)} dev examples, {total} steps, "
+        f"{'baseline BERT' if args.baseline else f'Transkimmer lambda={args.skim_coefficient} tau={args.tau}'}, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, device {device}, {world} process(es)")
+
+    train_model = model
+    if distributed:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    opt = optimizer_for(model, args)
+    warm = int(args.warmup * total)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / max(warm, 1) if s < warm else max(0.0, (total - s) / max(total - warm, 1)))
+
+    history, best, step, t0 = [], None, 0, time.perf_counter()
+    for epoch in range(epochs):
+        train_model.train()
+        for b in data.batches(train, train_labels, args.batch_size, shuffle=True, seed=args.seed,
+                              epoch=epoch, rank=rank, world=world):
+            b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
+            with autocast(device):
+                out = train_model(b["input_ids"], b["attention_mask"], b["token_type_ids"], labels=b["labels"])
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            opt.step()
+            sched.step()
+            step += 1
+            if master and (step % args.log_every == 0 or step == total):
+                elapsed = time.perf_counter() - t0
+                kept = (torch.stack(out.keep_masks).sum() / (b["attention_mask"].sum() * len(out.keep_masks))).item() \
+                    if out.keep_masks is not None else 1.0
+                skim = out.skim_loss.item() if out.skim_loss is not None else 0.0
+                log(f"step {step}/{total} | loss {out.loss.item():.4f} | task {out.task_loss.item():.4f} | "
+                    f"skim {skim:.4f} | kept {kept:.3f} | lr {sched.get_last_lr()[0]:.2e} | "
+                    f"{step * args.batch_size * world / elapsed:.1f} ex/s | ETA {(total - step) * elapsed / step / 60:.1f} min")
+            if step >= total:
+                break
+        if (epoch + 1) % args.eval_every_epoch == 0 or step >= total:
+            if master:
+                result = evaluate(model, dev, dev_labels, args, device)
+                result.update(epoch=epoch + 1, step=step, train_seconds=time.perf_counter() - t0)
+                history.append(result)
+                main_metric = TASKS[args.task]["metrics"][0]
+                log(f"eval epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
+                    + f" | FLOPs speedup {result['flops_speedup_no_padding']:.2f}x (no padding), "
+                    f"{result['flops_speedup_sequence']:.2f}x (sequence) | kept per layer "
+                    + " ".join(f"{k:.2f}" for k in result["kept_fraction_per_layer"])
+                    + f" | {result['eval_seconds']:.1f} s")
+                if best is None or result["metrics"][main_metric] > best["metrics"][main_metric]:
+                    best = result
+                    save_checkpoint(model, tok_dir, os.path.join(args.out_dir, "checkpoint"))
+                write_results(args, best, history)
+            if distributed:
+                dist.barrier()
+        if step >= total:
+            break
+    if distributed:
+        dist.destroy_process_group()
+    return best
+
+
+def write_results(args, result, history):
+    """results.json (atomically): the best evaluation, its history, and every argument."""
+    out = dict(task=args.task, metric_names=list(TASKS[args.task]["metrics"]), **result,
+               history=history, args=vars(args))
+    atomic_write_text(os.path.join(args.out_dir, "results.json"), json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
