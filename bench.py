@@ -1,0 +1,243 @@
+"""
+Is pruned inference really faster? Dense BERT against Transkimmer with real pruning, side by side.
+
+    # with a fine-tuned Transkimmer (train.py's out/<task>/checkpoint)
+    python bench.py --checkpoint out/sst2/checkpoint --data-dir ../shared/data/glue
+    # without training: predictors set to skim half the tokens before layer 0
+    python bench.py --model /path/to/bert --skim-fraction 0.5 --skim-layer 0 --data-dir ../shared/data/glue
+
+On real sentences (SST-2 dev by default), in their file order, batches padded to their longest
+sentence, it times the dense model and the pruned one on the same batches, interleaved (dense,
+pruned, dense, pruned, ...) after warm-up, and prints medians:
+    FLOPs speedup   dense FLOPs / pruned FLOPs, both as executed (flops.py): the dense model on
+                    the padded batches, the pruned one on the tokens each layer really processes
+                    (T' = the batch's largest kept count), its predictors included
+    measured        dense seconds / pruned seconds
+    realised        measured / FLOPs speedup: how much of the saved arithmetic became time
+    tokens/s        real tokens per second, dense and pruned
+When Hugging Face transformers is installed it also times our dense BERT against its BertModel on
+the same weights and batches, and the training step (forward, backward, AdamW) of ours with skim
+attention, our plain BERT and the reference.
+"""
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import data
+import flops
+from load_weights import load_model, load_pretrained
+from model import build
+
+BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", help="a Transkimmer folder written by train.py (its decisions are used)")
+    p.add_argument("--model", help="a pretrained BERT folder (or hub name); predictors set by --skim-*")
+    p.add_argument("--skim-fraction", type=float, default=0.5, help="share of real tokens to skim (no checkpoint)")
+    p.add_argument("--skim-layer", type=int, default=0, help="skim them before this layer (no checkpoint)")
+    p.add_argument("--task", default="sst2", help="GLUE task whose dev sentences are used")
+    p.add_argument("--data-dir", default="../shared/data/glue", help="folder in the GLUE layout")
+    p.add_argument("--num-examples", type=int, default=512, help="dev examples per timed pass (batch 1: / 8)")
+    p.add_argument("--max-length", type=int, default=128, help="truncate sentences to this many tokens")
+    p.add_argument("--batch-sizes", default=None, help="comma-separated (default: 1,32 on CPU, 1,32,128 on CUDA)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    p.add_argument("--repeats", type=int, default=7, help="timed passes per model; the median is reported")
+    p.add_argument("--warmup", type=int, default=2, help="untimed passes first")
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--no-reference", action="store_true", help="skip the Hugging Face comparison")
+    p.add_argument("--no-train", action="store_true", help="skip the training-step throughput")
+    args = p.parse_args(argv)
+    if bool(args.checkpoint) == bool(args.model):
+        p.error("pass exactly one of --checkpoint (fine-tuned Transkimmer) or --model (pretrained BERT)")
+    return args
+
+
+def set_skim(model, batches, fraction, layer):
+    """Make the predictors skim `fraction` of the real non-[CLS] tokens before `layer` and keep
+    every other token: keep logit = w . a + b with a random w, b at the fraction-quantile of
+    w . a over these batches (a: the predictor's hidden activation), skim logit 0."""
+    preds = model.bert.predictors if hasattr(model, "bert") else model.predictors
+    for i, pred in enumerate(preds):
+        torch.nn.init.zeros_(pred.fc2.weight)
+        with torch.no_grad():
+            pred.fc2.bias.copy_(torch.tensor([0.0, 10.0]))   # keep everything
+    target = preds[layer]
+    w = torch.randn(target.fc2.weight.shape[1], generator=torch.Generator().manual_seed(0))
+    acts = []
+    hook = target.fc2.register_forward_hook(lambda m, inp, out: acts.append(inp[0]))
+    scores = []
+    with torch.no_grad():
+        for b in batches:
+            acts.clear()
+            model(*(b[k] for k in BATCH_KEYS), prune=False)
+            real = b["attention_mask"].bool().clone()
+            real[:, 0] = False
+            scores.append((acts[0] @ w)[real])
+    hook.remove()
+    threshold = torch.quantile(torch.cat(scores).float(), fraction)
+    with torch.no_grad():
+        target.fc2.weight[1].copy_(w)
+        target.fc2.bias.copy_(torch.tensor([0.0, -float(threshold)]))
+
+
+def run_pass(fn, batches, device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for b in batches:
+        fn(b)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
+def interleaved(fns, batches, device, repeats, warmup):
+    """Median seconds of each fn over the batches, the fns taking turns in every repeat."""
+    times = [[] for _ in fns]
+    for r in range(warmup + repeats):
+        for i, fn in enumerate(fns):
+            t = run_pass(fn, batches, device)
+            if r >= warmup:
+                times[i].append(t)
+    return [statistics.median(t) for t in times]
+
+
+def make_batches(examples, bs, n, device):
+    examples = examples[:n]
+    labels = [0] * len(examples)
+    return [{k: v.to(device) for k, v in b.items() if k in BATCH_KEYS}
+            for b in data.batches(examples, labels, bs)]
+
+
+def executed_flops(model, batches, cfg):
+    """Dense and pruned FLOPs as executed on these batches (see the module docstring)."""
+    dense = pruned = 0
+    with torch.no_grad():
+        for b in batches:
+            B, T = b["input_ids"].shape
+            out = model(*(b[k] for k in BATCH_KEYS))
+            widest = [int(m.sum(1).max()) for m in out.keep_masks]       # T' entering each layer
+            dense += B * flops.bert_flops(T, cfg)
+            pruned += B * flops.transkimmer_flops(int(b["attention_mask"].sum(1).max()), widest, cfg)
+    return dense / pruned
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    if args.checkpoint:
+        skim, tok_dir = load_model(args.checkpoint), args.checkpoint
+    else:
+        tok_dir = data.model_dir(args.model)
+        skim = load_pretrained(tok_dir, skim=True, num_labels=2)
+    cfg = skim.config
+    dense = build(type(cfg)(**{**cfg.to_dict(), "skim": False}))
+    dense.load_state_dict({k: v for k, v in skim.state_dict().items() if ".predictors." not in f".{k}"})
+    skim.to(device).eval()
+    dense.to(device).eval()
+
+    texts, _ = data.read_task(args.task, data.layout(args.task).dev[0], args.data_dir)
+    examples = data.encode(data.load_tokenizer(tok_dir), texts, args.max_length)
+    sizes = [int(s) for s in (args.batch_sizes or ("1,32,128" if device.type == "cuda" else "1,32")).split(",")]
+    if not args.checkpoint:
+        set_skim(skim, make_batches(examples, 32, args.num_examples, device), args.skim_fraction, args.skim_layer)
+    print(f"device {device} ({torch.get_num_threads()} threads), {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, "
+          f"{args.task} dev sentences, " + (f"checkpoint {args.checkpoint}" if args.checkpoint else
+                                             f"{args.skim_fraction:.0%} skimmed before layer {args.skim_layer}"))
+
+    rows = []
+    print(f"{'batch':>5} | {'kept':>5} | {'FLOPs speedup':>13} | {'measured':>8} | {'realised':>8} | "
+          f"{'dense tok/s':>11} | {'pruned tok/s':>12}")
+    with torch.no_grad():
+        for bs in sizes:
+            batches = make_batches(examples, bs, args.num_examples // (8 if bs == 1 else 1), device)
+            tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+            kept = sum(float(torch.stack(skim(*(b[k] for k in BATCH_KEYS)).keep_masks).sum()) for b in batches) \
+                / (tokens * cfg.num_hidden_layers)
+            fl = executed_flops(skim, batches, cfg)
+            t_dense, t_pruned = interleaved([lambda b: dense(*(b[k] for k in BATCH_KEYS)),
+                                             lambda b: skim(*(b[k] for k in BATCH_KEYS))],
+                                            batches, device, args.repeats, args.warmup)
+            measured = t_dense / t_pruned
+            rows.append(dict(batch=bs, kept=kept, flops=fl, measured=measured, realised=measured / fl))
+            print(f"{bs:>5} | {kept:>5.2f} | {fl:>12.2f}x | {measured:>7.2f}x | {measured / fl:>8.2f} | "
+                  f"{tokens / t_dense:>11.0f} | {tokens / t_pruned:>12.0f}")
+
+    if not args.no_reference:
+        reference(args, tok_dir, dense, examples, sizes, device)
+    if not args.no_train:
+        training_throughput(args, tok_dir, skim, dense, examples, device)
+    return rows
+
+
+def hf_model(tok_dir, device):
+    """Hugging Face's BertModel on the same checkpoint, or None when transformers is absent or
+    the folder is not in its layout."""
+    try:
+        from transformers import BertModel
+    except ImportError:
+        print("(transformers not installed: no reference comparison)")
+        return None
+    try:
+        return BertModel.from_pretrained(tok_dir, add_pooling_layer=True).to(device)
+    except Exception as e:  # e.g. a train.py checkpoint, in our own names
+        print(f"(reference BertModel cannot read {tok_dir}: {type(e).__name__}; pass --model for the comparison)")
+        return None
+
+
+def reference(args, tok_dir, dense, examples, sizes, device):
+    ref = hf_model(tok_dir, device)
+    if ref is None:
+        return
+    ref.eval()
+    enc = dense.bert if hasattr(dense, "bert") else dense
+    print(f"\nours (dense) vs Hugging Face BertModel ({ref.config._attn_implementation} attention), same weights, inference")
+    print(f"{'batch':>5} | {'ours s':>8} | {'reference s':>11} | {'ratio ref/ours':>14}")
+    with torch.no_grad():
+        for bs in sizes:
+            batches = make_batches(examples, bs, args.num_examples // (8 if bs == 1 else 1), device)
+            t_ours, t_ref = interleaved([lambda b: enc(*(b[k] for k in BATCH_KEYS)),
+                                         lambda b: ref(**b)], batches, device, args.repeats, args.warmup)
+            print(f"{bs:>5} | {t_ours:>8.3f} | {t_ref:>11.3f} | {t_ref / t_ours:>13.2f}x")
+
+
+def training_throughput(args, tok_dir, skim, dense, examples, device, bs=32, steps=4):
+    """Examples per second of a training step (forward, backward, AdamW) at batch 32."""
+    batches = make_batches(examples, bs, bs * steps, device)
+    labels = torch.zeros(bs, dtype=torch.long, device=device)
+    models = {"ours, Transkimmer (skim attention)": skim, "ours, plain BERT": dense}
+    ref = None if args.no_reference else hf_model(tok_dir, device)
+    if ref is not None:
+        from transformers import BertForSequenceClassification
+        ref = BertForSequenceClassification.from_pretrained(tok_dir, num_labels=2).to(device)
+        models["Hugging Face BertForSequenceClassification"] = ref
+    fns = []
+    for name, m in models.items():
+        m.train()
+        opt = torch.optim.AdamW(m.parameters(), lr=1e-6)
+
+        def step(b, m=m, opt=opt):
+            out = m(**b, labels=labels[:b["input_ids"].shape[0]])
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            opt.step()
+        fns.append(step)
+    times = interleaved(fns, batches, device, max(3, args.repeats // 2), 1)
+    n = sum(b["input_ids"].shape[0] for b in batches)
+    print(f"\ntraining step throughput, batch {bs}")
+    for (name, _), t in zip(models.items(), times):
+        print(f"  {name:<45} {n / t:>8.1f} examples/s   ({times[1] / t:.2f}x ours plain)")
+    for m in models.values():
+        m.eval()
+
+
+if __name__ == "__main__":
+    main()
