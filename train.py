@@ -128,12 +128,14 @@ def compute_metrics(names, preds, labels):
 
 
 @torch.no_grad()
-def evaluate(model, examples, labels, args, device):
+def evaluate(model, examples, labels, args, device, tokenizer=None, record=8):
     """Dev-set metrics, the fraction of real tokens kept entering each layer, FLOPs speedups and
-    wall time. The model is in eval mode: deterministic decisions, tokens really removed."""
+    wall time. The model is in eval mode: deterministic decisions, tokens really removed.
+    With a tokenizer, the first `record` examples are returned with each token's skim layer
+    (the layer before which it was skimmed; L = kept through all layers) for report.py."""
     model.eval()
     cfg = model.config
-    preds, lengths, kept = [], [], []
+    preds, lengths, kept, recorded = [], [], [], []
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -146,6 +148,11 @@ def evaluate(model, examples, labels, args, device):
         lengths.append(b["attention_mask"].sum(1))
         if out.keep_masks is not None:
             kept.append(torch.stack([m.sum(1) for m in out.keep_masks], 1))   # (B, L)
+            if tokenizer is not None and len(recorded) < record:
+                layer = torch.stack(out.keep_masks).sum(0).long().cpu()           # (B, T): layers entered
+                for ids, n, s in zip(b["input_ids"].cpu(), b["attention_mask"].sum(1).tolist(), layer):
+                    recorded.append(dict(tokens=[tokenizer.id_to_token(i) for i in ids[:n].tolist()],
+                                         skim_layer=s[:n].tolist()))
     preds = torch.cat(preds).cpu().numpy()
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -155,8 +162,11 @@ def evaluate(model, examples, labels, args, device):
     no_pad, seq = flops.speedups(lengths.tolist(), None if kept is None else kept.tolist(), cfg, args.max_length)
     per_layer = [1.0] * cfg.num_hidden_layers if kept is None else (kept.sum(0) / lengths.sum()).tolist()
     metrics = compute_metrics(TASKS[args.task]["metrics"], preds, labels)
+    for i, ex in enumerate(recorded[:record]):
+        ex.update(label=labels[i], prediction=preds[i].item())
     return dict(metrics=metrics, kept_fraction_per_layer=per_layer, flops_speedup_no_padding=no_pad,
-                flops_speedup_sequence=seq, eval_seconds=seconds, num_examples=len(labels))
+                flops_speedup_sequence=seq, eval_seconds=seconds, num_examples=len(labels),
+                examples=recorded[:record])
 
 
 def autocast(device):
@@ -226,7 +236,7 @@ def main(argv=None):
     os.makedirs(args.out_dir, exist_ok=True)
 
     if args.eval_only:
-        result = evaluate(model, dev, dev_labels, args, device)
+        result = evaluate(model, dev, dev_labels, args, device, tokenizer)
         write_results(args, result, [])
         log(json.dumps(result, indent=2))
         return result
@@ -275,7 +285,7 @@ def main(argv=None):
                 break
         if (epoch + 1) % args.eval_every_epoch == 0 or step >= total:
             if master:
-                result = evaluate(model, dev, dev_labels, args, device)
+                result = evaluate(model, dev, dev_labels, args, device, tokenizer)
                 result.update(epoch=epoch + 1, step=step, train_seconds=time.perf_counter() - t0)
                 history.append(result)
                 main_metric = TASKS[args.task]["metrics"][0]

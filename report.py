@@ -1,0 +1,162 @@
+"""
+What did it learn? One self-contained HTML page from train.py output folders.
+
+    python report.py out/sst2 out/cola ...             # writes report.html
+    python report.py out/sst2-l0.3 out/sst2-l0.8 out/sst2-baseline --out sst2.html
+    python report.py out/sst2 --svg kept.svg           # also the layer-wise chart alone
+
+The page holds, each with the table of numbers behind it (no network, no JavaScript):
+  - the fraction of tokens kept entering each layer, one curve per folder (paper Fig. 4);
+  - dev examples with every token coloured by the layer before which it was skimmed, black
+    when kept through all layers (paper Table 5);
+  - when several folders share a task: the metric against FLOPs speedup, one point per folder,
+    the plain-BERT baseline marked (paper Fig. 3).
+"""
+
+import argparse
+import html
+import json
+import os
+
+from load_weights import atomic_write_text
+
+COLORS = ["#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4", "#9467bd", "#e377c2",
+          "#8c564b", "#7f7f7f", "#aec7e8", "#ffbb78"]   # one per layer; black = kept through all
+
+
+def load(folder):
+    path = os.path.join(folder, "results.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: pass output folders written by train.py")
+    with open(path) as f:
+        res = json.load(f)
+    a = res["args"]
+    res["name"] = f"{res['task']} " + ("baseline" if a["baseline"] else f"Transkimmer lambda={a['skim_coefficient']:g}")
+    res["folder"] = folder
+    return res
+
+
+def line_chart(runs, width=520, height=300):
+    """Fig. 4: kept fraction entering each layer, one polyline (and one circle per layer) per run."""
+    L = max(len(r["kept_fraction_per_layer"]) for r in runs)
+    left, right, top, bottom = 50, 150, 20, 40
+    x = lambda i: left + (width - left - right) * (i / max(L - 1, 1))
+    y = lambda v: top + (height - top - bottom) * (1 - v)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+             f'<rect width="{width}" height="{height}" fill="white"/>']
+    for v in (0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>'
+                     f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.2f}</text>')
+    for i in range(L):
+        parts.append(f'<text x="{x(i):.1f}" y="{height - bottom + 16}" text-anchor="middle">{i}</text>')
+    parts.append(f'<text x="{(left + width - right) / 2}" y="{height - 6}" text-anchor="middle">layer</text>'
+                 f'<text x="12" y="{(top + height - bottom) / 2}" transform="rotate(-90 12 {(top + height - bottom) / 2})" '
+                 f'text-anchor="middle">fraction of tokens kept</text>')
+    for k, r in enumerate(runs):
+        c = COLORS[(5 + k) % len(COLORS)]
+        pts = [(x(i), y(v)) for i, v in enumerate(r["kept_fraction_per_layer"])]
+        parts.append(f'<polyline class="run" fill="none" stroke="{c}" stroke-width="2" points="'
+                     + " ".join(f"{a:.1f},{b:.1f}" for a, b in pts) + '"/>')
+        parts += [f'<circle class="point" cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{c}"/>' for a, b in pts]
+        parts.append(f'<line x1="{width - right + 10}" x2="{width - right + 25}" y1="{top + 14 * k + 4}" '
+                     f'y2="{top + 14 * k + 4}" stroke="{c}" stroke-width="2"/><text x="{width - right + 29}" '
+                     f'y="{top + 14 * k + 8}">{html.escape(r["name"])}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def scatter_chart(runs, width=520, height=300):
+    """Fig. 3: main metric against FLOPs speedup (no padding); the baseline is a square."""
+    metric = runs[0]["metric_names"][0]
+    xs = [r["flops_speedup_no_padding"] for r in runs]
+    ys = [r["metrics"][metric] for r in runs]
+    x0, x1 = min(xs + [1.0]) * 0.95, max(xs) * 1.05
+    y0, y1 = min(ys) - 0.01, max(ys) + 0.01
+    left, right, top, bottom = 60, 20, 20, 40
+    x = lambda v: left + (width - left - right) * (v - x0) / (x1 - x0)
+    y = lambda v: top + (height - top - bottom) * (1 - (v - y0) / (y1 - y0))
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+             f'font-size="11"><rect width="{width}" height="{height}" fill="white"/>',
+             f'<line x1="{left}" x2="{width - right}" y1="{height - bottom}" y2="{height - bottom}" stroke="#999"/>',
+             f'<line x1="{left}" x2="{left}" y1="{top}" y2="{height - bottom}" stroke="#999"/>',
+             f'<text x="{(left + width) / 2}" y="{height - 6}" text-anchor="middle">FLOPs speedup (no padding)</text>',
+             f'<text x="14" y="{height / 2}" transform="rotate(-90 14 {height / 2})" text-anchor="middle">{metric}</text>',
+             f'<text x="{left}" y="{height - bottom + 16}" text-anchor="middle">{x0:.2f}x</text>',
+             f'<text x="{width - right}" y="{height - bottom + 16}" text-anchor="middle">{x1:.2f}x</text>',
+             f'<text x="{left - 4}" y="{y(y0) + 4:.1f}" text-anchor="end">{y0:.3f}</text>',
+             f'<text x="{left - 4}" y="{y(y1) + 4:.1f}" text-anchor="end">{y1:.3f}</text>']
+    for r, a, b in zip(runs, xs, ys):
+        if r["args"]["baseline"]:
+            parts.append(f'<rect class="baseline" x="{x(a) - 4:.1f}" y="{y(b) - 4:.1f}" width="8" height="8" fill="black"/>')
+        else:
+            parts.append(f'<circle class="point" cx="{x(a):.1f}" cy="{y(b):.1f}" r="4" fill="#1f77b4"/>')
+        parts.append(f'<text x="{x(a) + 7:.1f}" y="{y(b) - 6:.1f}">{html.escape(r["name"].split(" ", 1)[1])}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def table(header, rows):
+    out = ["<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>"]
+    out += ["<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows]
+    return "\n".join(out) + "</table>"
+
+
+def tokens_html(run):
+    """Table 5: each token coloured by its skim layer, with a legend."""
+    L = len(run["kept_fraction_per_layer"])
+    legend = " ".join(f'<span class="tok" style="color:{COLORS[i % len(COLORS)]}">skimmed before layer {i}</span>'
+                      for i in range(L)) + ' <span class="tok" style="color:black">kept through all layers</span>'
+    lines = [f'<p class="legend">{legend}</p>']
+    for ex in run.get("examples", []):
+        spans = [f'<span class="tok" title="layer {s}" style="color:{"black" if s >= L else COLORS[s % len(COLORS)]}">'
+                 f'{html.escape(t)}</span>' for t, s in zip(ex["tokens"], ex["skim_layer"])]
+        lines.append(f'<p class="example">{" ".join(spans)} <small>(label {ex["label"]}, '
+                     f'predicted {ex["prediction"]:.3g})</small></p>')
+    return "\n".join(lines)
+
+
+def render(runs):
+    body = ["<h1>Transkimmer: what the predictors learned</h1>",
+            "<h2>Tokens kept entering each layer (paper Fig. 4)</h2>", line_chart(runs)]
+    L = max(len(r["kept_fraction_per_layer"]) for r in runs)
+    body.append(table(["run"] + [f"layer {i}" for i in range(L)],
+                      [[r["name"]] + [f"{v:.3f}" for v in r["kept_fraction_per_layer"]] for r in runs]))
+    body.append(table(["run", "folder", "metrics", "FLOPs speedup (no padding)", "FLOPs speedup (sequence)", "dev examples"],
+                      [[r["name"], r["folder"], ", ".join(f"{k} {v:.4f}" for k, v in r["metrics"].items()),
+                        f"{r['flops_speedup_no_padding']:.2f}x", f"{r['flops_speedup_sequence']:.2f}x",
+                        r["num_examples"]] for r in runs]))
+    for r in runs:
+        if r.get("examples"):
+            body += [f"<h2>Which tokens were skimmed where: {html.escape(r['name'])} (paper Table 5)</h2>", tokens_html(r)]
+    by_task = {}
+    for r in runs:
+        by_task.setdefault(r["task"], []).append(r)
+    for task, rs in by_task.items():
+        if len({r["args"]["skim_coefficient"] if not r["args"]["baseline"] else None for r in rs}) > 1:
+            body += [f"<h2>{task}: accuracy against speedup (paper Fig. 3)</h2>", scatter_chart(rs),
+                     table(["run", rs[0]["metric_names"][0], "FLOPs speedup (no padding)"],
+                           [[r["name"], f"{r['metrics'][rs[0]['metric_names'][0]]:.4f}",
+                             f"{r['flops_speedup_no_padding']:.2f}x"] for r in rs])]
+    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.5}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 8px;font-size:90%}"
+             ".tok{font-family:monospace;font-weight:bold}.example{border-left:3px solid #eee;padding-left:8px}")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Transkimmer report</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folders", nargs="+", help="output folders of train.py (each with results.json)")
+    p.add_argument("--out", default="report.html", help="the HTML page to write")
+    p.add_argument("--svg", help="also write the layer-wise chart alone to this SVG file")
+    args = p.parse_args(argv)
+    runs = [load(f) for f in args.folders]
+    atomic_write_text(args.out, render(runs))
+    if args.svg:
+        atomic_write_text(args.svg, line_chart([r for r in runs if not r["args"]["baseline"]] or runs))
+    print(f"wrote {args.out}" + (f" and {args.svg}" if args.svg else ""))
+
+
+if __name__ == "__main__":
+    main()
