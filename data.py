@@ -145,7 +145,8 @@ def batches(examples, labels, batch_size, shuffle=False, seed=0, epoch=0, rank=0
     order = np.arange(len(examples))
     if shuffle:
         order = np.random.default_rng([seed, epoch]).permutation(len(examples))
-    order = order[rank::world]
+    # every rank must take the same number of steps (DDP all-reduces each one): drop the remainder
+    order = order[:len(order) - len(order) % world][rank::world]
     regression = isinstance(labels[0], float)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]

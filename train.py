@@ -243,7 +243,7 @@ def main(argv=None):
 
     train_texts, train_labels = data.read_task(args.task, "train", root)
     train = data.encode(tokenizer, train_texts, args.max_length)
-    steps_per_epoch = math.ceil(len(train) / (args.batch_size * world))
+    steps_per_epoch = math.ceil((len(train) // world) / args.batch_size)   # as data.batches shards
     total = args.max_steps or steps_per_epoch * args.epochs
     epochs = math.ceil(total / steps_per_epoch)
     log(f"{args.task}: {len(train)} train / {len(dev)} dev examples, {total} steps, "

@@ -77,3 +77,22 @@ def test_metrics():
     x = np.array([0.1, 0.4, 0.35, 0.8])
     m = train.compute_metrics(("pearson", "spearman"), x, x ** 3)
     assert m["spearman"] == pytest.approx(1.0) and 0.9 < m["pearson"] < 1.0
+
+
+def test_torchrun_two_processes(tmp_path):
+    """DistributedDataParallel on CPU (gloo), an odd number of examples: no rank hangs."""
+    import shutil
+    import subprocess
+    import sys
+    if shutil.which("torchrun") is None:
+        pytest.skip("torchrun not on PATH")
+    glue, model = write_glue(str(tmp_path / "glue"), n_train=41), write_model(str(tmp_path / "model"))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = str(tmp_path / "out")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                        os.path.join(root, "train.py"), "--task", "rte", "--data-dir", glue, "--model", model,
+                        "--device", "cpu", "--epochs", "2", "--batch-size", "4", "--out-dir", out],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "2 process(es)" in r.stdout and "10 steps" in r.stdout   # 40 of 41 examples / (4 x 2) x 2 epochs
+    assert json.load(open(os.path.join(out, "results.json")))["history"][-1]["epoch"] == 2
