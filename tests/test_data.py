@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import data
-from tiny_glue import write_glue, write_model
+from tiny import write_glue, write_model
 
 SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
 

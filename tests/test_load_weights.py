@@ -11,6 +11,7 @@ import load_weights
 from conftest import make_batch, skimming_model, tiny_config
 from load_weights import load_model, load_pretrained, rename, save_model
 from model import build
+from tiny import write_hf_checkpoint
 
 HF_NAMES = {  # our name -> Hugging Face name, for one layer
     "embed.word.weight": "embeddings.word_embeddings.weight",
@@ -23,37 +24,6 @@ HF_NAMES = {  # our name -> Hugging Face name, for one layer
     "layers.0.ln2.bias": "encoder.layer.0.output.LayerNorm.bias",
     "pooler.weight": "pooler.dense.weight",
 }
-INVERSE = [(r"^embed\.word\.", "embeddings.word_embeddings."), (r"^embed\.position\.", "embeddings.position_embeddings."),
-           (r"^embed\.token_type\.", "embeddings.token_type_embeddings."), (r"^embed\.ln\.", "embeddings.LayerNorm."),
-           (r"^layers\.(\d+)\.attn\.q\.", r"encoder.layer.\1.attention.self.query."),
-           (r"^layers\.(\d+)\.attn\.k\.", r"encoder.layer.\1.attention.self.key."),
-           (r"^layers\.(\d+)\.attn\.v\.", r"encoder.layer.\1.attention.self.value."),
-           (r"^layers\.(\d+)\.attn\.o\.", r"encoder.layer.\1.attention.output.dense."),
-           (r"^layers\.(\d+)\.ln1\.", r"encoder.layer.\1.attention.output.LayerNorm."),
-           (r"^layers\.(\d+)\.ff1\.", r"encoder.layer.\1.intermediate.dense."),
-           (r"^layers\.(\d+)\.ff2\.", r"encoder.layer.\1.output.dense."),
-           (r"^layers\.(\d+)\.ln2\.", r"encoder.layer.\1.output.LayerNorm."), (r"^pooler\.", "pooler.dense.")]
-
-
-def hf_key(ours):
-    import re
-    for p, r in INVERSE:
-        ours = re.sub(p, r, ours)
-    return ours
-
-
-def write_hf_checkpoint(folder, model, transform=lambda d: d):
-    """Write `model` (an encoder) as a Hugging Face style checkpoint folder."""
-    os.makedirs(folder, exist_ok=True)
-    tensors = {hf_key(k): v.clone() for k, v in model.state_dict().items()}
-    tensors["embeddings.position_ids"] = torch.arange(model.config.max_position_embeddings)[None]
-    save_file(transform(tensors), os.path.join(folder, "model.safetensors"))
-    cfg = {k: v for k, v in model.config.to_dict().items() if not k.startswith("skim") and k != "num_labels"}
-    with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump({"model_type": "bert", **cfg}, f)
-    return folder
-
-
 @pytest.fixture
 def ckpt(tmp_path):
     torch.manual_seed(0)

@@ -8,7 +8,7 @@ import pytest
 
 import report
 import train
-from tiny_glue import write_glue, write_model
+from tiny import write_glue, write_model
 
 
 @pytest.fixture(scope="module")

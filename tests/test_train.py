@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import train
-from tiny_glue import write_glue, write_model
+from tiny import write_glue, write_model
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,16 @@
-"""A tiny generated GLUE layout (all nine tasks) and a tiny random checkpoint folder, for
-end-to-end tests of data.py and train.py without real data or real weights."""
+"""Tiny generated test material: a GLUE layout (all nine tasks) and random BERT checkpoints in the
+Hugging Face layout, for end-to-end tests without real data or real weights."""
 
 import json
 import os
 import random
+import re
 
 import torch
 from safetensors.torch import save_file
+from tokenizers.implementations import BertWordPieceTokenizer
+
+from model import BertConfig, build
 
 WORDS = "the a film movie good bad great awful plot acting is was not very funny boring and but it".split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + [".", ",", "?", "!"]
@@ -27,6 +31,38 @@ HEADERS = {  # (header line or None, row maker(s1, s2, label))
 }
 LABELS = {"MNLI": ["contradiction", "entailment", "neutral"], "QNLI": ["entailment", "not_entailment"],
           "RTE": ["entailment", "not_entailment"], "STS-B": None}
+
+
+# Our names -> Hugging Face names. Written out independently of load_weights.RENAMES on purpose:
+# the tests check that table against this one, so it must not be derived from it.
+INVERSE = [(r"^embed\.word\.", "embeddings.word_embeddings."), (r"^embed\.position\.", "embeddings.position_embeddings."),
+           (r"^embed\.token_type\.", "embeddings.token_type_embeddings."), (r"^embed\.ln\.", "embeddings.LayerNorm."),
+           (r"^layers\.(\d+)\.attn\.q\.", r"encoder.layer.\1.attention.self.query."),
+           (r"^layers\.(\d+)\.attn\.k\.", r"encoder.layer.\1.attention.self.key."),
+           (r"^layers\.(\d+)\.attn\.v\.", r"encoder.layer.\1.attention.self.value."),
+           (r"^layers\.(\d+)\.attn\.o\.", r"encoder.layer.\1.attention.output.dense."),
+           (r"^layers\.(\d+)\.ln1\.", r"encoder.layer.\1.attention.output.LayerNorm."),
+           (r"^layers\.(\d+)\.ff1\.", r"encoder.layer.\1.intermediate.dense."),
+           (r"^layers\.(\d+)\.ff2\.", r"encoder.layer.\1.output.dense."),
+           (r"^layers\.(\d+)\.ln2\.", r"encoder.layer.\1.output.LayerNorm."), (r"^pooler\.", "pooler.dense.")]
+
+
+def hf_key(ours):
+    for p, r in INVERSE:
+        ours = re.sub(p, r, ours)
+    return ours
+
+
+def write_hf_checkpoint(folder, model, transform=lambda d: d):
+    """Write `model` (an encoder) as a Hugging Face style checkpoint folder."""
+    os.makedirs(folder, exist_ok=True)
+    tensors = {hf_key(k): v.clone() for k, v in model.state_dict().items()}
+    tensors["embeddings.position_ids"] = torch.arange(model.config.max_position_embeddings)[None]
+    save_file(transform(tensors), os.path.join(folder, "model.safetensors"))
+    cfg = {k: v for k, v in model.config.to_dict().items() if not k.startswith("skim") and k != "num_labels"}
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump({"model_type": "bert", **cfg}, f)
+    return folder
 
 
 def sentence(rng):
@@ -52,22 +88,15 @@ def write_glue(root, n_train=40, n_dev=12, seed=0):
 
 
 def write_model(folder, tokenizer_json=True, seed=0):
-    """A tiny random BERT checkpoint in the Hugging Face layout."""
-    from model import BertConfig, build
+    """A tiny random BERT checkpoint in the Hugging Face layout, with its tokenizer."""
     os.makedirs(folder, exist_ok=True)
     cfg = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                      intermediate_size=64, max_position_embeddings=300)
     torch.manual_seed(seed)
-    model = build(cfg)
-    from test_load_weights import hf_key
-    save_file({hf_key(k): v.contiguous() for k, v in model.state_dict().items()},
-              os.path.join(folder, "model.safetensors"))
-    with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump({"model_type": "bert", **{k: v for k, v in cfg.to_dict().items() if not k.startswith("skim")}}, f)
+    write_hf_checkpoint(folder, build(cfg))
     with open(os.path.join(folder, "vocab.txt"), "w") as f:
         f.write("\n".join(VOCAB) + "\n")
     if tokenizer_json:
-        from tokenizers.implementations import BertWordPieceTokenizer
         BertWordPieceTokenizer(os.path.join(folder, "vocab.txt"), lowercase=True).save(
             os.path.join(folder, "tokenizer.json"))
         os.remove(os.path.join(folder, "vocab.txt"))
