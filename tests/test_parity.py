@@ -27,8 +27,9 @@ def test_parity_with_reference_bert(minilm_path):
     real = ref["attention_mask"].bool()
     assert (~real).any() and real.sum(1).unique().numel() > 1       # a padded batch, mixed lengths
     diff = (out - ref["last_hidden_state"]).abs()
-    # Real tokens: the values any head reads. Padding positions carry no information (no key
-    # attends to them); there our SDPA and the reference's eager softmax differ by a few 1e-5.
+    # Real tokens: the values any head reads, to 1e-5. Padding positions carry no information (no
+    # key attends to them) and are numerically touchy: there the reference disagrees with itself
+    # (its eager and SDPA attention differ by 6.8e-5 on this batch), so they get 1e-4.
     assert diff[real].max() < 1e-5, f"max abs diff on real tokens {diff[real].max():.3g}"
     assert diff.max() < 1e-4, f"max abs diff on padding positions {diff.max():.3g}"
 
