@@ -237,7 +237,7 @@ def scatter_rows(out, x, pos, rows):
     """
     spare = out.shape[1] - 1
     target = torch.where(rows, pos, spare)
-    out.scatter_(1, target[..., None].expand(-1, -1, x.shape[-1]), x)
+    out.scatter_(1, target[..., None].expand(-1, -1, x.shape[-1]), x.to(out.dtype))
 
 
 def _pruned(h, attention_mask, layers, predictors):

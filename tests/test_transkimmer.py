@@ -266,6 +266,16 @@ def test_equivalence_pruned_equals_masked(lengths):
                    for i in range(len(counts) - 1)) or (counts[0] != counts[-1]).sum() < len(lengths)
 
 
+def test_equivalence_under_bf16_autocast():
+    """The mixed-precision path (bf16 autocast, as train.py uses on CUDA) prunes the same way."""
+    model = skimming_model(seed=1).eval()
+    ids, mask = make_batch([16, 11, 7, 3], seed=2)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        masked, pruned = model(ids, mask, prune=False), model(ids, mask)
+    assert all(torch.equal(a, b) for a, b in zip(masked.keep_masks, pruned.keep_masks))
+    assert (masked.last_hidden_state.float() - pruned.last_hidden_state.float()).abs().max() < 2e-2
+
+
 # Gradients: the total loss reaches every predictor parameter, through Eq. 4 and Eq. 6 -----------------------------
 
 def _predictor_grads(model, ids, mask, loss_fn):
