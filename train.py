@@ -169,6 +169,15 @@ def evaluate(model, examples, labels, args, device, tokenizer=None, record=8):
                 examples=recorded[:record])
 
 
+def evaluate_dev(model, dev_sets, args, device, tokenizer):
+    """evaluate() on the first dev split; the metrics of the others (MNLI mismatched) added."""
+    (_, (examples, labels)), *others = dev_sets.items()
+    result = evaluate(model, examples, labels, args, device, tokenizer)
+    for split, (examples, labels) in others:
+        result[f"metrics_{split}"] = evaluate(model, examples, labels, args, device)["metrics"]
+    return result
+
+
 def autocast(device):
     """bf16 autocast on CUDA; full precision on CPU."""
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
@@ -231,12 +240,14 @@ def main(argv=None):
 
     # data
     root = data.glue_dir(args.task, args.data_dir, args.cache_dir)
-    dev_texts, dev_labels = data.read_task(args.task, data.layout(args.task).dev[0], root)
-    dev = data.encode(tokenizer, dev_texts, args.max_length)
+    dev_sets = {}
+    for split in data.layout(args.task).dev:   # MNLI: matched and mismatched
+        texts, labels = data.read_task(args.task, split, root)
+        dev_sets[split] = (data.encode(tokenizer, texts, args.max_length), labels)
     os.makedirs(args.out_dir, exist_ok=True)
 
     if args.eval_only:
-        result = evaluate(model, dev, dev_labels, args, device, tokenizer)
+        result = evaluate_dev(model, dev_sets, args, device, tokenizer)
         write_results(args, result, [])
         log(json.dumps(result, indent=2))
         return result
@@ -246,7 +257,7 @@ def main(argv=None):
     steps_per_epoch = math.ceil((len(train) // world) / args.batch_size)   # as data.batches shards
     total = args.max_steps or steps_per_epoch * args.epochs
     epochs = math.ceil(total / steps_per_epoch)
-    log(f"{args.task}: {len(train)} train / {len(dev)} dev examples, {total} steps, "
+    log(f"{args.task}: {len(train)} train / {len(next(iter(dev_sets.values()))[0])} dev examples, {total} steps, "
         f"{'baseline BERT' if args.baseline else f'Transkimmer lambda={args.skim_coefficient} tau={args.tau}'}, "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, device {device}, {world} process(es)")
 
@@ -285,7 +296,7 @@ def main(argv=None):
                 break
         if (epoch + 1) % args.eval_every_epoch == 0 or step >= total:
             if master:
-                result = evaluate(model, dev, dev_labels, args, device, tokenizer)
+                result = evaluate_dev(model, dev_sets, args, device, tokenizer)
                 result.update(epoch=epoch + 1, step=step, train_seconds=time.perf_counter() - t0)
                 history.append(result)
                 main_metric = TASKS[args.task]["metrics"][0]

@@ -35,6 +35,8 @@ def test_tiny_run_every_task(setup, tmp_path, task):
         assert key in res
     assert res["flops_speedup_sequence"] > res["flops_speedup_no_padding"] > 0
     assert res["args"]["skim_coefficient"] == train.TASKS[task]["harmony"]
+    if task == "mnli":
+        assert set(res["metrics_dev_mismatched"]) == {"accuracy"}
     assert sorted(os.listdir(os.path.join(out, "checkpoint"))) == ["config.json", "model.safetensors", "tokenizer.json"]
 
 
