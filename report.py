@@ -36,10 +36,10 @@ def load(folder):
     return res
 
 
-def line_chart(runs, width=520, height=300):
+def line_chart(runs, width=680, height=300):
     """Fig. 4: kept fraction entering each layer, one polyline (and one circle per layer) per run."""
     L = max(len(r["kept_fraction_per_layer"]) for r in runs)
-    left, right, top, bottom = 50, 150, 20, 40
+    left, right, top, bottom = 50, 270, 20, 40   # the legend sits on the right
     x = lambda i: left + (width - left - right) * (i / max(L - 1, 1))
     y = lambda v: top + (height - top - bottom) * (1 - v)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
