@@ -216,7 +216,8 @@ def compact(x, pos, keep):
 
     x (B, T, H) states, pos (B, T) their original positions, keep (B, T) bool. Returns the states
     and positions of the kept tokens, in their original order, in (B, T') tensors where T' is the
-    largest kept count of the batch, and valid (B, T'): True where a row holds a real kept token.
+    largest kept count of the batch; valid (B, T'), True where a row holds a real kept token; and
+    full, True when no row is short (then attention needs no mask at all).
     """
     n = keep.sum(1)                                                          # (B,)
     # The one host-device synchronisation of a layer, and unavoidable: the next tensor's size
@@ -225,8 +226,8 @@ def compact(x, pos, keep):
     order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices[:, :t_new]  # kept first
     x = x.gather(1, order[..., None].expand(-1, -1, x.shape[-1]))            # (B, T', H)
     pos = pos.gather(1, order)                                               # (B, T')
-    valid = None if t_min == t_new else torch.arange(t_new, device=x.device) < n[:, None]
-    return x, pos, valid
+    valid = torch.arange(t_new, device=x.device) < n[:, None]                # (B, T')
+    return x, pos, valid, t_min == t_new
 
 
 def scatter_rows(out, x, pos, rows):
@@ -246,16 +247,15 @@ def _pruned(h, attention_mask, layers, predictors):
     out = torch.cat([h, h.new_zeros(B, 1, H)], dim=1)    # (B, T+1, H): padding keeps H^0; slot T is spare
     real = attention_mask.bool()
     pos = torch.arange(T, device=h.device).expand(B, T)
-    x, pos, valid = compact(h, pos, real)                # padding is skimmed before layer 0
+    x, pos, valid, full = compact(h, pos, real)           # padding is skimmed before layer 0
     masks = []
     for layer, pred in zip(layers, predictors):
-        d = keep_cls(decide(pred(x), training=False, tau=1.0)).bool()       # (B, T')
-        keep = d if valid is None else d & valid
-        scatter_rows(out, x, pos, ~keep if valid is None else valid & ~keep)  # skimmed: leave with H^i
+        keep = valid & keep_cls(decide(pred(x), training=False, tau=1.0)).bool()   # (B, T')
+        scatter_rows(out, x, pos, valid & ~keep)          # skimmed tokens leave with H^i (Eq. 3)
         masks.append(_expand_mask(keep, pos, T, h.dtype))
-        x, pos, valid = compact(x, pos, keep)
-        x = layer(x, valid)
-    scatter_rows(out, x, pos, torch.ones_like(pos, dtype=torch.bool) if valid is None else valid)
+        x, pos, valid, full = compact(x, pos, keep)
+        x = layer(x, None if full else valid)
+    scatter_rows(out, x, pos, valid)                      # the rest leave with H^L
     return SkimOutput(out[:, :T], masks, skim_loss(masks, attention_mask))
 
 
