@@ -21,6 +21,8 @@ attention, our plain BERT and the reference.
 """
 
 import argparse
+import json
+import os
 import statistics
 import time
 
@@ -186,11 +188,11 @@ def hf_model(tok_dir, device):
     except ImportError:
         print("(transformers not installed: no reference comparison)")
         return None
-    try:
-        return BertModel.from_pretrained(tok_dir, add_pooling_layer=True).to(device)
-    except Exception as e:  # e.g. a train.py checkpoint, in our own names
-        print(f"(reference BertModel cannot read {tok_dir}: {type(e).__name__}; pass --model for the comparison)")
-        return None
+    with open(os.path.join(tok_dir, "config.json")) as f:
+        if "skim" in json.load(f):   # a train.py checkpoint, in our own names: the reference would load
+            print("(no reference comparison on a train.py checkpoint: pass --model, a Hugging Face folder)")
+            return None               # it with random weights, and only warn
+    return BertModel.from_pretrained(tok_dir).to(device)
 
 
 def reference(args, tok_dir, dense, examples, sizes, device):
