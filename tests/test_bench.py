@@ -1,0 +1,44 @@
+"""bench.py runs end to end on a tiny model, and sets the predictors to the skim it is asked for."""
+
+import os
+
+import pytest
+
+import bench
+import train
+from tiny import write_glue, write_model
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    return write_glue(str(root / "glue"), n_dev=40), write_model(str(root / "model"))
+
+
+def test_bench_skim_fraction(setup):
+    glue, model = setup
+    rows = bench.main(["--model", model, "--data-dir", glue, "--batch-sizes", "1,8", "--num-examples", "40",
+                       "--repeats", "1", "--warmup", "0", "--no-reference", "--device", "cpu",
+                       "--skim-fraction", "0.5", "--skim-layer", "1"])      # with the training-step timing
+    assert [r["batch"] for r in rows] == [1, 8]
+    r = rows[1]
+    # half the non-[CLS] tokens skimmed before layer 1 of 2: kept = (1 + (1 + 0.5 (n - 1)) / n) / 2 per sentence
+    assert 0.6 < r["kept"] < 0.9, r
+    assert r["flops"] > 1.0 and r["measured"] > 0 and r["realised"] == pytest.approx(r["measured"] / r["flops"])
+
+
+def test_bench_checkpoint(setup, tmp_path, capsys):
+    glue, model = setup
+    out = str(tmp_path / "run")
+    train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "1",
+                "--batch-size", "8", "--out-dir", out])
+    rows = bench.main(["--checkpoint", os.path.join(out, "checkpoint"), "--data-dir", glue, "--batch-sizes", "4",
+                       "--num-examples", "16", "--repeats", "1", "--warmup", "0", "--no-train", "--device", "cpu"])
+    assert rows[0]["kept"] == pytest.approx(1.0)           # a fresh Transkimmer keeps everything (Eqs. 8-9)
+    printed = capsys.readouterr().out
+    assert "no reference comparison on a train.py checkpoint" in printed or "transformers not installed" in printed
+
+
+def test_bench_needs_one_model():
+    with pytest.raises(SystemExit):
+        bench.parse_args([])
