@@ -9,8 +9,8 @@ The page holds, each with the table of numbers behind it (no network, no JavaScr
   - the fraction of tokens kept entering each layer, one curve per folder (paper Fig. 4);
   - dev examples with every token coloured by the layer before which it was skimmed, black
     when kept through all layers (paper Table 5);
-  - when several folders share a task: the metric against FLOPs speedup, one point per folder,
-    the plain-BERT baseline marked (paper Fig. 3).
+  - when several folders share a task (say, several harmony coefficients and the baseline): the
+    metric against FLOPs speedup, one point per folder, the plain-BERT baseline marked (Fig. 3).
 """
 
 import argparse
@@ -31,7 +31,8 @@ def load(folder):
     with open(path) as f:
         res = json.load(f)
     a = res["args"]
-    res["name"] = f"{res['task']} " + ("baseline" if a["baseline"] else f"Transkimmer lambda={a['skim_coefficient']:g}")
+    res["name"] = f"{os.path.basename(os.path.normpath(folder))} (" + \
+        ("baseline)" if a["baseline"] else f"Transkimmer, lambda={a['skim_coefficient']:g})")
     res["folder"] = folder
     return res
 
@@ -91,7 +92,7 @@ def scatter_chart(runs, width=520, height=300):
             parts.append(f'<rect class="baseline" x="{x(a) - 4:.1f}" y="{y(b) - 4:.1f}" width="8" height="8" fill="black"/>')
         else:
             parts.append(f'<circle class="point" cx="{x(a):.1f}" cy="{y(b):.1f}" r="4" fill="#1f77b4"/>')
-        parts.append(f'<text x="{x(a) + 7:.1f}" y="{y(b) - 6:.1f}">{html.escape(r["name"].split(" ", 1)[1])}</text>')
+        parts.append(f'<text x="{x(a) + 7:.1f}" y="{y(b) - 6:.1f}">{html.escape(r["name"])}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -133,7 +134,7 @@ def render(runs):
     for r in runs:
         by_task.setdefault(r["task"], []).append(r)
     for task, rs in by_task.items():
-        if len({r["args"]["skim_coefficient"] if not r["args"]["baseline"] else None for r in rs}) > 1:
+        if len(rs) > 1:   # e.g. several harmony coefficients, and the baseline
             body += [f"<h2>{task}: accuracy against speedup (paper Fig. 3)</h2>", scatter_chart(rs),
                      table(["run", rs[0]["metric_names"][0], "FLOPs speedup (no padding)"],
                            [[r["name"], f"{r['metrics'][rs[0]['metric_names'][0]]:.4f}",

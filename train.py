@@ -227,6 +227,8 @@ def main(argv=None):
     # model and tokenizer
     if args.eval_only:
         model, tok_dir = load_model(args.checkpoint), args.checkpoint
+        c = model.config   # results.json reports what the checkpoint was trained with
+        args.baseline, args.skim_coefficient, args.tau, args.mu0 = not c.skim, c.skim_coefficient, c.skim_tau, c.skim_mu0
     else:
         tok_dir = data.model_dir(args.model, args.cache_dir)
         num_labels = 1 if data.layout(args.task).labels is None else len(data.layout(args.task).labels)
