@@ -32,7 +32,7 @@ def load(folder):
         res = json.load(f)
     a = res["args"]
     res["name"] = f"{os.path.basename(os.path.normpath(folder))} (" + \
-        ("baseline)" if a["baseline"] else f"Transkimmer, lambda={a['skim_coefficient']:g})")
+        ("plain BERT)" if a["baseline"] else f"Transkimmer, lambda={a['skim_coefficient']:g})")
     res["folder"] = folder
     return res
 
@@ -67,7 +67,7 @@ def line_chart(runs, width=680, height=300):
     return "\n".join(parts)
 
 
-def scatter_chart(runs, width=520, height=300):
+def scatter_chart(runs, width=680, height=300):
     """Fig. 3: main metric against FLOPs speedup (no padding); the baseline is a square."""
     metric = runs[0]["metric_names"][0]
     xs = [r["flops_speedup_no_padding"] for r in runs]
@@ -92,7 +92,9 @@ def scatter_chart(runs, width=520, height=300):
             parts.append(f'<rect class="baseline" x="{x(a) - 4:.1f}" y="{y(b) - 4:.1f}" width="8" height="8" fill="black"/>')
         else:
             parts.append(f'<circle class="point" cx="{x(a):.1f}" cy="{y(b):.1f}" r="4" fill="#1f77b4"/>')
-        parts.append(f'<text x="{x(a) + 7:.1f}" y="{y(b) - 6:.1f}">{html.escape(r["name"])}</text>')
+        right_half = x(a) > width / 2   # label on the side with room, so it is never clipped
+        parts.append(f'<text x="{x(a) + (-7 if right_half else 7):.1f}" y="{y(b) - 6:.1f}" '
+                     f'text-anchor="{"end" if right_half else "start"}">{html.escape(r["name"])}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
