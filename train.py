@@ -225,13 +225,16 @@ def main(argv=None):
     torch.manual_seed(args.seed)
 
     # model and tokenizer
+    num_labels = 1 if data.layout(args.task).labels is None else len(data.layout(args.task).labels)
     if args.eval_only:
         model, tok_dir = load_model(args.checkpoint), args.checkpoint
         c = model.config   # results.json reports what the checkpoint was trained with
+        if c.num_labels != num_labels:
+            raise SystemExit(f"{args.checkpoint} has {c.num_labels} output(s), task {args.task} needs {num_labels}: "
+                             "evaluate it on the task it was trained for")
         args.baseline, args.skim_coefficient, args.tau, args.mu0 = not c.skim, c.skim_coefficient, c.skim_tau, c.skim_mu0
     else:
         tok_dir = data.model_dir(args.model, args.cache_dir)
-        num_labels = 1 if data.layout(args.task).labels is None else len(data.layout(args.task).labels)
         model = load_pretrained(tok_dir, skim=not args.baseline, num_labels=num_labels,
                                 skim_coefficient=args.skim_coefficient, skim_tau=args.tau, skim_mu0=args.mu0)
     model.to(device)

@@ -50,6 +50,9 @@ def test_baseline_and_eval_only(setup, tmp_path, capsys):
     again = train.main(["--task", "sst2", "--eval-only", "--checkpoint", os.path.join(out2, "checkpoint"),
                         "--data-dir", glue, "--device", "cpu", "--out-dir", str(tmp_path / "ev")])
     assert again["metrics"] == res2["metrics"]
+    with pytest.raises(SystemExit, match="needs 1"):
+        train.main(["--task", "stsb", "--eval-only", "--checkpoint", os.path.join(out2, "checkpoint"),
+                    "--data-dir", glue, "--device", "cpu", "--out-dir", str(tmp_path / "ev2")])
     ev = json.load(open(tmp_path / "ev" / "results.json"))
     assert ev["args"]["skim_coefficient"] == 2.0 and ev["args"]["baseline"] is False   # from the checkpoint
     assert again["kept_fraction_per_layer"] == pytest.approx(res2["kept_fraction_per_layer"])
