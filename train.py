@@ -34,7 +34,7 @@ import torch.distributed as dist
 
 import data
 import flops
-from load_weights import atomic_write_text, load_model, load_pretrained, save_model
+from load_weights import atomic_write, atomic_write_text, load_model, load_pretrained, save_model
 
 # Paper Table 2 (max length, harmony coefficient lambda); metrics as GLUE reports them, the first
 # is the one that picks the best checkpoint; epochs from the authors' scripts.
@@ -203,8 +203,9 @@ def save_checkpoint(model, tokenizer_dir, folder):
     for f in data.TOKENIZER_FILES:   # the tokenizer it was trained with travels with it
         src = os.path.join(tokenizer_dir, f)
         if os.path.isfile(src):
-            if os.path.abspath(src) != os.path.abspath(os.path.join(folder, f)):
-                shutil.copyfile(src, os.path.join(folder, f))
+            dst = os.path.join(folder, f)
+            if os.path.abspath(src) != os.path.abspath(dst):
+                atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
             break
 
 
