@@ -76,7 +76,7 @@ def set_skim(model, batches, fraction, layer):
     with torch.no_grad():
         for b in batches:
             acts.clear()
-            model(*(b[k] for k in BATCH_KEYS), prune=False)
+            model(**b, prune=False)
             real = b["attention_mask"].bool().clone()
             real[:, 0] = False
             scores.append((acts[0] @ w)[real])
@@ -116,17 +116,20 @@ def make_batches(examples, bs, n, device):
             for b in data.batches(examples, labels, bs)]
 
 
-def executed_flops(model, batches, cfg):
-    """Dense and pruned FLOPs as executed on these batches (see the module docstring)."""
-    dense = pruned = 0
+def pruned_pass(model, batches, cfg):
+    """One pruned pass over the batches: (fraction of real tokens kept entering a layer, averaged
+    over layers; dense FLOPs / pruned FLOPs, both as executed, see the module docstring)."""
+    dense = pruned = kept = tokens = 0
     with torch.no_grad():
         for b in batches:
             B, T = b["input_ids"].shape
-            out = model(*(b[k] for k in BATCH_KEYS))
+            out = model(**b)
             widest = [int(m.sum(1).max()) for m in out.keep_masks]       # T' entering each layer
             dense += B * flops.bert_flops(T, cfg)
             pruned += B * flops.transkimmer_flops(int(b["attention_mask"].sum(1).max()), widest, cfg)
-    return dense / pruned
+            kept += float(torch.stack(out.keep_masks).sum())
+            tokens += int(b["attention_mask"].sum())
+    return kept / (tokens * cfg.num_hidden_layers), dense / pruned
 
 
 def main(argv=None):
@@ -162,11 +165,9 @@ def main(argv=None):
         for bs in sizes:
             batches = make_batches(examples, bs, args.num_examples // (8 if bs == 1 else 1), device)
             tokens = sum(int(b["attention_mask"].sum()) for b in batches)
-            kept = sum(float(torch.stack(skim(*(b[k] for k in BATCH_KEYS)).keep_masks).sum()) for b in batches) \
-                / (tokens * cfg.num_hidden_layers)
-            fl = executed_flops(skim, batches, cfg)
-            t_dense, t_pruned = interleaved([lambda b: dense(*(b[k] for k in BATCH_KEYS)),
-                                             lambda b: skim(*(b[k] for k in BATCH_KEYS))],
+            kept, fl = pruned_pass(skim, batches, cfg)
+            t_dense, t_pruned = interleaved([lambda b: dense(**b),
+                                             lambda b: skim(**b)],
                                             batches, device, args.repeats, args.warmup)
             measured = t_dense / t_pruned
             rows.append(dict(batch=bs, kept=kept, flops=fl, measured=measured, realised=measured / fl))
@@ -206,7 +207,7 @@ def reference(args, tok_dir, dense, examples, sizes, device):
     with torch.no_grad():
         for bs in sizes:
             batches = make_batches(examples, bs, args.num_examples // (8 if bs == 1 else 1), device)
-            t_ours, t_ref = interleaved([lambda b: enc(*(b[k] for k in BATCH_KEYS)),
+            t_ours, t_ref = interleaved([lambda b: enc(**b),
                                          lambda b: ref(**b)], batches, device, args.repeats, args.warmup)
             print(f"{bs:>5} | {t_ours:>8.3f} | {t_ref:>11.3f} | {t_ref / t_ours:>13.2f}x")
 
