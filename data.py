@@ -271,9 +271,9 @@ def _extract(archive, root, lay):
 
 def _fetch_mrpc(folder):
     """MRPC as the GLUE script builds it: SentEval's MSR train file split by GLUE's dev ids."""
-    tmp = tempfile.mkdtemp(dir=os.path.dirname(folder) if os.path.isdir(os.path.dirname(folder)) else None)
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(folder), prefix=".mrpc-")   # same filesystem: the rename is atomic
     try:
-        os.makedirs(os.path.dirname(folder), exist_ok=True)
         train_txt = download(f"{GLUE_URL}/{MRPC_FILES['train']}", os.path.join(tmp, "msr_train.txt"))
         ids_tsv = download(f"{GLUE_URL}/{MRPC_FILES['dev_ids']}", os.path.join(tmp, "dev_ids.tsv"))
         with open(ids_tsv, encoding="utf-8") as f:

@@ -141,6 +141,9 @@ def test_download_model_and_glue(server, tmp_path, monkeypatch):
     root = data.glue_dir("mrpc", None, cache)
     assert len(data.read_task("mrpc", "dev", root)[0]) == 2 and len(data.read_task("mrpc", "train", root)[0]) == 38
     assert not [f for f in os.listdir(os.path.join(cache, "glue")) if f.startswith(".")]   # no leftovers
+    fresh = str(tmp_path / "fresh")                              # MRPC as the very first download
+    assert len(data.read_task("mrpc", "dev", data.glue_dir("mrpc", None, fresh))[0]) == 2
+    assert os.listdir(os.path.join(fresh, "glue")) == ["MRPC"]
 
 
 def test_truncated_download_leaves_nothing(server, tmp_path, monkeypatch):
