@@ -30,7 +30,7 @@ import torch
 
 import data
 import flops
-from load_weights import load_model, load_pretrained
+from load_weights import atomic_write_text, load_model, load_pretrained
 from model import build
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -53,6 +53,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     p.add_argument("--no-reference", action="store_true", help="skip the Hugging Face comparison")
     p.add_argument("--no-train", action="store_true", help="skip the training-step throughput")
+    p.add_argument("--json", help="also write the dense-vs-pruned rows to this JSON file (report.py reads it)")
     args = p.parse_args(argv)
     if bool(args.checkpoint) == bool(args.model):
         p.error("pass exactly one of --checkpoint (fine-tuned Transkimmer) or --model (pretrained BERT)")
@@ -174,6 +175,11 @@ def main(argv=None):
             print(f"{bs:>5} | {kept:>5.2f} | {fl:>12.2f}x | {measured:>7.2f}x | {measured / fl:>8.2f} | "
                   f"{tokens / t_dense:>11.0f} | {tokens / t_pruned:>12.0f}")
 
+    if args.json:
+        atomic_write_text(args.json, json.dumps(dict(
+            checkpoint=args.checkpoint, model=args.model, task=args.task, max_length=args.max_length,
+            device=str(device), threads=torch.get_num_threads(), torch=torch.__version__,
+            repeats=args.repeats, rows=rows), indent=2))
     if not args.no_reference:
         reference(args, tok_dir, dense, examples, sizes, device)
     if not args.no_train:

@@ -8,7 +8,7 @@ BERT, written by hand, with the small hook Transkimmer needs.
 
 The hook: each block takes `keep` (B, T), the keys it may attend to (1 = keep, 0 = skimmed or
 padding). With `config.skim` the encoder builds one skim predictor per layer and runs its layers
-through `transkimmer.skim_encode`, the method itself.
+through `transkimmer.masked_encode` (training) or `transkimmer.pruned_encode` (inference).
 
 References:
   - Devlin et al., "BERT: Pre-training of Deep Bidirectional Transformers", NAACL 2019.
@@ -45,7 +45,10 @@ class BertConfig:
     num_labels: int = 0                     # 0: encoder only; 1: regression; >= 2: classification
     # Transkimmer (transkimmer.py); ignored when skim is False
     skim: bool = False
-    skim_tau: float = 0.1                   # Gumbel temperature, Eq. 5 (paper 0.1; authors' code 1)
+    # Gumbel temperature, Eq. 5. Departure: the paper says 0.1, the authors' code runs 1. tau never
+    # changes the forward decision, only the straight-through gradient y(1-y)/tau; at 0.1 the keep
+    # logit's lead of 2 mu0 = 10 saturates it (gradient ~e^-100) and the predictors never move.
+    skim_tau: float = 1.0
     skim_mu0: float = 5.0                   # mean of the unbalanced last-layer bias, Eq. 9
     skim_coefficient: float = 0.3           # lambda, the harmony coefficient of Eq. 7 (Table 2)
     skim_input_layernorm: bool = False      # the authors' extra LayerNorm before the predictor MLP
@@ -96,13 +99,14 @@ class SelfAttention(nn.Module):
         self.o = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.dropout = cfg.attention_probs_dropout_prob
 
-    def forward(self, x, keep):
-        """x (B, T, H); keep (B, T), 1 = this key may be attended, 0 = not; None = all."""
+    def forward(self, x, keep, skim=False):
+        """x (B, T, H); keep (B, T), 1 = this key may be attended, 0 = not; None = all.
+        skim=True: keep is Transkimmer's mask and attention is Eq. 4 (transkimmer.skim_attention),
+        written out so that the gradient reaches the mask; otherwise fused SDPA."""
         B, T, H = x.shape
         q, k, v = (lin(x).view(B, T, self.nh, H // self.nh).transpose(1, 2) for lin in (self.q, self.k, self.v))
         p = self.dropout if self.training else 0.0
-        if keep is not None and keep.requires_grad:
-            # Training Transkimmer: the keep mask carries the predictors' gradient (Eq. 4).
+        if skim:
             y = transkimmer.skim_attention(q, k, v, keep, p)
         else:
             mask = None if keep is None else keep.bool()[:, None, None, :]  # (B, 1, 1, T)
@@ -122,8 +126,8 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.drop = nn.Dropout(cfg.hidden_dropout_prob)
 
-    def forward(self, x, keep):  # x (B, T, H), keep (B, T) or None
-        x = self.ln1(x + self.drop(self.attn(x, keep)))
+    def forward(self, x, keep, skim=False):  # x (B, T, H), keep (B, T) or None
+        x = self.ln1(x + self.drop(self.attn(x, keep, skim)))
         x = self.ln2(x + self.drop(self.ff2(F.gelu(self.ff1(x)))))  # F.gelu is the exact erf GELU
         return x
 
@@ -169,8 +173,11 @@ class BertModel(nn.Module):
         prune = (not self.training) if prune is None else prune
         if prune and self.training:
             raise ValueError("real pruning is for inference: call model.eval() first")
-        out = transkimmer.skim_encode(h, attention_mask, self.layers, self.predictors,
-                                      self.config.skim_tau, self.training, prune)
+        if prune:   # inference: tokens really removed
+            out = transkimmer.pruned_encode(h, attention_mask, self.layers, self.predictors)
+        else:       # training (or the masked reference at inference): Eq. 4 attention
+            out = transkimmer.masked_encode(h, attention_mask, self.layers, self.predictors,
+                                            self.config.skim_tau, self.training)
         h = out.last_hidden_state
         return EncoderOutput(h, torch.tanh(self.pooler(h[:, 0])), out.keep_masks, out.skim_loss)
 

@@ -2,7 +2,8 @@
 Transkimmer: a BERT that learns, layer by layer, which tokens it may stop processing.
 
 This file is the whole method. `model.py` is a plain BERT; when its config says `skim=True` it
-builds one `SkimPredictor` per layer and hands its layers to `skim_encode` below.
+builds one `SkimPredictor` per layer and runs its layers through `masked_encode` (training) or
+`pruned_encode` (inference) below.
 
     before every layer i (layer 0 included), a small MLP looks at each token's state H^i and
     decides keep (1) or skim (0)                                            Eqs. 2, 5
@@ -38,7 +39,7 @@ class SkimPredictor(nn.Module):
     """Eq. 2: M^i = Activation(MLP(H^i)), MLP = Linear(H->H) -> LayerNorm -> GELU -> Linear(H->2).
 
     Returns logits (B, T, 2); index 1 is "keep", index 0 is "skim". The activation (Eq. 5 in
-    training, an argmax at inference) is applied by `skim_encode`.
+    training, an argmax at inference) is applied by `decide`.
     Departure: the authors' code also puts a LayerNorm *before* the first Linear; the paper does
     not. We follow the paper; `input_layernorm=True` gives the authors' variant.
     """
@@ -96,21 +97,23 @@ def gumbel_softmax(logits, tau, hard=True):
     return one_hot - y.detach() + y                                 # value: one_hot, gradient: y
 
 
-def decide(logits, training, tau):
+def decide(logits, training, tau=1.0):
     """The skim decision of one predictor, (B, T, 2) -> (B, T), 1 = keep, 0 = skim.
 
-    Training samples it with Eq. 5 (differentiable). Inference is deterministic: keep iff
-    logit_keep > logit_skim. Departure: the authors' code keeps sampling Gumbel noise at
-    inference, which makes predictions random; we do not.
+    Training samples it with Eq. 5: a float 0/1 that carries the soft sample's gradient.
+    Inference is deterministic, a bool: keep iff logit_keep > logit_skim (tau plays no part).
+    Departure: the authors' code keeps sampling Gumbel noise at inference, which makes
+    predictions random; we do not.
     """
     if training:
         return gumbel_softmax(logits, tau, hard=True)[..., 1]
-    return (logits[..., 1] > logits[..., 0]).to(logits.dtype)
+    return logits[..., 1] > logits[..., 0]
 
 
-def keep_cls(decision):
-    """[CLS] (position 0) is always kept: the classifier reads it."""
-    return torch.cat([torch.ones_like(decision[:, :1]), decision[:, 1:]], dim=1)
+def keep_cls(decision, pos):
+    """[CLS] (original position 0) is always kept: the classifier reads it. decision (B, T) is a
+    float or bool keep mask, pos (B, T) or (T,) the original positions of its tokens."""
+    return torch.where(pos == 0, torch.ones_like(decision), decision)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -190,22 +193,24 @@ class SkimOutput:
     skim_loss: torch.Tensor          # scalar, Eq. 6
 
 
-def skim_encode(h, attention_mask, layers, predictors, tau, training, prune):
-    """Eq. 1: H^{i+1} = Transformer^i(Gather(H^i, M^i)), a predictor before every layer.
+def masked_encode(h, attention_mask, layers, predictors, tau, training):
+    """Eq. 1 in training: every token stays in the tensor; the skimmed ones are hidden.
 
+    H^{i+1} = Transformer^i(H^i) with skim attention (Eq. 4) under the cumulative keep mask m_i:
+    a skimmed token is no longer a key, so each kept token computes what it would compute if the
+    skimmed ones were really gone, and the predictors get the task loss's gradient through m_k.
     h (B, T, H) is the embedding output; attention_mask (B, T) has 1 = real token, 0 = padding;
-    layers[i](x, keep) is a BERT layer where keep (B, T) says which keys may be attended.
-    prune=False: the masked path (all tokens stay in the tensor, Eq. 4 hides skimmed keys); it is
-    the training path and, with deterministic decisions, the reference for the pruned one.
-    prune=True: real pruning (inference only).
+    layers[i](x, keep, skim=True) is a BERT layer whose attention is Eq. 4.
+    training=True samples the decisions (Eq. 5); False takes the deterministic ones, and then
+    this is the reference that `pruned_encode` must equal.
     """
-    if prune:
-        return _pruned(h, attention_mask, layers, predictors)
-    m = attention_mask.to(h.dtype)                     # m_{-1}: padding is skimmed before layer 0
+    pos = torch.arange(h.shape[1], device=h.device)
+    m = attention_mask.to(h.dtype)                     # padding is skimmed before layer 0
     states, masks = [h], []
     for layer, pred in zip(layers, predictors):
-        m = m * keep_cls(decide(pred(h), training, tau))   # cumulative: a skimmed token never returns
-        h = layer(h, m)
+        decision = keep_cls(decide(pred(h), training, tau).to(h.dtype), pos)
+        m = m * decision                               # cumulative: a skimmed token never returns
+        h = layer(h, m, skim=True)                     # Eq. 4 runs here
         states.append(h)
         masks.append(m)
     return SkimOutput(forward_skimmed(states, masks), masks, skim_loss(masks, attention_mask))
@@ -219,6 +224,9 @@ def compact(x, pos, keep):
     largest kept count of the batch; valid (B, T'), True where a row holds a real kept token; and
     full, True when no row is short (then attention needs no mask at all).
     """
+    if keep.shape[0] == 1:   # one sequence: an index is enough (nonzero syncs with the host once)
+        idx = keep[0].nonzero().squeeze(1)                                   # (T',)
+        return x[:, idx], pos[:, idx], keep.new_ones(1, idx.shape[0]), True
     n = keep.sum(1)                                                          # (B,)
     # The one host-device synchronisation of a layer, and unavoidable: the next tensor's size
     # depends on the decisions. (max, min) come back together; min tells if any row is short.
@@ -230,37 +238,34 @@ def compact(x, pos, keep):
     return x, pos, valid, t_min == t_new
 
 
-def scatter_rows(out, x, pos, rows):
-    """Eq. 3 at inference: write x[b, j] to out[b, pos[b, j]] wherever rows[b, j] is True.
+def pruned_encode(h, attention_mask, layers, predictors):
+    """Eq. 1 at inference: before each layer the kept tokens are really gathered into a smaller
+    batch, so a layer only computes on the T' tokens some row still keeps.
 
-    Sync-free: the rows not to be written go to a spare slot T that is then dropped.
-    out (B, T+1, H) with the spare slot; x (B, T', H); pos, rows (B, T').
+    h (B, T, H) embedding output, attention_mask (B, T) 1 = real token. Decisions are the
+    deterministic ones. Each token leaves (Eq. 3) with its state as it entered the layer that
+    skimmed it: it is scattered into `out` at its original position, and `exits` records that
+    layer. Returns the same SkimOutput as `masked_encode`, whose keep masks come from `exits`.
     """
-    spare = out.shape[1] - 1
-    target = torch.where(rows, pos, spare)
-    out.scatter_(1, target[..., None].expand(-1, -1, x.shape[-1]), x.to(out.dtype))
-
-
-def _pruned(h, attention_mask, layers, predictors):
-    """Real pruning: before each layer the kept tokens are gathered into a smaller batch."""
     B, T, H = h.shape
-    out = torch.cat([h, h.new_zeros(B, 1, H)], dim=1)    # (B, T+1, H): padding keeps H^0; slot T is spare
-    real = attention_mask.bool()
+    L = len(layers)
+    spare = T                                              # writes of rows not leaving go here
+    out = torch.cat([h, h.new_zeros(B, 1, H)], dim=1)      # (B, T+1, H): padding leaves with H^0
+    exits = torch.zeros(B, T + 1, dtype=torch.long, device=h.device)   # (B, T+1): layers entered
     pos = torch.arange(T, device=h.device).expand(B, T)
-    x, pos, valid, full = compact(h, pos, real)           # padding is skimmed before layer 0
-    masks = []
-    for layer, pred in zip(layers, predictors):
-        keep = valid & keep_cls(decide(pred(x), training=False, tau=1.0)).bool()   # (B, T')
-        scatter_rows(out, x, pos, valid & ~keep)          # skimmed tokens leave with H^i (Eq. 3)
-        masks.append(_expand_mask(keep, pos, T, h.dtype))
+    x, pos, valid, full = compact(h, pos, attention_mask.bool())       # padding skimmed before layer 0
+    for i, (layer, pred) in enumerate(zip(layers, predictors)):
+        keep = keep_cls(decide(pred(x), training=False), pos)          # (B, T') bool
+        if not full:
+            keep = keep & valid
+        target = torch.where(keep | ~valid, spare, pos)    # the tokens skimmed here leave (Eq. 3)
+        out.scatter_(1, target[..., None].expand(-1, -1, H), x.to(out.dtype))
+        exits.scatter_(1, target, i)
         x, pos, valid, full = compact(x, pos, keep)
-        x = layer(x, None if full else valid)
-    scatter_rows(out, x, pos, valid)                      # the rest leave with H^L
+        x = layer(x, None if full else valid)              # plain attention on the kept tokens
+    target = torch.where(valid, pos, spare)                # the rest leave with H^L
+    out.scatter_(1, target[..., None].expand(-1, -1, H), x.to(out.dtype))
+    exits.scatter_(1, target, L)
+    entered = exits[:, :T, None] > torch.arange(L, device=h.device)    # (B, T, L): kept entering layer i
+    masks = list(entered.to(h.dtype).unbind(-1))
     return SkimOutput(out[:, :T], masks, skim_loss(masks, attention_mask))
-
-
-def _expand_mask(keep, pos, T, dtype):
-    """A compact keep mask (B, T') back at the original positions, (B, T), 0 elsewhere."""
-    full = keep.new_zeros(keep.shape[0], T + 1, dtype=dtype)
-    full.scatter_(1, torch.where(keep, pos, T), keep.to(dtype))
-    return full[:, :T]
