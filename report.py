@@ -14,9 +14,12 @@ The page holds, each with the table of numbers behind it (no network, no JavaScr
 """
 
 import argparse
+import glob
 import html
 import json
 import os
+import re
+import statistics
 
 from load_weights import atomic_write_text
 
@@ -148,12 +151,106 @@ def render(runs):
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
+# ----------------------------------------------------------------------------------------------
+# The README's GLUE table, from results/glue/<task>-<baseline|transkimmer>-seed<N>.json (train.py's
+# results.json) and results/glue/bench/<task>-transkimmer-seed<N>.json (bench.py --json).
+
+# Paper Table 3 (dev, main metric x100): (baseline, Transkimmer, FLOPs speedup with no padding).
+# BERT-base against BERT-base; DistilBERT + Transkimmer against DistilBERT itself (the table's
+# speedups are against BERT-base, DistilBERT alone being 1.98x: we divide by 1.98).
+PAPER_BERT = dict(cola=(57.8, 58.9, 1.75), rte=(65.7, 68.9, 2.85), mrpc=(88.9, 88.5, 3.13),
+                  sst2=(93.0, 92.3, 1.58), wnli=(56.3, 56.3, 5.56), stsb=(88.6, 87.4, 3.45))
+PAPER_DISTILBERT = dict(cola=(55.7, 55.1, 3.52 / 1.98), rte=(58.8, 59.2, 4.12 / 1.98), mrpc=(88.3, 87.8, 9.92 / 1.98),
+                        sst2=(90.6, 89.5, 5.01 / 1.98), wnli=(53.5, 56.3, 10.41 / 1.98), stsb=(87.0, 86.5, 3.47 / 1.98))
+GLUE_ORDER = ("cola", "rte", "mrpc", "sst2", "wnli", "stsb")
+RESULT_NAME = re.compile(r"(?P<task>[a-z0-9]+)-(?P<kind>baseline|transkimmer)-seed(?P<seed>\d+)\.json$")
+
+
+def _mean_std(xs):
+    if not xs:
+        return "", None
+    m = statistics.mean(xs)
+    return (f"{m:.1f}" if len(xs) == 1 else f"{m:.1f} ± {statistics.stdev(xs):.1f}"), m
+
+
+def glue_runs(folder):
+    """{(task, kind): [results, ...]} from the result files, with each one's bench rows attached."""
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        m = RESULT_NAME.search(os.path.basename(path))
+        if not m:
+            continue
+        with open(path) as f:
+            res = json.load(f)
+        bench = os.path.join(folder, "bench", os.path.basename(path))
+        if os.path.isfile(bench):
+            with open(bench) as f:
+                res["bench"] = {row["batch"]: row for row in json.load(f)["rows"]}
+        runs.setdefault((m["task"], m["kind"]), []).append(res)
+    return runs
+
+
+def glue_table(folder):
+    """The markdown table of every task with results, means (± std over seeds, n = seeds)."""
+    runs = glue_runs(folder)
+    head = ("| task | metric | baseline | Transkimmer | difference | seeds | FLOPs speedup no padding / sequence "
+            "| tokens kept entering each layer | measured speedup batch 32 / batch 1 "
+            "| paper BERT-base (baseline → Transkimmer, speedup) | paper DistilBERT + Transkimmer (vs DistilBERT) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    speed = []
+    for task in sorted({t for t, _ in runs}, key=lambda t: GLUE_ORDER.index(t) if t in GLUE_ORDER else 99):
+        base, tk = runs.get((task, "baseline"), []), runs.get((task, "transkimmer"), [])
+        metric = (base or tk)[0]["metric_names"][0]
+        score = lambda rs: [100 * r["metrics"][metric] for r in rs]
+        b_txt, b = _mean_std(score(base))
+        t_txt, t = _mean_std(score(tk))
+        diff = f"{t - b:+.1f}" if b is not None and t is not None else ""
+        no_pad = [r["flops_speedup_no_padding"] for r in tk]
+        seq = [r["flops_speedup_sequence"] for r in tk]
+        kept = " ".join(f"{statistics.mean(k):.2f}" for k in zip(*[r["kept_fraction_per_layer"] for r in tk]))
+        benched = [r["bench"] for r in tk if "bench" in r]
+        measured = " / ".join(f"{statistics.mean(bn[bs]['measured'] for bn in benched):.2f}x ({statistics.mean(bn[bs]['realised'] for bn in benched):.2f} of FLOPs)"
+                              for bs in (32, 1) if benched and all(bs in bn for bn in benched))
+        if no_pad:
+            speed.append(statistics.mean(no_pad))
+        paper = lambda d: f"{d[task][0]:.1f} → {d[task][1]:.1f}, {d[task][2]:.2f}x" if task in d else ""
+        lines.append(f"| {task} | {metric} | {b_txt} | {t_txt} | {diff} | {len(base)} / {len(tk)} | "
+                     + (f"{statistics.mean(no_pad):.2f}x / {statistics.mean(seq):.2f}x" if no_pad else "")
+                     + f" | {kept} | {measured} | {paper(PAPER_BERT)} | {paper(PAPER_DISTILBERT)} |")
+    if speed:
+        pb = statistics.mean(v[2] for v in PAPER_BERT.values())
+        pd = statistics.mean(v[2] for v in PAPER_DISTILBERT.values())
+        lines.append(f"| average | | | | | | {statistics.mean(speed):.2f}x ({len(speed)} tasks) | | | {pb:.2f}x | {pd:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def replace_between(path, marker, text):
+    """Replace what stands between <!-- marker --> and <!-- /marker --> in a file, atomically."""
+    with open(path) as f:
+        doc = f.read()
+    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    if start not in doc or end not in doc:
+        raise SystemExit(f"error: {path} has no {start} ... {end} block to fill")
+    before, rest = doc.split(start, 1)
+    atomic_write_text(path, before + start + "\n" + text + rest[rest.index(end):])
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folders", nargs="+", help="output folders of train.py (each with results.json)")
+    p.add_argument("folders", nargs="*", help="output folders of train.py (each with results.json)")
+    p.add_argument("--glue", help="print the GLUE table from this folder of result files (results/glue)")
+    p.add_argument("--readme", help="with --glue: write the table into this file's <!-- glue-table --> block")
     p.add_argument("--out", default="report.html", help="the HTML page to write")
     p.add_argument("--svg", help="also write the layer-wise chart alone to this SVG file")
     args = p.parse_args(argv)
+    if args.glue:
+        text = glue_table(args.glue)
+        if args.readme:
+            replace_between(args.readme, "glue-table", text)
+        print(text, end="")
+        return
+    if not args.folders:
+        p.error("pass train.py output folders, or --glue results/glue")
     runs = [load(f) for f in args.folders]
     atomic_write_text(args.out, render(runs))
     if args.svg:

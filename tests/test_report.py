@@ -52,3 +52,33 @@ def test_report_content(outs, tmp_path):
 def test_report_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="results.json not found"):
         report.main([str(tmp_path)])
+
+
+def test_glue_table_from_result_files(outs, tmp_path, capsys):
+    """The README's GLUE table: mean and std over seeds, difference, speedups and bench rows, all
+    from the files; written into the README's marked block and nowhere else."""
+    import shutil
+    folder = tmp_path / "glue"
+    (folder / "bench").mkdir(parents=True)
+    for src, name in [(outs[0], "sst2-transkimmer-seed1"), (outs[1], "sst2-transkimmer-seed2"),
+                      (outs[2], "sst2-baseline-seed1"), (outs[2], "sst2-baseline-seed2")]:
+        shutil.copy(os.path.join(src, "results.json"), folder / f"{name}.json")
+    rows = [dict(batch=32, kept=0.5, flops=2.0, measured=1.8, realised=0.9), dict(batch=1, kept=0.5, flops=2.0, measured=1.1, realised=0.55)]
+    json.dump(dict(rows=rows), open(folder / "bench" / "sst2-transkimmer-seed1.json", "w"))
+    json.dump(dict(rows=[dict(r, measured=r["measured"] + 0.2) for r in rows]), open(folder / "bench" / "sst2-transkimmer-seed2.json", "w"))
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- glue-table -->\nold table\n<!-- /glue-table -->\nafter\n")
+    report.main(["--glue", str(folder), "--readme", str(readme)])
+    runs = [json.load(open(os.path.join(f, "results.json"))) for f in outs]
+    tk = [100 * r["metrics"]["accuracy"] for r in runs[:2]]
+    row = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("| sst2"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[1] == "accuracy" and cells[5] == "2 / 2"
+    assert cells[3].startswith(f"{sum(tk) / 2:.1f} ± ")
+    assert cells[6] == f"{sum(r['flops_speedup_no_padding'] for r in runs[:2]) / 2:.2f}x / " \
+                       f"{sum(r['flops_speedup_sequence'] for r in runs[:2]) / 2:.2f}x"
+    assert cells[8] == "1.90x (0.90 of FLOPs) / 1.20x (0.55 of FLOPs)"
+    assert cells[9] == "93.0 → 92.3, 1.58x"                          # paper Table 3, BERT-base
+    text = readme.read_text()
+    assert text.startswith("before\n<!-- glue-table -->\n| task |") and text.endswith("<!-- /glue-table -->\nafter\n")
+    assert "old table" not in text and row in text

