@@ -32,6 +32,7 @@ import data
 import flops
 from load_weights import atomic_write_text, load_model, load_pretrained
 from model import build
+from train import TASKS
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -42,10 +43,10 @@ def parse_args(argv=None):
     p.add_argument("--model", help="a pretrained BERT folder (or hub name); predictors set by --skim-*")
     p.add_argument("--skim-fraction", type=float, default=0.5, help="share of real tokens to skim (no checkpoint)")
     p.add_argument("--skim-layer", type=int, default=0, help="skim them before this layer (no checkpoint)")
-    p.add_argument("--task", default="sst2", help="GLUE task whose dev sentences are used")
+    p.add_argument("--task", default="sst2", choices=sorted(TASKS), help="GLUE task whose dev sentences are used")
     p.add_argument("--data-dir", default="../shared/data/glue", help="folder in the GLUE layout")
     p.add_argument("--num-examples", type=int, default=512, help="dev examples per timed pass (batch 1: / 8)")
-    p.add_argument("--max-length", type=int, default=128, help="truncate sentences to this many tokens")
+    p.add_argument("--max-length", type=int, help="truncate sentences to this many tokens (default: the task's, Table 2)")
     p.add_argument("--batch-sizes", default=None, help="comma-separated (default: 1,32 on CPU, 1,32,128 on CUDA)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     p.add_argument("--repeats", type=int, default=7, help="timed passes per model; the median is reported")
@@ -57,6 +58,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if bool(args.checkpoint) == bool(args.model):
         p.error("pass exactly one of --checkpoint (fine-tuned Transkimmer) or --model (pretrained BERT)")
+    args.max_length = args.max_length or TASKS[args.task]["max_length"]
     return args
 
 

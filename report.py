@@ -224,6 +224,27 @@ def glue_table(folder):
     return "\n".join(lines) + "\n"
 
 
+def ablation_table(folder):
+    """The README's recipe ablation table: one row per result file (train.py's results.json, named
+    <task>-<steps>-<what>.json), with the settings that make the recipe."""
+    head = ("| run | model | tau | lr | predictor lr | lambda warm-up | metric | FLOPs speedup no padding / sequence "
+            "| tokens kept entering each layer | train time |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        with open(path) as f:
+            r = json.load(f)
+        a, metric = r["args"], r["metric_names"][0]
+        if a["baseline"]:
+            model, tau, plr, warm = "plain BERT", "", "", ""
+        else:
+            model, tau, plr, warm = "Transkimmer", f"{a['tau']:g}", f"{a['predictor_lr']:g}", f"{a.get('skim_warmup', 0.0):g}"
+        kept = " ".join(f"{k:.2f}" for k in r["kept_fraction_per_layer"])
+        lines.append(f"| {os.path.basename(path)[:-5]} | {model} | {tau} | {a['lr']:g} | {plr} | {warm} "
+                     f"| {metric} {100 * r['metrics'][metric]:.1f} | {r['flops_speedup_no_padding']:.2f}x / "
+                     f"{r['flops_speedup_sequence']:.2f}x | {kept} | {r['train_seconds'] / 60:.0f} min |")
+    return "\n".join(lines) + "\n"
+
+
 def replace_between(path, marker, text):
     """Replace what stands between <!-- marker --> and <!-- /marker --> in a file, atomically."""
     with open(path) as f:
@@ -239,18 +260,22 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folders", nargs="*", help="output folders of train.py (each with results.json)")
     p.add_argument("--glue", help="print the GLUE table from this folder of result files (results/glue)")
-    p.add_argument("--readme", help="with --glue: write the table into this file's <!-- glue-table --> block")
+    p.add_argument("--ablation", help="print the recipe ablation table from this folder (results/ablation)")
+    p.add_argument("--readme", help="with --glue / --ablation: write each table into this file's "
+                   "<!-- glue-table --> / <!-- ablation-table --> block")
     p.add_argument("--out", default="report.html", help="the HTML page to write")
     p.add_argument("--svg", help="also write the layer-wise chart alone to this SVG file")
     args = p.parse_args(argv)
-    if args.glue:
-        text = glue_table(args.glue)
+    tables = [(marker, make(folder)) for marker, make, folder in
+              [("glue-table", glue_table, args.glue), ("ablation-table", ablation_table, args.ablation)] if folder]
+    for marker, text in tables:
         if args.readme:
-            replace_between(args.readme, "glue-table", text)
-        print(text, end="")
+            replace_between(args.readme, marker, text)
+        print(text)
+    if tables:
         return
     if not args.folders:
-        p.error("pass train.py output folders, or --glue results/glue")
+        p.error("pass train.py output folders, or --glue results/glue, or --ablation results/ablation")
     runs = [load(f) for f in args.folders]
     atomic_write_text(args.out, render(runs))
     if args.svg:
