@@ -115,7 +115,7 @@ def test_harmony_ramps_over_the_warmup_then_holds():
 
 def test_default_recipe_and_paper_settings_reachable():
     d = train.parse_args(["--task", "sst2"])
-    assert (d.tau, d.predictor_lr, d.skim_warmup, d.lr, d.mu0) == (1.0, 2e-4, 0.5, 5e-5, 5.0)
+    assert (d.tau, d.predictor_lr, d.skim_warmup, d.lr, d.mu0) == (1.0, None, 0.5, 5e-5, 5.0)   # lr: 0.08 / steps
     p = train.parse_args(["--task", "sst2", "--tau", "0.1", "--predictor-lr", "2e-5", "--skim-warmup", "0",
                           "--lr", "2e-5"])
     assert (p.tau, p.predictor_lr, p.skim_warmup, p.lr) == (0.1, 2e-5, 0.0, 2e-5)
@@ -130,6 +130,7 @@ def test_run_reports_its_last_evaluation(setup, tmp_path):
     saved = json.load(open(os.path.join(out, "results.json")))
     assert [h["epoch"] for h in saved["history"]] == [1, 2, 3]
     assert saved["epoch"] == 3 and saved["metrics"] == saved["history"][-1]["metrics"] == res["metrics"]
+    assert saved["args"]["predictor_lr"] == pytest.approx(train.PREDICTOR_LR_TIMES_STEPS / saved["step"])
     again = train.main(["--task", "sst2", "--eval-only", "--checkpoint", os.path.join(out, "checkpoint"),
                         "--data-dir", glue, "--device", "cpu", "--out-dir", str(tmp_path / "ev")])
     assert again["metrics"] == saved["metrics"]
