@@ -18,6 +18,7 @@ References:
 
 import csv
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -94,9 +95,12 @@ def read_task(task, split, data_dir):
             raw = row[lay.label]
             if lay.labels is None:
                 try:
-                    labels.append(float(raw))
+                    value = float(raw)
                 except ValueError:
                     raise ValueError(f"{where}: label {raw!r} is not a number") from None
+                if not math.isfinite(value):
+                    raise ValueError(f"{where}: label {raw!r} is not a finite number")
+                labels.append(value)
             elif raw in lay.labels:
                 labels.append(lay.labels.index(raw))
             else:

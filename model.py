@@ -43,6 +43,7 @@ class BertConfig:
     initializer_range: float = 0.02         # sigma of Eq. 8, for BERT's weights and the predictors'
     pad_token_id: int = 0
     num_labels: int = 0                     # 0: encoder only; 1: regression; >= 2: classification
+    finetuning_task: str = None             # the task a fine-tuned checkpoint was trained for (HF's name)
     # Transkimmer (transkimmer.py); ignored when skim is False
     skim: bool = False
     # Gumbel temperature, Eq. 5. Departure: the paper says 0.1, the authors' code runs 1. tau never

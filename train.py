@@ -25,6 +25,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
 from contextlib import nullcontext
 
@@ -36,7 +37,7 @@ import data
 import flops
 import transkimmer
 from model import BertConfig
-from load_weights import atomic_write, atomic_write_text, load_model, load_pretrained, save_model
+from load_weights import atomic_write_text, load_model, load_pretrained, save_model
 
 # Paper Table 2 (max length, harmony coefficient lambda); metrics as GLUE reports them, the first
 # is the one that picks the best checkpoint; epochs from the authors' scripts.
@@ -55,13 +56,33 @@ TASKS = {
 }
 
 
+def number(kind, low=None, high=None, low_open=False, high_open=False):
+    """An argparse type: a finite int or float in a range; a bad value is argparse's one-line error."""
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if low is not None and (v <= low if low_open else v < low):
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low:g}, got {text}")
+        if high is not None and (v >= high if high_open else v > high):
+            raise argparse.ArgumentTypeError(f"must be {'<' if high_open else '<='} {high:g}, got {text}")
+        return v
+    return parse
+
+
+POSITIVE_INT, POSITIVE = number(int, 1), number(float, 0, low_open=True)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("task and data")
     g.add_argument("--task", required=True, choices=sorted(TASKS), help="GLUE task")
     g.add_argument("--data-dir", help="folder in the GLUE layout (<dir>/SST-2/train.tsv, ...); "
                    "default: download the task once into --cache-dir")
-    g.add_argument("--max-length", type=int, help="truncate to this many tokens (default: paper Table 2)")
+    g.add_argument("--max-length", type=number(int, 8), help="truncate to this many tokens (default: paper Table 2)")
     g.add_argument("--cache-dir", default=data.DEFAULT_CACHE, help="where downloads are kept")
     g = p.add_argument_group("model")
     g.add_argument("--model", default="bert-base-uncased",
@@ -69,41 +90,78 @@ def parse_args(argv=None):
     g.add_argument("--baseline", action="store_true", help="fine-tune the plain BERT, no skimming")
     g.add_argument("--checkpoint", help="with --eval-only: a folder written by this script (out/checkpoint)")
     g = p.add_argument_group("skimming")
-    g.add_argument("--skim-coefficient", type=float, help="harmony coefficient lambda of Eq. 7 (default: Table 2)")
-    g.add_argument("--tau", type=float, default=BertConfig.skim_tau, help="Gumbel-softmax temperature, Eq. 5 "
+    g.add_argument("--skim-coefficient", type=number(float, 0), help="harmony coefficient lambda of Eq. 7 (default: Table 2)")
+    g.add_argument("--tau", type=POSITIVE, default=BertConfig.skim_tau, help="Gumbel-softmax temperature, Eq. 5 "
                    "(paper: 0.1, which cannot start training; see model.py)")
-    g.add_argument("--mu0", type=float, default=BertConfig.skim_mu0, help="unbalanced bias mean of the predictors, Eq. 9")
-    g.add_argument("--predictor-lr", type=float, help="learning rate of the skim predictors (default: "
+    g.add_argument("--mu0", type=number(float), default=BertConfig.skim_mu0, help="unbalanced bias mean of the predictors, Eq. 9")
+    g.add_argument("--predictor-lr", type=POSITIVE, help="learning rate of the skim predictors (default: "
                    f"{PREDICTOR_LR_TIMES_STEPS:g} / the run's steps, 2e-4 for 400; paper: one lr for all, pass --lr's value)")
-    g.add_argument("--skim-warmup", type=float, default=0.5, help="fraction of the steps over which lambda ramps "
+    g.add_argument("--skim-warmup", type=number(float, 0, 1), default=0.5, help="fraction of the steps over which lambda ramps "
                    "linearly from 0 to its value (paper: 0)")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate of the BERT weights and the head, "
+    g.add_argument("--lr", type=POSITIVE, default=5e-5, help="AdamW learning rate of the BERT weights and the head, "
                    "linear decay to 0 (paper: 2e-5)")
-    g.add_argument("--batch-size", type=int, default=32, help="training batch size (per process)")
-    g.add_argument("--epochs", type=int, help="epochs (default: 3, 5 for MRPC and WNLI)")
-    g.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (overrides --epochs)")
-    g.add_argument("--warmup", type=float, default=0.0, help="fraction of steps with linear warm-up")
-    g.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (not on biases, LayerNorms)")
-    g.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
-    g.add_argument("--seed", type=int, default=42, help="seed for initialisation, shuffling and sampling")
+    g.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="training batch size (per process)")
+    g.add_argument("--epochs", type=POSITIVE_INT, help="epochs (default: 3, 5 for MRPC and WNLI)")
+    g.add_argument("--max-steps", type=POSITIVE_INT, help="stop after this many optimiser steps (overrides --epochs)")
+    g.add_argument("--warmup", type=number(float, 0, 1, high_open=True), default=0.0, help="fraction of steps with linear warm-up")
+    g.add_argument("--weight-decay", type=number(float, 0), default=0.01, help="AdamW weight decay (not on biases, LayerNorms)")
+    g.add_argument("--clip", type=POSITIVE, default=1.0, help="gradient norm clipping")
+    g.add_argument("--seed", type=number(int, 0), default=42, help="seed for initialisation, shuffling and sampling")
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda, cpu, cuda:1, ...")
-    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    g.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch (default: torch's choice)")
     g = p.add_argument_group("evaluation and output")
     g.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint on the dev set, no training")
-    g.add_argument("--eval-batch-size", type=int, default=32, help="evaluation batch size")
-    g.add_argument("--eval-every-epoch", type=int, default=1, help="evaluate at the end of every N-th epoch")
-    g.add_argument("--log-every", type=int, default=50, help="log a line every N steps")
-    g.add_argument("--out-dir", default=None, help="output folder (default: out/<task>[-baseline])")
+    g.add_argument("--eval-batch-size", type=POSITIVE_INT, default=32, help="evaluation batch size")
+    g.add_argument("--eval-every-epoch", type=POSITIVE_INT, default=1, help="evaluate at the end of every N-th epoch")
+    g.add_argument("--log-every", type=POSITIVE_INT, default=50, help="log a line every N steps")
+    g.add_argument("--out-dir", default=None, help="output folder (default: out/<task>[-baseline]); training "
+                   "writes results.json and checkpoint/, --eval-only writes eval-results.json")
+    g.add_argument("--overwrite", action="store_true", help="replace the results (and checkpoint) already in --out-dir")
     args = p.parse_args(argv)
     if args.eval_only and not args.checkpoint:
         p.error("--eval-only needs --checkpoint DIR")
+    if args.checkpoint and not args.eval_only:
+        p.error("--checkpoint is read with --eval-only alone; training starts from --model "
+                "(to fine-tune a saved model further, pass its folder as --model)")
     t = TASKS[args.task]
-    args.max_length = args.max_length or t["max_length"]
+    args.max_length = args.max_length if args.max_length is not None else t["max_length"]
     args.skim_coefficient = t["harmony"] if args.skim_coefficient is None else args.skim_coefficient
-    args.epochs = args.epochs or t["epochs"]
+    args.epochs = args.epochs if args.epochs is not None else t["epochs"]
     args.out_dir = args.out_dir or os.path.join("out", args.task + ("-baseline" if args.baseline else ""))
+    check_environment(p, args)
     return args
+
+
+def results_path(args):
+    """Training writes results.json; evaluation alone never touches a training record."""
+    return os.path.join(args.out_dir, "eval-results.json" if args.eval_only else "results.json")
+
+
+def check_environment(p, args):
+    """What can be checked before any work: the device, torchrun's variables, the output folder."""
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        p.error(f"--device {args.device!r} is not a device: use cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        p.error(f"--device {args.device}: this machine has no CUDA GPU (torch {torch.__version__}); use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        p.error(f"--device {args.device}: only cpu and cuda are supported")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not all(v in os.environ for v in ("RANK", "MASTER_ADDR")):
+        p.error("WORLD_SIZE is set but RANK or MASTER_ADDR is not: launch several processes with torchrun, "
+                "or unset WORLD_SIZE")
+    out = args.out_dir
+    if os.path.exists(out) and not os.path.isdir(out):
+        p.error(f"--out-dir {out} is a file: pass a folder")
+    if os.path.exists(results_path(args)) and not args.overwrite:
+        p.error(f"--out-dir {out} already holds {os.path.basename(results_path(args))}: pass another --out-dir, "
+                "or --overwrite to replace it")
+    parent = out if os.path.isdir(out) else os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        p.error(f"--out-dir {out}: {parent} is not writable; pass a folder you can write to")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -153,6 +211,8 @@ def evaluate(model, examples, labels, args, device, tokenizer=None, record=8):
         with autocast(device):
             out = model(b["input_ids"], b["attention_mask"], b["token_type_ids"])
         logits = out.logits.float()
+        if not torch.isfinite(logits).all():
+            raise SystemExit("error: the model's outputs are NaN or inf on the dev set: its weights are broken")
         preds.append(logits.squeeze(-1) if cfg.num_labels == 1 else logits.argmax(-1))
         lengths.append(b["attention_mask"].sum(1))
         if out.keep_masks is not None:
@@ -231,14 +291,33 @@ def optimizer_for(model, args):
 
 
 def save_checkpoint(model, tokenizer_dir, folder):
-    save_model(model, folder)
-    for f in data.TOKENIZER_FILES:   # the tokenizer it was trained with travels with it
-        src = os.path.join(tokenizer_dir, f)
-        if os.path.isfile(src):
-            dst = os.path.join(folder, f)
-            if os.path.abspath(src) != os.path.abspath(dst):
-                atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
-            break
+    """model.safetensors, config.json and every tokenizer file it was trained with, written as a
+    whole folder under a temporary name beside `folder` and then swapped in: a kill leaves the old
+    checkpoint or the new one, never new weights beside an old config or a stale tokenizer."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{os.path.basename(folder)}-")
+    old = None
+    try:
+        save_model(model, tmp)
+        for f in data.TOKENIZER_FILES + ("tokenizer_config.json",):
+            if os.path.isfile(os.path.join(tokenizer_dir, f)):
+                shutil.copyfile(os.path.join(tokenizer_dir, f), os.path.join(tmp, f))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        if os.path.exists(folder):
+            old = tempfile.mkdtemp(dir=parent, prefix=f".old-{os.path.basename(folder)}-")
+            os.replace(folder, os.path.join(old, "previous"))
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old and not os.path.exists(folder):                      # put the previous one back
+            os.replace(os.path.join(old, "previous"), folder)
+        raise
+    finally:
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def main(argv=None):
@@ -262,13 +341,16 @@ def main(argv=None):
     if args.eval_only:
         model, tok_dir = load_model(args.checkpoint), args.checkpoint
         c = model.config   # results.json reports what the checkpoint was trained with
+        if c.finetuning_task and c.finetuning_task != args.task:
+            raise SystemExit(f"error: {args.checkpoint} was fine-tuned on {c.finetuning_task}, not {args.task}: "
+                             f"pass --task {c.finetuning_task}")
         if c.num_labels != num_labels:
-            raise SystemExit(f"{args.checkpoint} has {c.num_labels} output(s), task {args.task} needs {num_labels}: "
-                             "evaluate it on the task it was trained for")
+            raise SystemExit(f"error: {args.checkpoint} has {c.num_labels} output(s), task {args.task} needs "
+                             f"{num_labels}: evaluate it on the task it was trained for")
         args.baseline, args.skim_coefficient, args.tau, args.mu0 = not c.skim, c.skim_coefficient, c.skim_tau, c.skim_mu0
     else:
         tok_dir = data.model_dir(args.model, args.cache_dir)
-        model = load_pretrained(tok_dir, skim=not args.baseline, num_labels=num_labels,
+        model = load_pretrained(tok_dir, skim=not args.baseline, num_labels=num_labels, finetuning_task=args.task,
                                 skim_coefficient=args.skim_coefficient, skim_tau=args.tau, skim_mu0=args.mu0)
     model.to(device)
     tokenizer = data.load_tokenizer(tok_dir)
@@ -321,7 +403,13 @@ def main(argv=None):
             loss = out.task_loss if out.skim_loss is None else \
                 transkimmer.total_loss(out.task_loss, out.skim_loss, harmony_at(step, total, args))   # Eq. 7
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            # A NaN or inf stops the run before it reaches the weights (one host sync per step):
+            # the last checkpoint and results.json stay as the last evaluation left them.
+            if not torch.isfinite(loss + grad_norm):
+                raise SystemExit(f"error: step {step + 1}: the loss is {loss.item()} and the gradient norm "
+                                 f"{grad_norm.item()}; stopped, nothing of this step was saved (lower --lr, "
+                                 "check the data's labels and the checkpoint's weights)")
             opt.step()
             sched.step()
             step += 1
@@ -363,7 +451,18 @@ def write_results(args, result, history):
     """results.json (atomically): the last evaluation, the history of all, and every argument."""
     out = dict(task=args.task, metric_names=list(TASKS[args.task]["metrics"]), **result,
                history=history, args=vars(args))
-    atomic_write_text(os.path.join(args.out_dir, "results.json"), json.dumps(out, indent=2))
+    atomic_write_text(results_path(args), json.dumps(finite(out), indent=2, allow_nan=False))
+
+
+def finite(x):
+    """NaN and inf become null (strict JSON); a metric that is undefined says so instead of lying."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite(v) for v in x]
+    return x
 
 
 if __name__ == "__main__":
