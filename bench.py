@@ -31,7 +31,7 @@ import torch
 import data
 import flops
 from load_weights import atomic_write_text, load_model, load_pretrained
-from model import build
+from model import build, encoder, is_predictor
 from train import TASKS
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -66,7 +66,7 @@ def set_skim(model, batches, fraction, layer):
     """Make the predictors skim `fraction` of the real non-[CLS] tokens before `layer` and keep
     every other token: keep logit = w . a + b with a random w, b at the fraction-quantile of
     w . a over these batches (a: the predictor's hidden activation), skim logit 0."""
-    preds = model.bert.predictors if hasattr(model, "bert") else model.predictors
+    preds = encoder(model).predictors
     for i, pred in enumerate(preds):
         torch.nn.init.zeros_(pred.fc2.weight)
         with torch.no_grad():
@@ -148,7 +148,7 @@ def main(argv=None):
         skim = load_pretrained(tok_dir, skim=True, num_labels=2)
     cfg = skim.config
     dense = build(type(cfg)(**{**cfg.to_dict(), "skim": False}))
-    dense.load_state_dict({k: v for k, v in skim.state_dict().items() if ".predictors." not in f".{k}"})
+    dense.load_state_dict({k: v for k, v in skim.state_dict().items() if not is_predictor(k)})
     skim.to(device).eval()
     dense.to(device).eval()
 
@@ -209,7 +209,7 @@ def reference(args, tok_dir, dense, examples, sizes, device):
     if ref is None:
         return
     ref.eval()
-    enc = dense.bert if hasattr(dense, "bert") else dense
+    enc = encoder(dense)
     print(f"\nours (dense) vs Hugging Face BertModel ({ref.config._attn_implementation} attention), same weights, inference")
     print(f"{'batch':>5} | {'ours s':>8} | {'reference s':>11} | {'ratio ref/ours':>14}")
     with torch.no_grad():

@@ -217,6 +217,16 @@ class BertForSequenceClassification(nn.Module):
         return out
 
 
+def encoder(model):
+    """The encoder (BertModel) of a model with a head, or the model itself: the one way to reach it."""
+    return model.bert if isinstance(model, BertForSequenceClassification) else model
+
+
+def is_predictor(name):
+    """True for a parameter (or state-dict key) of a skim predictor."""
+    return ".predictors." in f".{name}"
+
+
 def build(cfg):
     """The model a config asks for (encoder alone when num_labels == 0), initialised."""
     model = BertForSequenceClassification(cfg) if cfg.num_labels else BertModel(cfg)
@@ -235,7 +245,7 @@ def init_weights(model, cfg):
     """
     std = cfg.initializer_range
     for name, m in model.named_modules():
-        if ".predictors." in f".{name}.":
+        if is_predictor(name + "."):
             continue
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, 0.0, std)
@@ -246,8 +256,7 @@ def init_weights(model, cfg):
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-    encoder = model.bert if isinstance(model, BertForSequenceClassification) else model
-    for pred in encoder.predictors or []:
+    for pred in encoder(model).predictors or []:
         transkimmer.init_predictor(pred, sigma=std, mu0=cfg.skim_mu0)
 
 

@@ -27,6 +27,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from contextlib import nullcontext
 
 import numpy as np
@@ -36,7 +37,7 @@ import torch.distributed as dist
 import data
 import flops
 import transkimmer
-from model import BertConfig
+from model import BertConfig, is_predictor
 from load_weights import atomic_write_text, load_model, load_pretrained, save_model
 
 # Paper Table 2 (max length, harmony coefficient lambda); metrics as GLUE reports them, the first
@@ -168,7 +169,28 @@ def check_environment(p, args):
 # Metrics (GLUE conventions)
 
 
+def average_ranks(x):
+    """Ranks 1..n, tied values sharing the mean of their ranks (as scipy.stats.rankdata, which
+    GLUE's Spearman uses): STS-B dev has 1,500 labels but only 161 distinct values."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(1, len(x) + 1)
+    values, inverse = np.unique(x, return_inverse=True)
+    return (np.bincount(inverse, ranks) / np.bincount(inverse))[inverse]
+
+
+def correlation(a, b, name):
+    """Pearson correlation; 0 (with a warning) when either side is constant, where it is undefined."""
+    if np.std(a) == 0 or np.std(b) == 0:
+        warnings.warn(f"{name}: the {'predictions' if np.std(a) == 0 else 'labels'} are constant, so the "
+                      "correlation is undefined; reported as 0")
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 def compute_metrics(names, preds, labels):
+    """GLUE's metrics, as GLUE computes them (scikit-learn's accuracy, F1 and Matthews, scipy's
+    Pearson and Spearman); degenerate cases give 0, as scikit-learn's Matthews does."""
     preds, labels = np.asarray(preds), np.asarray(labels)
     out = {}
     for name in names:
@@ -183,10 +205,9 @@ def compute_metrics(names, preds, labels):
             den = math.sqrt(float((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
             out[name] = float(tp * tn - fp * fn) / den if den else 0.0
         elif name == "pearson":
-            out[name] = float(np.corrcoef(preds, labels)[0, 1])
+            out[name] = correlation(preds, labels, name)
         elif name == "spearman":
-            rank = lambda x: np.argsort(np.argsort(x, kind="stable"), kind="stable")  # ties: rare for floats
-            out[name] = float(np.corrcoef(rank(preds), rank(labels))[0, 1])
+            out[name] = correlation(average_ranks(preds), average_ranks(labels), name)
     return out
 
 
@@ -282,7 +303,7 @@ def optimizer_for(model, args):
     """AdamW; no weight decay on biases and LayerNorms; the predictors may get their own lr."""
     groups = {}
     for name, p in model.named_parameters():
-        pred = ".predictors." in name
+        pred = is_predictor(name)
         decay = p.ndim >= 2
         lr = args.predictor_lr if pred else args.lr
         groups.setdefault((lr, decay), []).append(p)

@@ -6,7 +6,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from model import BertConfig, build  # noqa: E402
+from model import BertConfig, build, encoder  # noqa: E402
 
 
 def tiny_config(**kw):
@@ -36,8 +36,8 @@ def skimming_model(seed=0, **kw):
     random last-layer weights with large scale and zero bias instead of the +-mu0 bias."""
     torch.manual_seed(seed)
     model = build(tiny_config(skim=True, **kw))
-    encoder = model.bert if hasattr(model, "bert") else model
-    for pred in encoder.predictors:
+    enc = encoder(model)
+    for pred in enc.predictors:
         torch.nn.init.normal_(pred.fc2.weight, 0.0, 1.0)
         torch.nn.init.normal_(pred.fc2.bias, 1.0, 0.1)  # lean towards keep, so later layers see work
     return model

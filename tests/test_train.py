@@ -71,6 +71,21 @@ def test_errors(setup, tmp_path):
                     "--device", "cpu", "--out-dir", str(tmp_path / "x")])
 
 
+def test_metrics_equal_the_reference_definitions_ties_included():
+    """Reference values computed once with scipy 1.17 (stats.spearmanr, stats.pearsonr) on a
+    vector with ties on both sides, as STS-B's labels have."""
+    y = [0.0, 0.0, 1.5, 1.5, 3.0, 5.0, 0.0, 2.2]
+    p = [0.1, 0.1, 1.0, 2.0, 3.0, 3.0, 0.5, 2.0]
+    m = train.compute_metrics(("pearson", "spearman"), p, y)
+    assert m["spearman"] == pytest.approx(0.9563247157871204, abs=1e-12)
+    assert m["pearson"] == pytest.approx(0.9186174633140309, abs=1e-12)
+    assert train.average_ranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [3.5, 1.0, 3.5, 2.0]
+    with pytest.warns(UserWarning, match="predictions are constant"):
+        const = train.compute_metrics(("pearson", "spearman"), [2.0] * 8, y)
+    assert const == {"pearson": 0.0, "spearman": 0.0}
+    assert train.compute_metrics(("matthews", "f1"), [0, 0, 0], [0, 1, 0]) == {"matthews": 0.0, "f1": 0.0}
+
+
 def test_tasks_table_matches_paper_table_2():
     assert {t: (v["max_length"], v["harmony"]) for t, v in train.TASKS.items()} == {
         "cola": (64, 0.3), "rte": (256, 0.8), "qqp": (128, 0.2), "mrpc": (128, 0.5), "sst2": (64, 0.3),
