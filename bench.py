@@ -30,6 +30,7 @@ import torch
 
 import data
 import flops
+import transkimmer
 from load_weights import atomic_write_text, load_model, load_pretrained
 from model import build, encoder, is_predictor
 from train import TASKS
@@ -130,7 +131,7 @@ def pruned_pass(model, batches, cfg):
             widest = [int(m.sum(1).max()) for m in out.keep_masks]       # T' entering each layer
             dense += B * flops.bert_flops(T, cfg)
             pruned += B * flops.transkimmer_flops(int(b["attention_mask"].sum(1).max()), widest, cfg)
-            kept += float(torch.stack(out.keep_masks).sum())
+            kept += float(transkimmer.kept_per_layer(out.keep_masks).sum())
             tokens += int(b["attention_mask"].sum())
     return kept / (tokens * cfg.num_hidden_layers), dense / pruned
 

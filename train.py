@@ -237,7 +237,7 @@ def evaluate(model, examples, labels, args, device, tokenizer=None, record=8):
         preds.append(logits.squeeze(-1) if cfg.num_labels == 1 else logits.argmax(-1))
         lengths.append(b["attention_mask"].sum(1))
         if out.keep_masks is not None:
-            kept.append(torch.stack([m.sum(1) for m in out.keep_masks], 1))   # (B, L)
+            kept.append(transkimmer.kept_per_layer(out.keep_masks))            # (B, L)
             if tokenizer is not None and len(recorded) < record:
                 layer = torch.stack(out.keep_masks).sum(0).long().cpu()           # (B, T): layers entered
                 for ids, n, s in zip(b["input_ids"].cpu(), b["attention_mask"].sum(1).tolist(), layer):
@@ -436,11 +436,11 @@ def main(argv=None):
             step += 1
             if master and (step % args.log_every == 0 or step == total):
                 elapsed = time.perf_counter() - t0
-                kept = (torch.stack(out.keep_masks).sum() / (b["attention_mask"].sum() * len(out.keep_masks))).item() \
+                kept = (transkimmer.kept_per_layer(out.keep_masks).sum(0) / b["attention_mask"].sum()).mean().item() \
                     if out.keep_masks is not None else 1.0
                 skim = out.skim_loss.item() if out.skim_loss is not None else 0.0
                 log(f"step {step}/{total} | loss {loss.item():.4f} | task {out.task_loss.item():.4f} | "
-                    f"skim {skim:.4f} | kept {kept:.3f} | lr {sched.get_last_lr()[0]:.2e} | "
+                    f"skim loss {skim:.4f} | kept {kept:.3f} | lr {sched.get_last_lr()[0]:.2e} | "
                     f"{step * args.batch_size * world / elapsed:.1f} ex/s | ETA {(total - step) * elapsed / step / 60:.1f} min")
             if step >= total:
                 break

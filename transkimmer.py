@@ -177,6 +177,13 @@ def skim_loss(masks, attention_mask):
     return (kept / lengths).mean()
 
 
+def kept_per_layer(masks):
+    """Tokens kept entering each layer, per sequence: (B, L) counts from the L keep masks (B, T).
+    The "kept fraction" everywhere (logs, results.json, bench.py) is these counts summed over
+    sequences and divided by the number of real tokens: token-weighted, padding never counted."""
+    return torch.stack([m.sum(1) for m in masks], 1)
+
+
 def total_loss(task_loss, skim, harmony):
     """Eq. 7: Loss = Loss_task + lambda * Loss_skim, lambda the harmony coefficient (Table 2)."""
     return task_loss + harmony * skim
