@@ -20,6 +20,7 @@ References:
 import json
 import os
 import re
+import shutil
 import tempfile
 import warnings
 
@@ -27,6 +28,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from data import TOKENIZER_FILES
 from model import BertConfig, BertForSequenceClassification, build
 
 # checkpoint key -> our key; applied in order, each at most once
@@ -140,6 +142,36 @@ def save_model(model, path):
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
     atomic_write(os.path.join(path, "model.safetensors"), lambda tmp: save_file(tensors, tmp))
     atomic_write_text(os.path.join(path, "config.json"), json.dumps(model.config.to_dict(), indent=2))
+
+
+def save_checkpoint(model, tokenizer_dir, folder):
+    """model.safetensors, config.json and every tokenizer file it was trained with, written as a
+    whole folder under a temporary name beside `folder` and then swapped in: a kill leaves the old
+    checkpoint or the new one, never new weights beside an old config or a stale tokenizer."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{os.path.basename(folder)}-")
+    old = None
+    try:
+        save_model(model, tmp)
+        for f in TOKENIZER_FILES + ("tokenizer_config.json",):
+            if os.path.isfile(os.path.join(tokenizer_dir, f)):
+                shutil.copyfile(os.path.join(tokenizer_dir, f), os.path.join(tmp, f))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        if os.path.exists(folder):
+            old = tempfile.mkdtemp(dir=parent, prefix=f".old-{os.path.basename(folder)}-")
+            os.replace(folder, os.path.join(old, "previous"))
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old and not os.path.exists(folder):                      # put the previous one back
+            os.replace(os.path.join(old, "previous"), folder)
+        raise
+    finally:
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write(path, write):

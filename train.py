@@ -24,13 +24,9 @@ import argparse
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
-import warnings
 from contextlib import nullcontext
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -38,7 +34,7 @@ import data
 import flops
 import transkimmer
 from model import BertConfig, is_predictor
-from load_weights import atomic_write_text, load_model, load_pretrained, save_model
+from load_weights import atomic_write_text, load_model, load_pretrained, save_checkpoint
 
 # Paper Table 2 (max length, harmony coefficient lambda); metrics as GLUE reports them, the first
 # is the one that picks the best checkpoint; epochs from the authors' scripts.
@@ -169,48 +165,6 @@ def check_environment(p, args):
 # Metrics (GLUE conventions)
 
 
-def average_ranks(x):
-    """Ranks 1..n, tied values sharing the mean of their ranks (as scipy.stats.rankdata, which
-    GLUE's Spearman uses): STS-B dev has 1,500 labels but only 161 distinct values."""
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(1, len(x) + 1)
-    values, inverse = np.unique(x, return_inverse=True)
-    return (np.bincount(inverse, ranks) / np.bincount(inverse))[inverse]
-
-
-def correlation(a, b, name):
-    """Pearson correlation; 0 (with a warning) when either side is constant, where it is undefined."""
-    if np.std(a) == 0 or np.std(b) == 0:
-        warnings.warn(f"{name}: the {'predictions' if np.std(a) == 0 else 'labels'} are constant, so the "
-                      "correlation is undefined; reported as 0")
-        return 0.0
-    return float(np.corrcoef(a, b)[0, 1])
-
-
-def compute_metrics(names, preds, labels):
-    """GLUE's metrics, as GLUE computes them (scikit-learn's accuracy, F1 and Matthews, scipy's
-    Pearson and Spearman); degenerate cases give 0, as scikit-learn's Matthews does."""
-    preds, labels = np.asarray(preds), np.asarray(labels)
-    out = {}
-    for name in names:
-        if name == "accuracy":
-            out[name] = float((preds == labels).mean())
-        elif name == "f1":
-            tp = float(((preds == 1) & (labels == 1)).sum())
-            out[name] = 2 * tp / max(float((preds == 1).sum() + (labels == 1).sum()), 1.0)
-        elif name == "matthews":
-            tp, tn = ((preds == 1) & (labels == 1)).sum(), ((preds == 0) & (labels == 0)).sum()
-            fp, fn = ((preds == 1) & (labels == 0)).sum(), ((preds == 0) & (labels == 1)).sum()
-            den = math.sqrt(float((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
-            out[name] = float(tp * tn - fp * fn) / den if den else 0.0
-        elif name == "pearson":
-            out[name] = correlation(preds, labels, name)
-        elif name == "spearman":
-            out[name] = correlation(average_ranks(preds), average_ranks(labels), name)
-    return out
-
-
 # ----------------------------------------------------------------------------------------------
 # Evaluation, with real pruning
 
@@ -251,7 +205,7 @@ def evaluate(model, examples, labels, args, device, tokenizer=None, record=8):
     kept = torch.cat(kept).cpu().long() if kept else None
     no_pad, seq = flops.speedups(lengths.tolist(), None if kept is None else kept.tolist(), cfg, args.max_length)
     per_layer = [1.0] * cfg.num_hidden_layers if kept is None else (kept.sum(0) / lengths.sum()).tolist()
-    metrics = compute_metrics(TASKS[args.task]["metrics"], preds, labels)
+    metrics = data.compute_metrics(TASKS[args.task]["metrics"], preds, labels)
     for i, ex in enumerate(recorded[:record]):
         ex.update(label=labels[i], prediction=preds[i].item())
     return dict(metrics=metrics, kept_fraction_per_layer=per_layer, flops_speedup_no_padding=no_pad,
@@ -311,57 +265,28 @@ def optimizer_for(model, args):
                               for (lr, d), ps in groups.items()], lr=args.lr)
 
 
-def save_checkpoint(model, tokenizer_dir, folder):
-    """model.safetensors, config.json and every tokenizer file it was trained with, written as a
-    whole folder under a temporary name beside `folder` and then swapped in: a kill leaves the old
-    checkpoint or the new one, never new weights beside an old config or a stale tokenizer."""
-    parent = os.path.dirname(os.path.abspath(folder))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{os.path.basename(folder)}-")
-    old = None
-    try:
-        save_model(model, tmp)
-        for f in data.TOKENIZER_FILES + ("tokenizer_config.json",):
-            if os.path.isfile(os.path.join(tokenizer_dir, f)):
-                shutil.copyfile(os.path.join(tokenizer_dir, f), os.path.join(tmp, f))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
-        if os.path.exists(folder):
-            old = tempfile.mkdtemp(dir=parent, prefix=f".old-{os.path.basename(folder)}-")
-            os.replace(folder, os.path.join(old, "previous"))
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old and not os.path.exists(folder):                      # put the previous one back
-            os.replace(os.path.join(old, "previous"), folder)
-        raise
-    finally:
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+def setup(args):
+    """torchrun's processes (one per GPU), threads, seed. Returns (rank, world, device)."""
     rank, world = 0, 1
-    if distributed:   # torchrun: one process per GPU
-        dist.init_process_group("nccl" if torch.cuda.is_available() and args.device.startswith("cuda") else "gloo")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
         rank, world = dist.get_rank(), dist.get_world_size()
         if args.device.startswith("cuda"):
             args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    master = rank == 0
-    log = print if master else (lambda *a, **k: None)
-    device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    return rank, world, torch.device(args.device)
 
-    # model and tokenizer
-    num_labels = 1 if data.layout(args.task).labels is None else len(data.layout(args.task).labels)
+
+def load(args, device):
+    """The model (pretrained with a fresh head and fresh predictors, or --checkpoint for --eval-only),
+    the folder of its tokenizer, and the tokenizer."""
+    lay = data.layout(args.task)
+    num_labels = 1 if lay.labels is None else len(lay.labels)
     if args.eval_only:
         model, tok_dir = load_model(args.checkpoint), args.checkpoint
-        c = model.config   # results.json reports what the checkpoint was trained with
+        c = model.config   # results report what the checkpoint was trained with
         if c.finetuning_task and c.finetuning_task != args.task:
             raise SystemExit(f"error: {args.checkpoint} was fine-tuned on {c.finetuning_task}, not {args.task}: "
                              f"pass --task {c.finetuning_task}")
@@ -373,20 +298,61 @@ def main(argv=None):
         tok_dir = data.model_dir(args.model, args.cache_dir)
         model = load_pretrained(tok_dir, skim=not args.baseline, num_labels=num_labels, finetuning_task=args.task,
                                 skim_coefficient=args.skim_coefficient, skim_tau=args.tau, skim_mu0=args.mu0)
-    model.to(device)
-    tokenizer = data.load_tokenizer(tok_dir)
     if args.max_length > model.config.max_position_embeddings:
-        raise SystemExit(f"--max-length {args.max_length} exceeds the model's max_position_embeddings "
+        raise SystemExit(f"error: --max-length {args.max_length} exceeds the model's max_position_embeddings "
                          f"{model.config.max_position_embeddings}: pass a smaller --max-length")
+    return model.to(device), tok_dir, data.load_tokenizer(tok_dir)
 
-    # data
+
+def train_step(model, b, opt, sched, step, total, args):
+    """One optimiser step on batch b; returns the model's output and the loss (Eq. 7)."""
+    with autocast(b["input_ids"].device):
+        out = model(b["input_ids"], b["attention_mask"], b["token_type_ids"], labels=b["labels"])
+    opt.zero_grad(set_to_none=True)
+    loss = out.task_loss if out.skim_loss is None else \
+        transkimmer.total_loss(out.task_loss, out.skim_loss, harmony_at(step, total, args))   # Eq. 7
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+    # A NaN or inf stops the run before it reaches the weights (one host sync per step): the last
+    # checkpoint and results.json stay as the last evaluation left them.
+    if not torch.isfinite(loss + grad_norm):
+        raise SystemExit(f"error: step {step + 1}: the loss is {loss.item()} and the gradient norm "
+                         f"{grad_norm.item()}; stopped, nothing of this step was saved (lower --lr, "
+                         "check the data's labels and the checkpoint's weights)")
+    opt.step()
+    sched.step()
+    return out, loss
+
+
+def log_step(log, step, total, out, loss, b, lr, examples, t0):
+    kept = (transkimmer.kept_per_layer(out.keep_masks).sum(0) / b["attention_mask"].sum()).mean().item() \
+        if out.keep_masks is not None else 1.0
+    skim = out.skim_loss.item() if out.skim_loss is not None else 0.0
+    elapsed = time.perf_counter() - t0
+    log(f"step {step}/{total} | loss {loss.item():.4f} | task {out.task_loss.item():.4f} | skim loss {skim:.4f} | "
+        f"kept {kept:.3f} | lr {lr:.2e} | {examples / elapsed:.1f} ex/s | ETA {(total - step) * elapsed / step / 60:.1f} min")
+
+
+def log_eval(log, epoch, result):
+    log(f"eval epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
+        + f" | FLOPs speedup {result['flops_speedup_no_padding']:.2f}x (no padding), "
+        f"{result['flops_speedup_sequence']:.2f}x (sequence) | kept per layer "
+        + " ".join(f"{k:.2f}" for k in result["kept_fraction_per_layer"]) + f" | {result['eval_seconds']:.1f} s")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rank, world, device = setup(args)
+    distributed, master = world > 1, rank == 0
+    log = print if master else (lambda *a, **k: None)
+    model, tok_dir, tokenizer = load(args, device)
+
     root = data.glue_dir(args.task, args.data_dir, args.cache_dir)
     dev_sets = {}
     for split in data.layout(args.task).dev:   # MNLI: matched and mismatched
         texts, labels = data.read_task(args.task, split, root)
         dev_sets[split] = (data.encode(tokenizer, texts, args.max_length), labels)
     os.makedirs(args.out_dir, exist_ok=True)
-
     if args.eval_only:
         result = evaluate_dev(model, dev_sets, args, device, tokenizer)
         write_results(args, result, [])
@@ -395,72 +361,44 @@ def main(argv=None):
 
     train_texts, train_labels = data.read_task(args.task, "train", root)
     train = data.encode(tokenizer, train_texts, args.max_length)
-    steps_per_epoch = math.ceil((len(train) // world) / args.batch_size)   # as data.batches shards
+    steps_per_epoch = data.num_batches(len(train), args.batch_size, world)
     total = args.max_steps or steps_per_epoch * args.epochs
     args.predictor_lr = args.predictor_lr or PREDICTOR_LR_TIMES_STEPS / total   # results.json records it
-    epochs = math.ceil(total / steps_per_epoch)
     log(f"{args.task}: {len(train)} train / {len(next(iter(dev_sets.values()))[0])} dev examples, {total} steps, "
         f"{'baseline BERT' if args.baseline else f'Transkimmer lambda={args.skim_coefficient} tau={args.tau}'}, "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, device {device}, {world} process(es)")
 
-    train_model = model
-    if distributed:
-        train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+    train_model = model if not distributed else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
     opt = optimizer_for(model, args)
-    warm = int(args.warmup * total)
+    warm = int(args.warmup * total)   # linear warm-up, then linear decay to 0
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / max(warm, 1) if s < warm else max(0.0, (total - s) / max(total - warm, 1)))
 
     history, result, step, t0 = [], None, 0, time.perf_counter()
-    for epoch in range(epochs):
+    for epoch in range(math.ceil(total / steps_per_epoch)):
         train_model.train()
         for b in data.batches(train, train_labels, args.batch_size, shuffle=True, seed=args.seed,
                               epoch=epoch, rank=rank, world=world):
             b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
-            with autocast(device):
-                out = train_model(b["input_ids"], b["attention_mask"], b["token_type_ids"], labels=b["labels"])
-            opt.zero_grad(set_to_none=True)
-            loss = out.task_loss if out.skim_loss is None else \
-                transkimmer.total_loss(out.task_loss, out.skim_loss, harmony_at(step, total, args))   # Eq. 7
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-            # A NaN or inf stops the run before it reaches the weights (one host sync per step):
-            # the last checkpoint and results.json stay as the last evaluation left them.
-            if not torch.isfinite(loss + grad_norm):
-                raise SystemExit(f"error: step {step + 1}: the loss is {loss.item()} and the gradient norm "
-                                 f"{grad_norm.item()}; stopped, nothing of this step was saved (lower --lr, "
-                                 "check the data's labels and the checkpoint's weights)")
-            opt.step()
-            sched.step()
+            out, loss = train_step(train_model, b, opt, sched, step, total, args)
             step += 1
             if master and (step % args.log_every == 0 or step == total):
-                elapsed = time.perf_counter() - t0
-                kept = (transkimmer.kept_per_layer(out.keep_masks).sum(0) / b["attention_mask"].sum()).mean().item() \
-                    if out.keep_masks is not None else 1.0
-                skim = out.skim_loss.item() if out.skim_loss is not None else 0.0
-                log(f"step {step}/{total} | loss {loss.item():.4f} | task {out.task_loss.item():.4f} | "
-                    f"skim loss {skim:.4f} | kept {kept:.3f} | lr {sched.get_last_lr()[0]:.2e} | "
-                    f"{step * args.batch_size * world / elapsed:.1f} ex/s | ETA {(total - step) * elapsed / step / 60:.1f} min")
+                log_step(log, step, total, out, loss, b, sched.get_last_lr()[0], step * args.batch_size * world, t0)
             if step >= total:
                 break
-        if (epoch + 1) % args.eval_every_epoch == 0 or step >= total:
-            if master:
-                result = evaluate_dev(model, dev_sets, args, device, tokenizer)
-                result.update(epoch=epoch + 1, step=step, train_seconds=time.perf_counter() - t0)
-                history.append(result)
-                log(f"eval epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
-                    + f" | FLOPs speedup {result['flops_speedup_no_padding']:.2f}x (no padding), "
-                    f"{result['flops_speedup_sequence']:.2f}x (sequence) | kept per layer "
-                    + " ".join(f"{k:.2f}" for k in result["kept_fraction_per_layer"])
-                    + f" | {result['eval_seconds']:.1f} s")
-                # The run reports its last evaluation, baseline and Transkimmer alike (as the authors'
-                # scripts do). Picking the epoch with the best dev metric would favour the epoch that
-                # skims least and flatter the metric on small dev sets; the history keeps every epoch.
-                save_checkpoint(model, tok_dir, os.path.join(args.out_dir, "checkpoint"))
-                write_results(args, result, history)
-            if distributed:
-                dist.barrier()
+        if master and ((epoch + 1) % args.eval_every_epoch == 0 or step >= total):
+            result = evaluate_dev(model, dev_sets, args, device, tokenizer)
+            result.update(epoch=epoch + 1, step=step, train_seconds=time.perf_counter() - t0)
+            history.append(result)
+            log_eval(log, epoch + 1, result)
+            # The run reports its last evaluation, baseline and Transkimmer alike (as the authors'
+            # scripts do). Picking the epoch with the best dev metric would favour the epoch that
+            # skims least and flatter the metric on small dev sets; the history keeps every epoch.
+            save_checkpoint(model, tok_dir, os.path.join(args.out_dir, "checkpoint"))
+            write_results(args, result, history)
+        if distributed and ((epoch + 1) % args.eval_every_epoch == 0 or step >= total):
+            dist.barrier()
         if step >= total:
             break
     if distributed:

@@ -156,12 +156,12 @@ def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):
         real_save(model, path)
         raise KeyboardInterrupt          # killed between the weights and the rest
     real_save = load_weights.save_model
-    monkeypatch.setattr(train, "save_model", dies_after_the_weights)
+    monkeypatch.setattr(load_weights, "save_model", dies_after_the_weights)
     with pytest.raises(KeyboardInterrupt):
-        train.save_checkpoint(train.load_model(str(ckpt)), model, str(ckpt))
+        load_weights.save_checkpoint(train.load_model(str(ckpt)), model, str(ckpt))
     assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == before
     assert sorted(os.listdir(out)) == ["checkpoint", "results.json"]          # no .tmp or .old leftovers
-    monkeypatch.setattr(train, "save_model", real_save)
+    monkeypatch.setattr(load_weights, "save_model", real_save)
     vocab_only = tmp_path / "vocab_model"
     vocab_only.mkdir()
     for name in ("config.json", "model.safetensors"):
@@ -169,5 +169,5 @@ def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):
     from tiny import VOCAB
     (vocab_only / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
     (vocab_only / "tokenizer_config.json").write_text('{"do_lower_case": false}')
-    train.save_checkpoint(train.load_model(str(ckpt)), str(vocab_only), str(ckpt))
+    load_weights.save_checkpoint(train.load_model(str(ckpt)), str(vocab_only), str(ckpt))
     assert sorted(os.listdir(ckpt)) == ["config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
