@@ -16,8 +16,10 @@ Fine-tune and evaluate Transkimmer (or the plain BERT baseline) on a GLUE task.
     torchrun --nproc_per_node 4 train.py --task mnli
 
 Writes to --out-dir: checkpoint/ (the model at the last evaluation: model.safetensors,
-config.json, and the tokenizer file it used) and results.json (metrics, per-layer kept fraction,
-FLOPs speedups, evaluation wall time, every argument). Evaluation really prunes tokens.
+config.json, and the tokenizer files it used) and results.json (metrics, per-layer kept fraction,
+FLOPs speedups, evaluation wall time, every argument); --eval-only writes eval-results.json.
+Evaluation really prunes tokens. The defaults are a measured recipe that skims (see below and the
+README); the paper's exact settings: --tau 0.1 --lr 2e-5 --predictor-lr 2e-5 --skim-warmup 0.
 """
 
 import argparse
