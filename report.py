@@ -29,8 +29,10 @@ COLORS = ["#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4", "#94
 
 def load(folder):
     path = os.path.join(folder, "results.json")
+    if not os.path.isfile(path):   # a folder of train.py --eval-only
+        path = os.path.join(folder, "eval-results.json")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: pass output folders written by train.py")
+        raise FileNotFoundError(f"{os.path.join(folder, 'results.json')} not found: pass output folders written by train.py")
     with open(path) as f:
         res = json.load(f)
     a = res["args"]
