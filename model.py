@@ -57,8 +57,20 @@ class BertConfig:
     @classmethod
     def from_dict(cls, d):
         """From a Hugging Face style config.json; unknown keys (model_type, ...) are ignored."""
+        if not isinstance(d, dict):
+            raise ValueError(f"config.json must hold a JSON object, not a {type(d).__name__}")
+        family = d.get("model_type", "bert")
+        if family != "bert":   # RoBERTa's keys look like BERT's, but its positions differ: refuse, never compute wrongly
+            raise ValueError(f"model_type {family!r} is not supported: this BERT loads model_type 'bert' checkpoints only")
+        if d.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError(f"position_embedding_type {d['position_embedding_type']!r} is not supported: only 'absolute'")
         known = {f.name for f in fields(cls)}
         cfg = cls(**{k: v for k, v in d.items() if k in known})
+        for f in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                  "max_position_embeddings", "type_vocab_size"):
+            v = getattr(cfg, f)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"config.json: {f} must be a whole number >= 1, got {v!r}")
         if cfg.hidden_act not in ("gelu", "gelu_python"):
             raise ValueError(f"hidden_act={cfg.hidden_act!r} is not supported: this BERT uses the exact erf GELU ('gelu')")
         if cfg.hidden_size % cfg.num_attention_heads:

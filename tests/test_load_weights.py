@@ -148,3 +148,20 @@ def test_sequence_too_long_is_an_error():
     model = build(tiny_config())
     with pytest.raises(ValueError, match="max_position_embeddings"):
         model(torch.ones(1, 65, dtype=torch.long))
+
+
+@pytest.mark.parametrize("change,says", [
+    ({"model_type": "roberta"}, "model_type 'roberta' is not supported"),
+    ({"model_type": "distilbert"}, "model_type 'distilbert' is not supported"),
+    ({"position_embedding_type": "relative_key"}, "position_embedding_type 'relative_key' is not supported"),
+    ({"num_attention_heads": 0}, "num_attention_heads must be a whole number >= 1"),
+    ({"hidden_size": "384"}, "hidden_size must be a whole number >= 1"),
+])
+def test_config_of_another_family_or_broken_is_refused_by_name(change, says):
+    from model import BertConfig
+    base = dict(model_type="bert", vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                intermediate_size=64)
+    with pytest.raises(ValueError, match=says):
+        BertConfig.from_dict({**base, **change})
+    with pytest.raises(ValueError, match="must hold a JSON object"):
+        BertConfig.from_dict([base])
