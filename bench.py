@@ -252,4 +252,4 @@ def training_throughput(args, tok_dir, skim, dense, examples, device, bs=32, ste
 
 
 if __name__ == "__main__":
-    main()
+    data.cli(main)

@@ -34,6 +34,32 @@ from tokenizers import Tokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
 
 
+class InputError(Exception):
+    """Something the user gave is wrong or missing (a file, a folder, a value). The scripts print
+    its message as one line naming the file or flag and the fix, and exit; any other exception is
+    a bug and keeps its traceback. The subclasses are also the built-in error they describe."""
+
+
+class MissingInput(InputError, FileNotFoundError):
+    pass
+
+
+class BadInput(InputError, ValueError):
+    pass
+
+
+class FetchFailed(InputError, RuntimeError):
+    pass
+
+
+def cli(main):
+    """Run a script's main(): an InputError ends in `error: ...` on one line, no traceback."""
+    try:
+        return main()
+    except InputError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
 @dataclass(frozen=True)
 class Layout:
     folder: str                 # folder name in the GLUE layout
@@ -77,8 +103,29 @@ def read_task(task, split, data_dir):
     lay = layout(task)
     path = os.path.join(data_dir, lay.folder, f"{split}.tsv")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: --data-dir must hold the GLUE layout "
-                                f"(<data-dir>/{lay.folder}/{split}.tsv), or leave it out to download")
+        raise MissingInput(f"{path} not found: --data-dir must hold the GLUE layout "
+                           f"(<data-dir>/{lay.folder}/{split}.tsv), or leave it out to download")
+    csv.field_size_limit(1 << 30)   # a very long field is text like any other; tokenisation truncates it
+    try:
+        texts, labels = _parse_tsv(path, lay)
+    except UnicodeDecodeError as e:
+        raise BadInput(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}): save it as UTF-8") from None
+    except csv.Error as e:
+        raise BadInput(f"{path}: {e}") from None
+    if not texts:
+        raise BadInput(f"{path} holds no examples")
+    return texts, labels
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _parse_tsv(path, lay):
     texts, labels = [], []
     with open(path, encoding="utf-8-sig", newline="") as f:
         rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -86,29 +133,31 @@ def read_task(task, split, data_dir):
         for line, row in enumerate(rows, start=1):
             if line == 1 and lay.header:
                 width = len(row)
+                label = row[lay.label] if len(row) > max(lay.label, 0) else ""
+                if label in (lay.labels or ()) or (lay.labels is None and _is_number(label)):
+                    raise BadInput(f"{path}, line 1 is an example ({label!r} is a label), not the header row "
+                                   "the GLUE layout has: restore the header line (re-download the file)")
                 continue
             where = f"{path}, line {line}"
             if width is None:
                 width = len(row)
             if len(row) != width or len(row) <= max(lay.text_a, lay.text_b or 0, lay.label):
-                raise ValueError(f"{where}: expected {width} tab-separated fields, found {len(row)} "
-                                 "(a tab or newline inside a field? re-download the file)")
+                raise BadInput(f"{where}: expected {width} tab-separated fields, found {len(row)} "
+                               "(a tab or newline inside a field? re-download the file)")
             raw = row[lay.label]
             if lay.labels is None:
                 try:
                     value = float(raw)
                 except ValueError:
-                    raise ValueError(f"{where}: label {raw!r} is not a number") from None
+                    raise BadInput(f"{where}: label {raw!r} is not a number") from None
                 if not math.isfinite(value):
-                    raise ValueError(f"{where}: label {raw!r} is not a finite number")
+                    raise BadInput(f"{where}: label {raw!r} is not a finite number")
                 labels.append(value)
             elif raw in lay.labels:
                 labels.append(lay.labels.index(raw))
             else:
-                raise ValueError(f"{where}: label {raw!r} is not one of {lay.labels}")
+                raise BadInput(f"{where}: label {raw!r} is not one of {lay.labels}")
             texts.append(row[lay.text_a] if lay.text_b is None else (row[lay.text_a], row[lay.text_b]))
-    if not texts:
-        raise ValueError(f"{path} holds no examples")
     return texts, labels
 
 
@@ -121,7 +170,10 @@ def load_tokenizer(model_dir):
     tokenizer_config.json says (do_lower_case, default True: uncased BERT)."""
     tj, vocab = os.path.join(model_dir, "tokenizer.json"), os.path.join(model_dir, "vocab.txt")
     if os.path.isfile(tj):
-        tok = Tokenizer.from_file(tj)
+        try:
+            tok = Tokenizer.from_file(tj)
+        except Exception as e:   # the tokenizers library raises a bare Exception for a bad file
+            raise BadInput(f"{tj} is not a valid tokenizer file ({e}): restore it from the model's folder") from None
     elif os.path.isfile(vocab):
         lower = True
         cfg = os.path.join(model_dir, "tokenizer_config.json")
@@ -130,7 +182,7 @@ def load_tokenizer(model_dir):
                 lower = json.load(f).get("do_lower_case", True)
         tok = BertWordPieceTokenizer(vocab, lowercase=lower)._tokenizer
     else:
-        raise FileNotFoundError(f"{model_dir} has neither tokenizer.json nor vocab.txt: "
+        raise MissingInput(f"{model_dir} has neither tokenizer.json nor vocab.txt: "
                                 "the checkpoint folder needs one of them")
     tok.no_padding()
     return tok
@@ -146,6 +198,19 @@ def encode(tokenizer, texts, max_length):
 def num_batches(n, batch_size, world=1):
     """How many batches `batches` yields per epoch on each of `world` processes."""
     return math.ceil((n - n % world) // world / batch_size)
+
+
+def check_encoded(examples, tokenizer, vocab_size, model_dir):
+    """Every example must start with [CLS] (the classifier reads position 0) and use ids the model
+    has: a tokenizer without its post-processor, or one from another model, fails loudly here."""
+    cls = tokenizer.token_to_id("[CLS]")
+    if cls is None or any(not ids or ids[0] != cls for ids, _ in examples):
+        raise BadInput(f"{model_dir}: its tokenizer does not start inputs with [CLS] (no post_processor in "
+                       "tokenizer.json?): use the tokenizer that came with the model")
+    top = max(max(ids) for ids, _ in examples)
+    if top >= vocab_size:
+        raise BadInput(f"{model_dir}: the tokenizer makes id {top}, but config.json has vocab_size {vocab_size}: "
+                       "the tokenizer and the weights are from different models")
 
 
 def batches(examples, labels, batch_size, shuffle=False, seed=0, epoch=0, rank=0, world=1):
@@ -245,6 +310,7 @@ def download(url, dest, timeout=60):
         got = os.path.getsize(tmp)
         if expected is not None and got != int(expected):
             raise OSError(f"download of {url} is incomplete: {got} of {expected} bytes")
+        check_download(tmp, dest, url)
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
@@ -252,13 +318,44 @@ def download(url, dest, timeout=60):
     return dest
 
 
+def check_download(path, dest, url):
+    """Nothing enters the cache unless it is what its name says: a captive portal or an error page
+    answering 200 with HTML would otherwise poison every later run, online too."""
+    name = os.path.basename(dest)
+    try:
+        if name.endswith(".json"):
+            with open(path, encoding="utf-8") as f:
+                json.load(f)
+        elif name.endswith(".safetensors"):
+            with open(path, "rb") as f:
+                n = int.from_bytes(f.read(8), "little")
+                if not 2 <= n <= os.path.getsize(path) - 8:
+                    raise ValueError("no safetensors header")
+                json.loads(f.read(n))
+        elif name.endswith(".zip"):
+            with zipfile.ZipFile(path) as z:
+                z.namelist()
+        else:   # text files (vocab.txt, the MRPC files): no HTML page
+            with open(path, "rb") as f:
+                if f.read(512).lstrip().lower().startswith((b"<!doctype html", b"<html")):
+                    raise ValueError("an HTML page")
+    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile) as e:
+        raise OSError(f"{url} did not send a valid {name} ({e}): a captive portal or an error page? "
+                      "nothing was cached") from None
+
+
 def model_dir(name_or_path, cache_dir=DEFAULT_CACHE):
     """A local checkpoint folder as it is; otherwise a hub name (e.g. bert-base-uncased) fetched
     once into cache_dir/models/<name>."""
     if os.path.isdir(name_or_path):
         return name_or_path
-    if name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1:   # a path, not a hub name
-        raise FileNotFoundError(f"model folder {name_or_path!r} does not exist: pass a folder holding "
+    if os.path.exists(name_or_path):
+        raise MissingInput(f"--model {name_or_path} is a file: pass the folder that holds config.json, "
+                           "model.safetensors and tokenizer.json")
+    first = name_or_path.split("/")[0]
+    if name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1 or \
+            ("/" in name_or_path and os.path.isdir(first)):   # a path (with a typo), not a hub name
+        raise MissingInput(f"model folder {name_or_path!r} does not exist: pass a folder holding "
                                 "config.json, model.safetensors and tokenizer.json, or a hub name")
     dest = os.path.join(cache_dir, "models", name_or_path.replace("/", "--"))
     if all(os.path.isfile(os.path.join(dest, f)) for f in MODEL_FILES) and \
@@ -276,9 +373,9 @@ def model_dir(name_or_path, cache_dir=DEFAULT_CACHE):
                 if e.code != 404:
                     raise
         else:
-            raise FileNotFoundError(f"{base} has neither tokenizer.json nor vocab.txt")
+            raise MissingInput(f"{base} has neither tokenizer.json nor vocab.txt")
     except (urllib.error.URLError, OSError) as e:
-        raise RuntimeError(f"could not fetch model {name_or_path!r} from {HUB_URL} ({e}). Offline? "
+        raise FetchFailed(f"could not fetch model {name_or_path!r} from {HUB_URL} ({e}). Offline? "
                            "Pass --model with a local folder holding config.json, model.safetensors "
                            "and tokenizer.json (or vocab.txt)") from None
     return dest
@@ -290,7 +387,7 @@ def glue_dir(task, data_dir=None, cache_dir=DEFAULT_CACHE):
     lay = layout(task)
     if data_dir is not None:
         if not os.path.isdir(os.path.join(data_dir, lay.folder)):
-            raise FileNotFoundError(f"{os.path.join(data_dir, lay.folder)} not found: --data-dir must hold "
+            raise MissingInput(f"{os.path.join(data_dir, lay.folder)} not found: --data-dir must hold "
                                     f"the GLUE layout (<data-dir>/{lay.folder}/train.tsv and dev.tsv)")
         return data_dir
     root = os.path.join(cache_dir, "glue")
@@ -304,7 +401,7 @@ def glue_dir(task, data_dir=None, cache_dir=DEFAULT_CACHE):
             _extract(archive, root, lay)
             os.remove(archive)
     except (urllib.error.URLError, OSError) as e:
-        raise RuntimeError(f"could not download GLUE {task} from {GLUE_URL} ({e}). Offline? Pass --data-dir "
+        raise FetchFailed(f"could not download GLUE {task} from {GLUE_URL} ({e}). Offline? Pass --data-dir "
                            f"with a folder in the GLUE layout (<data-dir>/{lay.folder}/train.tsv, dev.tsv)") from None
     return root
 

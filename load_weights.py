@@ -25,10 +25,10 @@ import tempfile
 import warnings
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from data import TOKENIZER_FILES
+from data import TOKENIZER_FILES, BadInput, MissingInput
 from model import BertConfig, BertForSequenceClassification, build
 
 # checkpoint key -> our key; applied in order, each at most once
@@ -63,14 +63,22 @@ def rename(key):
 def _paths(folder):
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"checkpoint folder {folder!r} does not exist: pass a folder holding "
+        raise MissingInput(f"checkpoint folder {folder!r} does not exist: pass a folder holding "
                                 "config.json and model.safetensors (or a hub name, see train.py --model)")
     paths = (os.path.join(folder, "config.json"), os.path.join(folder, "model.safetensors"))
     for p in paths:
         if not os.path.isfile(p):
-            raise FileNotFoundError(f"{p} is missing: a checkpoint folder needs config.json and model.safetensors "
+            raise MissingInput(f"{p} is missing: a checkpoint folder needs config.json and model.safetensors "
                                     "(PyTorch .bin checkpoints are not read: convert them to safetensors)")
     return paths
+
+
+def read_config(path):
+    """config.json as a BertConfig; a broken file is an error naming it."""
+    try:
+        return BertConfig.from_json(path)
+    except (ValueError, UnicodeDecodeError) as e:   # json.JSONDecodeError is a ValueError
+        raise BadInput(f"{path}: {e}") from None
 
 
 def load_pretrained(path, skim=False, num_labels=None, **overrides):
@@ -82,7 +90,7 @@ def load_pretrained(path, skim=False, num_labels=None, **overrides):
     overrides: other BertConfig fields (skim_tau, skim_coefficient, dropout, ...).
     """
     config_path, weights_path = _paths(path)
-    cfg = BertConfig.from_json(config_path)
+    cfg = read_config(config_path)
     cfg.skim, cfg.num_labels = skim, num_labels or 0
     for k, v in overrides.items():
         if not hasattr(cfg, k):
@@ -96,7 +104,7 @@ def load_pretrained(path, skim=False, num_labels=None, **overrides):
 def load_model(path):
     """Reload a model saved by `save_model`: its config as saved, every tensor required."""
     config_path, weights_path = _paths(path)
-    model = build(BertConfig.from_json(config_path))
+    model = build(read_config(config_path))
     _load_into(model, weights_path, may_be_new=())
     return model
 
@@ -107,7 +115,11 @@ def _load_into(model, weights_path, may_be_new):
     head = isinstance(model, BertForSequenceClassification)
     ours = {k.removeprefix("bert.") if head else k: v for k, v in model.state_dict().items()}
     found = set()
-    with safe_open(weights_path, framework="pt") as f:
+    try:
+        f = safe_open(weights_path, framework="pt")
+    except SafetensorError as e:
+        raise BadInput(f"{weights_path} is not a readable safetensors file ({e}): truncated or another format?") from None
+    with f:
         for ckpt_key in f.keys():
             if IGNORED.match(ckpt_key):
                 continue
@@ -116,22 +128,25 @@ def _load_into(model, weights_path, may_be_new):
                 warnings.warn(f"{ckpt_key}: the checkpoint has a classification head; loading the encoder alone")
                 continue
             if key not in ours:
-                raise KeyError(f"unexpected tensor {ckpt_key!r} in {weights_path} (renamed {key!r}): "
+                raise BadInput(f"unexpected tensor {ckpt_key!r} in {weights_path} (renamed {key!r}): "
                                "not a BERT parameter this model has; is the config.json of the same model?")
             t = f.get_tensor(ckpt_key)
+            if not t.is_floating_point():
+                raise BadInput(f"tensor {ckpt_key!r} in {weights_path} is {t.dtype}, not floating point: "
+                               "a BERT checkpoint holds float weights")
             if tuple(t.shape) != tuple(ours[key].shape):
-                raise ValueError(f"tensor {ckpt_key!r} in {weights_path} has shape {tuple(t.shape)}, "
-                                 f"the model expects {tuple(ours[key].shape)} from config.json"
-                                 + (": pass the checkpoint's num_labels" if key.startswith("classifier.") else ""))
+                raise BadInput(f"tensor {ckpt_key!r} in {weights_path} has shape {tuple(t.shape)}, "
+                               f"the model expects {tuple(ours[key].shape)} from config.json"
+                               + (": pass the checkpoint's num_labels" if key.startswith("classifier.") else ""))
             with torch.no_grad():
-                ours[key].copy_(t.float() if t.is_floating_point() else t)
+                ours[key].copy_(t.float())
             found.add(key)
     missing = [k for k in ours if k not in found]
     for k in missing:
         if k.startswith("pooler.") and "pooler." in may_be_new:
             warnings.warn(f"{weights_path} has no pooler ({k}); it keeps its random initialisation")
         elif not k.startswith(tuple(p for p in may_be_new if p != "pooler.")):
-            raise KeyError(f"tensor {k!r} is missing from {weights_path}: the checkpoint is incomplete "
+            raise BadInput(f"tensor {k!r} is missing from {weights_path}: the checkpoint is incomplete "
                            "or for another architecture")
 
 

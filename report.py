@@ -286,4 +286,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (FileNotFoundError, ValueError) as e:   # a missing or broken results file
+        raise SystemExit(f"error: {e}") from None

@@ -354,6 +354,7 @@ def main(argv=None):
     for split in data.layout(args.task).dev:   # MNLI: matched and mismatched
         texts, labels = data.read_task(args.task, split, root)
         dev_sets[split] = (data.encode(tokenizer, texts, args.max_length), labels)
+        data.check_encoded(dev_sets[split][0], tokenizer, model.config.vocab_size, tok_dir)
     os.makedirs(args.out_dir, exist_ok=True)
     if args.eval_only:
         result = evaluate_dev(model, dev_sets, args, device, tokenizer)
@@ -363,6 +364,7 @@ def main(argv=None):
 
     train_texts, train_labels = data.read_task(args.task, "train", root)
     train = data.encode(tokenizer, train_texts, args.max_length)
+    data.check_encoded(train, tokenizer, model.config.vocab_size, tok_dir)
     steps_per_epoch = data.num_batches(len(train), args.batch_size, world)
     total = args.max_steps or steps_per_epoch * args.epochs
     args.predictor_lr = args.predictor_lr or PREDICTOR_LR_TIMES_STEPS / total   # results.json records it
@@ -427,4 +429,4 @@ def finite(x):
 
 
 if __name__ == "__main__":
-    main()
+    data.cli(main)

@@ -171,3 +171,83 @@ def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):
     (vocab_only / "tokenizer_config.json").write_text('{"do_lower_case": false}')
     load_weights.save_checkpoint(train.load_model(str(ckpt)), str(vocab_only), str(ckpt))
     assert sorted(os.listdir(ckpt)) == ["config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
+
+
+# The unclear cases: run the command as a user would; a non-zero exit, a last line naming the file or
+# flag, and no traceback.
+
+def _copy_model(model, dst):
+    os.makedirs(dst)
+    for name in os.listdir(model):
+        open(os.path.join(dst, name), "wb").write(open(os.path.join(model, name), "rb").read())
+    return dst
+
+
+def _tsv(glue, rel, edit):
+    path = os.path.join(glue, rel)
+    text = open(path, "rb").read()
+    open(path, "wb").write(edit(text))
+
+
+def _json(path, edit):
+    cfg = json.load(open(path))
+    json.dump(edit(cfg), open(path, "w"))
+
+
+CASES = {
+    "latin-1 tsv": (lambda g, m: _tsv(g, "SST-2/train.tsv", lambda b: b + "caf\xe9 cr\xe8me\t1\n".encode("latin-1")),
+                    [], "SST-2/train.tsv: not UTF-8 text"),
+    "binary tsv": (lambda g, m: _tsv(g, "SST-2/dev.tsv", lambda b: b"\xff\xfe\x00\x01" * 50), [], "SST-2/dev.tsv: not UTF-8"),
+    "no header": (lambda g, m: _tsv(g, "SST-2/train.tsv", lambda b: b.split(b"\n", 1)[1]), [],
+                  "SST-2/train.tsv, line 1 is an example"),
+    "model is a file": (lambda g, m: None, ["--model", "@m/model.safetensors"], "is a file: pass the folder"),
+    "model path typo": (lambda g, m: None, ["--model", "@m-typo/"], "does not exist"),
+    "truncated weights": (lambda g, m: open(os.path.join(m, "model.safetensors"), "r+b").truncate(100), [],
+                          "model.safetensors is not a readable safetensors file"),
+    "not json config": (lambda g, m: open(os.path.join(m, "config.json"), "w").write("{oops"), [], "config.json: "),
+    "config is a list": (lambda g, m: open(os.path.join(m, "config.json"), "w").write("[1, 2]"), [],
+                         "config.json: config.json must hold a JSON object"),
+    "zero heads": (lambda g, m: _json(os.path.join(m, "config.json"), lambda c: {**c, "num_attention_heads": 0}), [],
+                   "num_attention_heads must be a whole number >= 1"),
+    "string size": (lambda g, m: _json(os.path.join(m, "config.json"), lambda c: {**c, "hidden_size": "32"}), [],
+                    "hidden_size must be a whole number >= 1"),
+    "corrupt tokenizer": (lambda g, m: open(os.path.join(m, "tokenizer.json"), "w").write("{}"), [],
+                          "tokenizer.json is not a valid tokenizer file"),
+    "no post-processor": (lambda g, m: _json(os.path.join(m, "tokenizer.json"), lambda c: {**c, "post_processor": None}),
+                          [], "does not start inputs with [CLS]"),
+    "small vocab": (lambda g, m: (_json(os.path.join(m, "config.json"), lambda c: {**c, "vocab_size": 10}),
+                                  save_file({k: (v[:10] if "word_embeddings" in k else v) for k, v in
+                                             load_file(os.path.join(m, "model.safetensors")).items()},
+                                            os.path.join(m, "model.safetensors"))), [], "config.json has vocab_size 10"),
+    "int64 weights": (lambda g, m: save_file({k: (v.long() if "word_embeddings" in k else v) for k, v in
+                                              load_file(os.path.join(m, "model.safetensors")).items()},
+                                             os.path.join(m, "model.safetensors")), [], "not floating point"),
+    "encoder as checkpoint": (lambda g, m: None, ["--eval-only", "--checkpoint", "@m"], "has 0 output(s)"),
+    "long field": (lambda g, m: _tsv(g, "SST-2/train.tsv", lambda b: b + ("good " * 40000).encode() + b"\t1\n"), [], None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_unclear_cases_end_in_one_clear_line(setup, tmp_path, case):
+    import shutil
+    import subprocess
+    import sys
+    glue, model = setup
+    g, m = str(tmp_path / "glue"), _copy_model(model, str(tmp_path / "m"))
+    shutil.copytree(glue, g)
+    prepare, extra, says = CASES[case]
+    prepare(g, m)
+    extra = [e.replace("@m", m) for e in extra]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = [sys.executable, os.path.join(root, "train.py"), "--task", "sst2", "--data-dir", g, "--device", "cpu",
+           "--max-steps", "1", "--batch-size", "8", "--out-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c")]
+    if "--model" not in extra and "--checkpoint" not in extra:
+        extra = ["--model", m] + extra
+    r = subprocess.run(cmd + extra, capture_output=True, text=True, timeout=120)
+    if says is None:   # accepted: nothing wrong with it
+        assert r.returncode == 0, r.stderr[-1500:]
+        return
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert last.startswith("error: ") or ": error: " in last, last
+    assert says in last, last

@@ -165,3 +165,44 @@ def test_offline_gives_one_clear_message(tmp_path, monkeypatch):
         data.glue_dir("sst2", None, str(tmp_path))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         data.model_dir("./no/such/folder", str(tmp_path))
+
+
+class Portal(Handler):
+    def do_GET(self):   # a captive portal: every URL answers 200 with an HTML page
+        body = b"<!DOCTYPE html><html><body>Please log in to the Wi-Fi</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_captive_portal_never_poisons_the_cache(tmp_path, monkeypatch):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Portal, directory=str(tmp_path)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    monkeypatch.setattr(data, "HUB_URL", url)
+    monkeypatch.setattr(data, "GLUE_URL", url)
+    cache = tmp_path / "cache"
+    try:
+        with pytest.raises(data.FetchFailed, match="did not send a valid config.json.*nothing was cached"):
+            data.model_dir("bert-base-uncased", str(cache))
+        with pytest.raises(data.FetchFailed, match="did not send a valid .SST-2.zip"):
+            data.glue_dir("sst2", None, str(cache))
+        for name in ("model.safetensors", "tokenizer.json", "vocab.txt", "x.tsv"):
+            with pytest.raises(OSError, match=f"valid {name}"):
+                data.download(f"{url}/{name}", str(tmp_path / "one" / name))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    files = [f for _, _, fs in os.walk(cache) for f in fs] + os.listdir(tmp_path / "one")
+    assert files == []
+
+
+def test_model_path_mistakes_are_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "weights.safetensors").write_bytes(b"x")
+    with pytest.raises(data.MissingInput, match="is a file: pass the folder"):
+        data.model_dir("weights.safetensors", str(tmp_path / "cache"))
+    with pytest.raises(data.MissingInput, match="model folder 'models/minilm' does not exist"):
+        data.model_dir("models/minilm", str(tmp_path / "cache"))   # a typo, not a hub name
