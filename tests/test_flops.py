@@ -6,7 +6,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 import flops
-from conftest import make_batch, skimming_model, tiny_config
+from tiny import make_batch, skimming_model, tiny_config
 from model import BertConfig, build
 
 

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import load_weights
-from conftest import make_batch, skimming_model, tiny_config
+from tiny import make_batch, skimming_model, tiny_config
 from load_weights import load_model, load_pretrained, rename, save_model
 from model import build
 from tiny import write_hf_checkpoint
