@@ -17,6 +17,7 @@ References:
   - nanoGPT `GPT.from_pretrained` and llm.c `train_gpt2.py`: one explicit table, assert every key.
 """
 
+import glob
 import json
 import os
 import re
@@ -165,6 +166,7 @@ def save_checkpoint(model, tokenizer_dir, folder):
     checkpoint or the new one, never new weights beside an old config or a stale tokenizer."""
     parent = os.path.dirname(os.path.abspath(folder))
     os.makedirs(parent, exist_ok=True)
+    _recover(folder)
     tmp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{os.path.basename(folder)}-")
     old = None
     try:
@@ -187,6 +189,19 @@ def save_checkpoint(model, tokenizer_dir, folder):
     finally:
         if old:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover(folder):
+    """What a kill during an earlier save_checkpoint left: put the previous checkpoint back if the
+    swap was cut between its two renames, then remove the temporary folders (they can be 100 MB)."""
+    parent, base = os.path.split(os.path.abspath(folder))
+    leftovers = sorted(glob.glob(os.path.join(parent, f".old-{base}-*")) + glob.glob(os.path.join(parent, f".tmp-{base}-*")))
+    for d in leftovers:
+        previous = os.path.join(d, "previous")
+        if not os.path.exists(folder) and os.path.isdir(previous):
+            os.replace(previous, folder)
+    for d in leftovers:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def atomic_write(path, write):
