@@ -33,26 +33,32 @@ import flops
 import transkimmer
 from load_weights import atomic_write_text, load_model, load_pretrained
 from model import build, encoder, is_predictor
-from train import TASKS
+from train import POSITIVE_INT, TASKS, number
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def batch_sizes(text):
+    """--batch-sizes: comma-separated whole numbers >= 1."""
+    return [POSITIVE_INT(s) for s in text.split(",")]
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", help="a Transkimmer folder written by train.py (its decisions are used)")
     p.add_argument("--model", help="a pretrained BERT folder (or hub name); predictors set by --skim-*")
-    p.add_argument("--skim-fraction", type=float, default=0.5, help="share of real tokens to skim (no checkpoint)")
-    p.add_argument("--skim-layer", type=int, default=0, help="skim them before this layer (no checkpoint)")
+    p.add_argument("--skim-fraction", type=number(float, 0, 1, high_open=True), default=0.5, help="share of real tokens to skim (no checkpoint)")
+    p.add_argument("--skim-layer", type=number(int, 0), default=0, help="skim them before this layer (no checkpoint)")
     p.add_argument("--task", default="sst2", choices=sorted(TASKS), help="GLUE task whose dev sentences are used")
-    p.add_argument("--data-dir", default="../shared/data/glue", help="folder in the GLUE layout")
-    p.add_argument("--num-examples", type=int, default=512, help="dev examples per timed pass (batch 1: / 8)")
-    p.add_argument("--max-length", type=int, help="truncate sentences to this many tokens (default: the task's, Table 2)")
-    p.add_argument("--batch-sizes", default=None, help="comma-separated (default: 1,32 on CPU, 1,32,128 on CUDA)")
+    p.add_argument("--data-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", "data", "glue"),
+                   help="folder in the GLUE layout (default: ../shared/data/glue beside this repository)")
+    p.add_argument("--num-examples", type=POSITIVE_INT, default=512, help="dev examples per timed pass (batch 1: / 8)")
+    p.add_argument("--max-length", type=number(int, 8), help="truncate sentences to this many tokens (default: the task's, Table 2)")
+    p.add_argument("--batch-sizes", type=batch_sizes, default=None, help="comma-separated (default: 1,32 on CPU, 1,32,128 on CUDA)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
-    p.add_argument("--repeats", type=int, default=7, help="timed passes per model; the median is reported")
-    p.add_argument("--warmup", type=int, default=2, help="untimed passes first")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--repeats", type=POSITIVE_INT, default=7, help="timed passes per model; the median is reported")
+    p.add_argument("--warmup", type=number(int, 0), default=2, help="untimed passes first")
+    p.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch")
     p.add_argument("--no-reference", action="store_true", help="skip the Hugging Face comparison")
     p.add_argument("--no-train", action="store_true", help="skip the training-step throughput")
     p.add_argument("--json", help="also write the dense-vs-pruned rows to this JSON file (report.py reads it)")
@@ -144,10 +150,16 @@ def main(argv=None):
     torch.manual_seed(0)
     if args.checkpoint:
         skim, tok_dir = load_model(args.checkpoint), args.checkpoint
+        if not skim.config.skim:
+            raise data.BadInput(f"--checkpoint {args.checkpoint} is a plain BERT (train.py --baseline): there is "
+                                "nothing to prune; pass a Transkimmer checkpoint, or --model to set skimming by hand")
     else:
         tok_dir = data.model_dir(args.model)
         skim = load_pretrained(tok_dir, skim=True, num_labels=2)
     cfg = skim.config
+    if args.model and args.skim_layer >= cfg.num_hidden_layers:
+        raise data.BadInput(f"--skim-layer {args.skim_layer}: the model has {cfg.num_hidden_layers} layers, "
+                            f"pass 0 to {cfg.num_hidden_layers - 1}")
     dense = build(type(cfg)(**{**cfg.to_dict(), "skim": False}))
     dense.load_state_dict({k: v for k, v in skim.state_dict().items() if not is_predictor(k)})
     skim.to(device).eval()
@@ -155,7 +167,7 @@ def main(argv=None):
 
     texts, _ = data.read_task(args.task, data.layout(args.task).dev[0], args.data_dir)
     examples = data.encode(data.load_tokenizer(tok_dir), texts, args.max_length)
-    sizes = [int(s) for s in (args.batch_sizes or ("1,32,128" if device.type == "cuda" else "1,32")).split(",")]
+    sizes = args.batch_sizes or ([1, 32, 128] if device.type == "cuda" else [1, 32])
     if not args.checkpoint:
         set_skim(skim, make_batches(examples, 32, args.num_examples, device), args.skim_fraction, args.skim_layer)
     print(f"device {device} ({torch.get_num_threads()} threads), {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, "

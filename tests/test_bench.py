@@ -1,10 +1,12 @@
 """bench.py runs end to end on a tiny model, and sets the predictors to the skim it is asked for."""
 
+import json
 import os
 
 import pytest
 
 import bench
+import data
 import train
 from tiny import write_glue, write_model
 
@@ -37,8 +39,39 @@ def test_bench_checkpoint(setup, tmp_path, capsys):
     assert rows[0]["kept"] == pytest.approx(1.0)           # a fresh Transkimmer keeps everything (Eqs. 8-9)
     printed = capsys.readouterr().out
     assert "no reference comparison on a train.py checkpoint" in printed or "transformers not installed" in printed
+    js = tmp_path / "b.json"
+    bench.main(["--checkpoint", os.path.join(out, "checkpoint"), "--data-dir", glue, "--batch-sizes", "4",
+                "--num-examples", "16", "--repeats", "1", "--warmup", "0", "--no-train", "--no-reference",
+                "--device", "cpu", "--json", str(js)])
+    saved = json.load(open(js))
+    assert [r["batch"] for r in saved["rows"]] == [4] and saved["task"] == "sst2" and saved["max_length"] == 64
+    base = str(tmp_path / "base")
+    train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "1",
+                "--batch-size", "8", "--out-dir", base, "--baseline"])
+    with pytest.raises(data.BadInput, match="is a plain BERT"):
+        bench.main(["--checkpoint", os.path.join(base, "checkpoint"), "--data-dir", glue])
 
 
 def test_bench_needs_one_model():
     with pytest.raises(SystemExit):
         bench.parse_args([])
+
+
+@pytest.mark.parametrize("extra,says", [
+    (["--skim-fraction", "1.5"], "argument --skim-fraction: must be < 1"),
+    (["--skim-layer", "9"], "--skim-layer 9: the model has 2 layers, pass 0 to 1"),
+    (["--batch-sizes", "0"], "argument --batch-sizes: must be >= 1"),
+    (["--batch-sizes", "1,x"], "argument --batch-sizes: 'x' is not a whole number"),
+    (["--repeats", "0"], "argument --repeats: must be >= 1"),
+    (["--num-examples", "0"], "argument --num-examples: must be >= 1"),
+])
+def test_bad_arguments_one_line(tmp_path, extra, says):
+    import subprocess
+    import sys
+    from tiny import write_model
+    model = write_model(str(tmp_path / "m"))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, os.path.join(root, "bench.py"), "--model", model, "--no-reference",
+                        "--no-train", *extra], capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert says in r.stderr.strip().splitlines()[-1]
