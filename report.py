@@ -229,7 +229,7 @@ def glue_table(folder):
 def ablation_table(folder):
     """The README's recipe ablation table: one row per result file (train.py's results.json, named
     <task>-<steps>-<what>.json), with the settings that make the recipe."""
-    head = ("| run | model | tau | lr | predictor lr | lambda warm-up | metric | FLOPs speedup no padding / sequence "
+    head = ("| run | model | tau | lr | predictor lr | lambda delay + ramp | metric | FLOPs speedup no padding / sequence "
             "| tokens kept entering each layer | train time |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
@@ -239,7 +239,8 @@ def ablation_table(folder):
         if a["baseline"]:
             model, tau, plr, warm = "plain BERT", "", "", ""
         else:
-            model, tau, plr, warm = "Transkimmer", f"{a['tau']:g}", f"{a['predictor_lr']:g}", f"{a.get('skim_warmup', 0.0):g}"
+            model, tau, plr = "Transkimmer", f"{a['tau']:g}", f"{a['predictor_lr']:g}"
+            warm = f"{a.get('skim_delay', 0.0):.2g} + {a.get('skim_warmup', 0.0):.2g}"
         kept = " ".join(f"{k:.2f}" for k in r["kept_fraction_per_layer"])
         lines.append(f"| {os.path.basename(path)[:-5]} | {model} | {tau} | {a['lr']:g} | {plr} | {warm} "
                      f"| {metric} {100 * r['metrics'][metric]:.1f} | {r['flops_speedup_no_padding']:.2f}x / "

@@ -19,7 +19,7 @@ Writes to --out-dir: checkpoint/ (the model at the last evaluation: model.safete
 config.json, and the tokenizer files it used) and results.json (metrics, per-layer kept fraction,
 FLOPs speedups, evaluation wall time, every argument); --eval-only writes eval-results.json.
 Evaluation really prunes tokens. The defaults are a measured recipe that skims (see below and the
-README); the paper's exact settings: --tau 0.1 --lr 2e-5 --predictor-lr 2e-5 --skim-warmup 0.
+README); the paper's exact settings: --tau 0.1 --lr 2e-5 --predictor-lr 2e-5 --skim-delay 0 --skim-warmup 0.
 """
 
 import argparse
@@ -95,8 +95,10 @@ def parse_args(argv=None):
     g.add_argument("--mu0", type=number(float), default=BertConfig.skim_mu0, help="unbalanced bias mean of the predictors, Eq. 9")
     g.add_argument("--predictor-lr", type=POSITIVE, help="learning rate of the skim predictors (default: "
                    f"{PREDICTOR_LR_TIMES_STEPS:g} / the run's steps, 2e-4 for 400; paper: one lr for all, pass --lr's value)")
-    g.add_argument("--skim-warmup", type=number(float, 0, 1), default=0.5, help="fraction of the steps over which lambda ramps "
-                   "linearly from 0 to its value (paper: 0)")
+    g.add_argument("--skim-delay", type=number(float, 0, 1, high_open=True), default=1 / 3,
+                   help="fraction of the steps trained with lambda 0 first, as the baseline is (paper: 0)")
+    g.add_argument("--skim-warmup", type=number(float, 0, 1), default=1 / 3, help="fraction of the steps over which "
+                   "lambda then ramps linearly from 0 to its value (paper: 0)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--lr", type=POSITIVE, default=5e-5, help="AdamW learning rate of the BERT weights and the head, "
                    "linear decay to 0 (paper: 2e-5)")
@@ -240,19 +242,23 @@ def autocast(device):
 #                        gradient's size, so how far they can go is lr x steps: we fix that product
 #                        (2e-4 x 400 steps, measured on SST-2), so a 100-step WNLI run and a 6000-step
 #                        SST-2 run both reach their balance. With one lr of 2e-5 they barely start.
-#   lambda warm-up       lambda ramps from 0 over the first half of the steps, so the backbone learns
-#                        the task before the skim loss pulls; without it, skimming starts before
-#                        the task gradient can hold useful tokens and the task suffers
+#   lambda delay, ramp   lambda is 0 for the first third of the steps (the run fine-tunes as the
+#                        baseline does, as LTP and ToP start from a fine-tuned model), then ramps
+#                        linearly over the next third. Skimming must not start before the task
+#                        is learned: the task gradient through Eq. 4 is what holds useful tokens,
+#                        and before it exists the skim loss skims everything (CoLA: all but [CLS]
+#                        from layer 1 on, Matthews 0, with a ramp from step 0).
 #   lr 5e-5              the top of BERT's own fine-tuning grid; 2e-5 is too slow for short runs
 # All are fractions of the run or properties of the predictor, not of the backbone's size.
 
 
 def harmony_at(step, total, args):
-    """lambda of Eq. 7 at this step: a linear ramp from 0 over the first --skim-warmup of the
-    steps, then the task's value (Table 2)."""
-    if args.skim_warmup <= 0:
-        return args.skim_coefficient
-    return args.skim_coefficient * min(1.0, step / (args.skim_warmup * total))
+    """lambda of Eq. 7 at this step: 0 for the first --skim-delay of the steps, then a linear ramp
+    over the next --skim-warmup, then the task's value (Table 2)."""
+    start, ramp = args.skim_delay * total, args.skim_warmup * total
+    if step < start:
+        return 0.0
+    return args.skim_coefficient * (min(1.0, (step - start) / ramp) if ramp > 0 else 1.0)
 
 
 def optimizer_for(model, args):

@@ -125,16 +125,16 @@ def test_torchrun_two_processes(tmp_path):
 
 def test_harmony_ramps_over_the_warmup_then_holds():
     import argparse
-    args = argparse.Namespace(skim_coefficient=0.4, skim_warmup=0.5)
-    assert [train.harmony_at(s, 100, args) for s in (0, 25, 50, 99)] == pytest.approx([0.0, 0.2, 0.4, 0.4])
-    args.skim_warmup = 0.0                                        # the paper: lambda from the first step
+    args = argparse.Namespace(skim_coefficient=0.4, skim_delay=0.2, skim_warmup=0.5)
+    assert [train.harmony_at(s, 100, args) for s in (0, 19, 20, 45, 70, 99)] == pytest.approx([0, 0, 0, 0.2, 0.4, 0.4])
+    args.skim_delay = args.skim_warmup = 0.0                      # the paper: lambda from the first step
     assert train.harmony_at(0, 100, args) == 0.4
 
 
 def test_default_recipe_and_paper_settings_reachable():
     d = train.parse_args(["--task", "sst2"])
-    assert (d.tau, d.predictor_lr, d.skim_warmup, d.lr, d.mu0) == (1.0, None, 0.5, 5e-5, 5.0)   # lr: 0.08 / steps
-    p = train.parse_args(["--task", "sst2", "--tau", "0.1", "--predictor-lr", "2e-5", "--skim-warmup", "0",
+    assert (d.tau, d.predictor_lr, d.skim_delay, d.skim_warmup, d.lr, d.mu0) == (1.0, None, 1 / 3, 1 / 3, 5e-5, 5.0)
+    p = train.parse_args(["--task", "sst2", "--tau", "0.1", "--predictor-lr", "2e-5", "--skim-warmup", "0", "--skim-delay", "0",
                           "--lr", "2e-5"])
     assert (p.tau, p.predictor_lr, p.skim_warmup, p.lr) == (0.1, 2e-5, 0.0, 2e-5)
 
