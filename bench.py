@@ -31,7 +31,8 @@ import torch
 import data
 import flops
 import transkimmer
-from load_weights import atomic_write_text, load_model, load_pretrained
+from files import atomic_write_text
+from load_weights import load_model, load_pretrained
 from model import build, encoder, is_predictor
 from train import POSITIVE_INT, TASKS, number
 

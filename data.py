@@ -33,6 +33,8 @@ import torch
 from tokenizers import Tokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
 
+from files import atomic_write
+
 
 class InputError(Exception):
     """Something the user gave is wrong or missing (a file, a folder, a value). The scripts print
@@ -299,22 +301,20 @@ DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "transkimmer")
 
 
 def download(url, dest, timeout=60):
-    """Fetch url to dest atomically: a temporary file beside dest, its size checked against the
-    server's Content-Length, then renamed. Nothing is left at dest (or beside it) on failure."""
+    """Fetch url to dest atomically (files.atomic_write): its size checked against the server's
+    Content-Length and its content against its name (check_download) before it is renamed into
+    place. Nothing is left at dest (or beside it) on failure."""
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(dest)), prefix=".part-")
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
+
+    def fetch(tmp):
+        with open(tmp, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
             expected = r.headers.get("Content-Length")
             shutil.copyfileobj(r, f, length=1 << 20)
         got = os.path.getsize(tmp)
         if expected is not None and got != int(expected):
             raise OSError(f"download of {url} is incomplete: {got} of {expected} bytes")
         check_download(tmp, dest, url)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(dest, fetch)
     return dest
 
 

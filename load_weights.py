@@ -30,6 +30,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from data import TOKENIZER_FILES, BadInput, MissingInput
+from files import atomic_write, atomic_write_text, permissions
 from model import BertConfig, BertForSequenceClassification, build
 
 # checkpoint key -> our key; applied in order, each at most once
@@ -174,9 +175,7 @@ def save_checkpoint(model, tokenizer_dir, folder):
         for f in TOKENIZER_FILES + ("tokenizer_config.json",):
             if os.path.isfile(os.path.join(tokenizer_dir, f)):
                 shutil.copyfile(os.path.join(tokenizer_dir, f), os.path.join(tmp, f))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
+        os.chmod(tmp, permissions(0o777))
         if os.path.exists(folder):
             old = tempfile.mkdtemp(dir=parent, prefix=f".old-{os.path.basename(folder)}-")
             os.replace(folder, os.path.join(old, "previous"))
@@ -202,29 +201,3 @@ def _recover(folder):
             os.replace(previous, folder)
     for d in leftovers:
         shutil.rmtree(d, ignore_errors=True)
-
-
-def atomic_write(path, write):
-    """Call write(tmp_path) for a temporary file beside `path`, then rename it onto `path`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-" + os.path.basename(path))
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)          # mkstemp makes 0600; the result is read like any file the user writes
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_write_text(path, text):
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-    atomic_write(path, write)

@@ -21,7 +21,7 @@ import os
 import re
 import statistics
 
-from load_weights import atomic_write_text
+from files import atomic_write_text
 
 COLORS = ["#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4", "#9467bd", "#e377c2",
           "#8c564b", "#7f7f7f", "#aec7e8", "#ffbb78"]   # one per layer; black = kept through all

@@ -36,7 +36,8 @@ import data
 import flops
 import transkimmer
 from model import BertConfig, is_predictor
-from load_weights import atomic_write_text, load_model, load_pretrained, save_checkpoint
+from files import atomic_write_text
+from load_weights import load_model, load_pretrained, save_checkpoint
 
 # Paper Table 2 (max length, harmony coefficient lambda); metrics as GLUE reports them, the first
 # is the one that picks the best checkpoint; epochs from the authors' scripts.

@@ -97,3 +97,12 @@ def test_ablation_table_from_result_files(outs, tmp_path, capsys):
     assert rows["sst2-2-recipe"][1:6] == ["Transkimmer", "1", "5e-05", f"{run['args']['predictor_lr']:g}", "0.33 + 0.33"]
     assert rows["sst2-2-recipe"][6] == f"accuracy {100 * run['metrics']['accuracy']:.1f}"
     assert rows["sst2-2-baseline"][1:3] == ["plain BERT", ""]
+
+
+def test_report_needs_no_torch():
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", "import sys, report; print('torch' in sys.modules)"],
+                       cwd=root, capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "False", r.stderr

@@ -1,0 +1,39 @@
+"""
+Writing files so that nothing the user has is ever left half-written: every file goes to a
+temporary name beside its destination and is renamed onto it (atomic on one filesystem), with the
+permissions any file the user writes gets. No torch here: report.py writes its page with it too.
+"""
+
+import os
+import tempfile
+
+
+def permissions(mode):
+    """mode with the user's umask applied (tempfile makes 0600 files and 0700 folders)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def atomic_write(path, write):
+    """Call write(tmp_path) for a temporary file beside `path`, then rename it onto `path`."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-" + os.path.basename(path))
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, permissions(0o666))   # mkstemp makes 0600; the result is read like any file
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path, text):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    atomic_write(path, write)
