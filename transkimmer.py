@@ -263,9 +263,10 @@ def pruned_encode(h, attention_mask, layers, predictors):
     x, pos, valid, full = compact(h, pos, attention_mask.bool())       # padding skimmed before layer 0
     for i, (layer, pred) in enumerate(zip(layers, predictors)):
         keep = keep_cls(decide(pred(x), training=False), pos)          # (B, T') bool
-        if not full:
+        if not full:                                       # (a full batch has no padding slot to mask)
             keep = keep & valid
-        target = torch.where(keep | ~valid, spare, pos)    # the tokens skimmed here leave (Eq. 3)
+        stays = keep if full else keep | ~valid
+        target = torch.where(stays, spare, pos)            # the tokens skimmed here leave (Eq. 3)
         out.scatter_(1, target[..., None].expand(-1, -1, H), x.to(out.dtype))
         exits.scatter_(1, target, i)
         x, pos, valid, full = compact(x, pos, keep)
