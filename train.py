@@ -19,7 +19,8 @@ Writes to --out-dir: checkpoint/ (the model at the last evaluation: model.safete
 config.json, and the tokenizer files it used) and results.json (metrics, per-layer kept fraction,
 FLOPs speedups, evaluation wall time, every argument); --eval-only writes eval-results.json.
 Evaluation really prunes tokens. The defaults are a measured recipe that skims (see below and the
-README); the paper's exact settings: --tau 0.1 --lr 2e-5 --predictor-lr 2e-5 --skim-delay 0 --skim-warmup 0.
+README); the paper's exact settings: --tau 0.1 --lr 2e-5 --predictor-lr 2e-5 --predictor-lr-decay --skim-delay 0
+--skim-warmup 0.
 """
 
 import argparse
@@ -96,6 +97,8 @@ def parse_args(argv=None):
     g.add_argument("--mu0", type=number(float), default=BertConfig.skim_mu0, help="unbalanced bias mean of the predictors, Eq. 9")
     g.add_argument("--predictor-lr", type=POSITIVE, help="learning rate of the skim predictors (default: "
                    f"{PREDICTOR_LR_TIMES_STEPS:g} / the run's steps, 2e-4 for 400; paper: one lr for all, pass --lr's value)")
+    g.add_argument("--predictor-lr-decay", action="store_true", help="decay the predictors' lr with the "
+                   "backbone's (paper) instead of holding it constant")
     g.add_argument("--skim-delay", type=number(float, 0, 1, high_open=True), default=1 / 3,
                    help="fraction of the steps trained with lambda 0 first, as the baseline is (paper: 0)")
     g.add_argument("--skim-warmup", type=number(float, 0, 1), default=1 / 3, help="fraction of the steps over which "
@@ -262,16 +265,24 @@ def harmony_at(step, total, args):
     return args.skim_coefficient * (min(1.0, (step - start) / ramp) if ramp > 0 else 1.0)
 
 
-def optimizer_for(model, args):
-    """AdamW; no weight decay on biases and LayerNorms; the predictors may get their own lr."""
+def optimizer_for(model, args, total):
+    """AdamW (no weight decay on biases and LayerNorms) and its schedule: the backbone's lr warms up
+    over --warmup and decays linearly to 0; the predictors have their own lr, held constant
+    (Departure: they start learning only when lambda rises, a third of the way in, and a decay
+    timed for the backbone would leave them little; --predictor-lr-decay gives the paper's)."""
     groups = {}
     for name, p in model.named_parameters():
-        pred = is_predictor(name)
-        decay = p.ndim >= 2
-        lr = args.predictor_lr if pred else args.lr
-        groups.setdefault((lr, decay), []).append(p)
-    return torch.optim.AdamW([dict(params=ps, lr=lr, weight_decay=args.weight_decay if d else 0.0)
-                              for (lr, d), ps in groups.items()], lr=args.lr)
+        groups.setdefault((is_predictor(name), p.ndim >= 2), []).append(p)
+    groups = sorted(groups.items())
+    opt = torch.optim.AdamW([dict(params=ps, lr=args.predictor_lr if pred else args.lr,
+                                  weight_decay=args.weight_decay if decay else 0.0)
+                             for (pred, decay), ps in groups], lr=args.lr)
+    warm = int(args.warmup * total)
+    backbone = lambda s: (s + 1) / max(warm, 1) if s < warm else max(0.0, (total - s) / max(total - warm, 1))
+    constant = lambda s: 1.0
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, [constant if pred and not args.predictor_lr_decay else backbone for (pred, _), _ in groups])
+    return opt, sched
 
 
 def setup(args):
@@ -381,10 +392,7 @@ def main(argv=None):
 
     train_model = model if not distributed else torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = optimizer_for(model, args)
-    warm = int(args.warmup * total)   # linear warm-up, then linear decay to 0
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / max(warm, 1) if s < warm else max(0.0, (total - s) / max(total - warm, 1)))
+    opt, sched = optimizer_for(model, args, total)
 
     history, result, step, t0 = [], None, 0, time.perf_counter()
     for epoch in range(math.ceil(total / steps_per_epoch)):

@@ -153,3 +153,21 @@ def test_run_reports_its_last_evaluation(setup, tmp_path):
                         "--data-dir", glue, "--device", "cpu", "--out-dir", str(tmp_path / "ev")])
     assert again["metrics"] == saved["metrics"]
     assert again["kept_fraction_per_layer"] == pytest.approx(saved["kept_fraction_per_layer"])
+
+
+def test_predictor_lr_is_constant_backbone_lr_decays():
+    import argparse
+    from tiny import skimming_model
+    model = skimming_model(num_labels=2)
+    args = argparse.Namespace(lr=1e-4, predictor_lr=1e-3, weight_decay=0.01, warmup=0.0, predictor_lr_decay=False)
+    opt, sched = train.optimizer_for(model, args, total=10)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    assert sorted({round(g["lr"], 12) for g in opt.param_groups}) == [5e-5, 1e-3]   # backbone halfway down
+    args.predictor_lr_decay = True                                # the paper: one schedule for all
+    opt, sched = train.optimizer_for(model, args, total=10)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([5e-5, 5e-5, 5e-4, 5e-4])
