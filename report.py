@@ -239,7 +239,8 @@ def ablation_table(folder):
         if a["baseline"]:
             model, tau, plr, warm = "plain BERT", "", "", ""
         else:
-            model, tau, plr = "Transkimmer", f"{a['tau']:g}", f"{a['predictor_lr']:g}"
+            held = "constant" if a.get("predictor_lr_decay") is False else "decayed"   # older runs: decayed
+            model, tau, plr = "Transkimmer", f"{a['tau']:g}", f"{a['predictor_lr']:g}, {held}"
             warm = f"{a.get('skim_delay', 0.0):.2g} + {a.get('skim_warmup', 0.0):.2g}"
         kept = " ".join(f"{k:.2f}" for k in r["kept_fraction_per_layer"])
         lines.append(f"| {os.path.basename(path)[:-5]} | {model} | {tau} | {a['lr']:g} | {plr} | {warm} "

@@ -94,7 +94,7 @@ def test_ablation_table_from_result_files(outs, tmp_path, capsys):
     rows = {l.split("|")[1].strip(): [c.strip() for c in l.split("|")[1:-1]]
             for l in capsys.readouterr().out.splitlines() if l.startswith("| sst2")}
     run = json.load(open(os.path.join(outs[0], "results.json")))
-    assert rows["sst2-2-recipe"][1:6] == ["Transkimmer", "1", "5e-05", f"{run['args']['predictor_lr']:g}", "0.33 + 0.33"]
+    assert rows["sst2-2-recipe"][1:6] == ["Transkimmer", "1", "5e-05", f"{run['args']['predictor_lr']:g}, constant", "0.33 + 0.33"]
     assert rows["sst2-2-recipe"][6] == f"accuracy {100 * run['metrics']['accuracy']:.1f}"
     assert rows["sst2-2-baseline"][1:3] == ["plain BERT", ""]
 
