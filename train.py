@@ -35,6 +35,7 @@ import torch.distributed as dist
 
 import data
 import flops
+import metrics
 import transkimmer
 from model import BertConfig, is_predictor
 from files import atomic_write_text
@@ -213,10 +214,10 @@ def evaluate(model, examples, labels, args, device, tokenizer=None, record=8):
     kept = torch.cat(kept).cpu().long() if kept else None
     no_pad, seq = flops.speedups(lengths.tolist(), None if kept is None else kept.tolist(), cfg, args.max_length)
     per_layer = [1.0] * cfg.num_hidden_layers if kept is None else (kept.sum(0) / lengths.sum()).tolist()
-    metrics = data.compute_metrics(TASKS[args.task]["metrics"], preds, labels)
+    scores = metrics.compute_metrics(TASKS[args.task]["metrics"], preds, labels)
     for i, ex in enumerate(recorded[:record]):
         ex.update(label=labels[i], prediction=preds[i].item())
-    return dict(metrics=metrics, kept_fraction_per_layer=per_layer, flops_speedup_no_padding=no_pad,
+    return dict(metrics=scores, kept_fraction_per_layer=per_layer, flops_speedup_no_padding=no_pad,
                 flops_speedup_sequence=seq, eval_seconds=seconds, num_examples=len(labels),
                 examples=recorded[:record])
 

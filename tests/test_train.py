@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-import data
+import metrics
 import train
 from tiny import write_glue, write_model
 
@@ -77,14 +77,14 @@ def test_metrics_equal_the_reference_definitions_ties_included():
     vector with ties on both sides, as STS-B's labels have."""
     y = [0.0, 0.0, 1.5, 1.5, 3.0, 5.0, 0.0, 2.2]
     p = [0.1, 0.1, 1.0, 2.0, 3.0, 3.0, 0.5, 2.0]
-    m = data.compute_metrics(("pearson", "spearman"), p, y)
+    m = metrics.compute_metrics(("pearson", "spearman"), p, y)
     assert m["spearman"] == pytest.approx(0.9563247157871204, abs=1e-12)
     assert m["pearson"] == pytest.approx(0.9186174633140309, abs=1e-12)
-    assert data.average_ranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [3.5, 1.0, 3.5, 2.0]
+    assert metrics.average_ranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [3.5, 1.0, 3.5, 2.0]
     with pytest.warns(UserWarning, match="predictions are constant"):
-        const = data.compute_metrics(("pearson", "spearman"), [2.0] * 8, y)
+        const = metrics.compute_metrics(("pearson", "spearman"), [2.0] * 8, y)
     assert const == {"pearson": 0.0, "spearman": 0.0}
-    assert data.compute_metrics(("matthews", "f1"), [0, 0, 0], [0, 1, 0]) == {"matthews": 0.0, "f1": 0.0}
+    assert metrics.compute_metrics(("matthews", "f1"), [0, 0, 0], [0, 1, 0]) == {"matthews": 0.0, "f1": 0.0}
 
 
 def test_tasks_table_matches_paper_table_2():
@@ -95,12 +95,12 @@ def test_tasks_table_matches_paper_table_2():
 
 def test_metrics():
     p, y = [1, 1, 0, 0, 1, 0], [1, 0, 0, 1, 1, 0]
-    m = data.compute_metrics(("accuracy", "f1", "matthews"), p, y)
+    m = metrics.compute_metrics(("accuracy", "f1", "matthews"), p, y)
     assert m["accuracy"] == pytest.approx(4 / 6)
     assert m["f1"] == pytest.approx(2 / 3)                        # tp 2, fp 1, fn 1
     assert m["matthews"] == pytest.approx((2 * 2 - 1 * 1) / np.sqrt(3 * 3 * 3 * 3))
     x = np.array([0.1, 0.4, 0.35, 0.8])
-    m = data.compute_metrics(("pearson", "spearman"), x, x ** 3)
+    m = metrics.compute_metrics(("pearson", "spearman"), x, x ** 3)
     assert m["spearman"] == pytest.approx(1.0) and 0.9 < m["pearson"] < 1.0
 
 
