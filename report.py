@@ -9,7 +9,7 @@ The page holds, each with the table of numbers behind it (no network, no JavaScr
   - the fraction of tokens kept entering each layer, one curve per folder (paper Fig. 4);
   - dev examples with every token coloured by the layer before which it was skimmed, black
     when kept through all layers (paper Table 5);
-  - when several folders share a task (say, several harmony coefficients and the baseline): the
+  - when several folders share a task (say, several skim coefficients (lambda) and the baseline): the
     metric against FLOPs speedup, one point per folder, the plain-BERT baseline marked (Fig. 3).
 """
 
@@ -141,7 +141,7 @@ def render(runs):
     for r in runs:
         by_task.setdefault(r["task"], []).append(r)
     for task, rs in by_task.items():
-        if len(rs) > 1:   # e.g. several harmony coefficients, and the baseline
+        if len(rs) > 1:   # e.g. several skim coefficients (lambda), and the baseline
             body += [f"<h2>{task}: accuracy against speedup (paper Fig. 3)</h2>", scatter_chart(rs),
                      table(["run", rs[0]["metric_names"][0], "FLOPs speedup (no padding)"],
                            [[r["name"], f"{r['metrics'][rs[0]['metric_names'][0]]:.4f}",

@@ -41,20 +41,20 @@ from model import BertConfig, is_predictor
 from files import atomic_write_text
 from load_weights import load_model, load_pretrained, save_checkpoint
 
-# Paper Table 2 (max length, harmony coefficient lambda); metrics as GLUE reports them, the first
+# Paper Table 2 (max length, skim_coefficient = lambda, the paper's "harmony coefficient"); metrics as GLUE reports them, the first
 # is the one that picks the best checkpoint; epochs from the authors' scripts.
 PREDICTOR_LR_TIMES_STEPS = 0.08   # the default predictor lr x the run's steps (see the recipe below)
 
 TASKS = {
-    "cola": dict(max_length=64, harmony=0.3, metrics=("matthews",), epochs=3),
-    "rte": dict(max_length=256, harmony=0.8, metrics=("accuracy",), epochs=3),
-    "qqp": dict(max_length=128, harmony=0.2, metrics=("f1", "accuracy"), epochs=3),
-    "mrpc": dict(max_length=128, harmony=0.5, metrics=("f1", "accuracy"), epochs=5),
-    "sst2": dict(max_length=64, harmony=0.3, metrics=("accuracy",), epochs=3),
-    "mnli": dict(max_length=128, harmony=0.2, metrics=("accuracy",), epochs=3),
-    "wnli": dict(max_length=128, harmony=0.5, metrics=("accuracy",), epochs=5),
-    "qnli": dict(max_length=128, harmony=0.1, metrics=("accuracy",), epochs=3),
-    "stsb": dict(max_length=64, harmony=0.3, metrics=("pearson", "spearman"), epochs=3),
+    "cola": dict(max_length=64, skim_coefficient=0.3, metrics=("matthews",), epochs=3),
+    "rte": dict(max_length=256, skim_coefficient=0.8, metrics=("accuracy",), epochs=3),
+    "qqp": dict(max_length=128, skim_coefficient=0.2, metrics=("f1", "accuracy"), epochs=3),
+    "mrpc": dict(max_length=128, skim_coefficient=0.5, metrics=("f1", "accuracy"), epochs=5),
+    "sst2": dict(max_length=64, skim_coefficient=0.3, metrics=("accuracy",), epochs=3),
+    "mnli": dict(max_length=128, skim_coefficient=0.2, metrics=("accuracy",), epochs=3),
+    "wnli": dict(max_length=128, skim_coefficient=0.5, metrics=("accuracy",), epochs=5),
+    "qnli": dict(max_length=128, skim_coefficient=0.1, metrics=("accuracy",), epochs=3),
+    "stsb": dict(max_length=64, skim_coefficient=0.3, metrics=("pearson", "spearman"), epochs=3),
 }
 
 
@@ -92,7 +92,7 @@ def parse_args(argv=None):
     g.add_argument("--baseline", action="store_true", help="fine-tune the plain BERT, no skimming")
     g.add_argument("--checkpoint", help="with --eval-only: a folder written by this script (out/checkpoint)")
     g = p.add_argument_group("skimming")
-    g.add_argument("--skim-coefficient", type=number(float, 0), help="harmony coefficient lambda of Eq. 7 (default: Table 2)")
+    g.add_argument("--skim-coefficient", type=number(float, 0), help="lambda of Eq. 7, the paper's harmony coefficient (default: Table 2)")
     g.add_argument("--tau", type=POSITIVE, default=BertConfig.skim_tau, help="Gumbel-softmax temperature, Eq. 5 "
                    "(paper: 0.1, which cannot start training; see model.py)")
     g.add_argument("--mu0", type=number(float), default=BertConfig.skim_mu0, help="unbalanced bias mean of the predictors, Eq. 9")
@@ -132,7 +132,7 @@ def parse_args(argv=None):
                 "(to fine-tune a saved model further, pass its folder as --model)")
     t = TASKS[args.task]
     args.max_length = args.max_length if args.max_length is not None else t["max_length"]
-    args.skim_coefficient = t["harmony"] if args.skim_coefficient is None else args.skim_coefficient
+    args.skim_coefficient = t["skim_coefficient"] if args.skim_coefficient is None else args.skim_coefficient
     args.epochs = args.epochs if args.epochs is not None else t["epochs"]
     args.out_dir = args.out_dir or os.path.join("out", args.task + ("-baseline" if args.baseline else ""))
     check_environment(p, args)
@@ -257,7 +257,7 @@ def autocast(device):
 # All are fractions of the run or properties of the predictor, not of the backbone's size.
 
 
-def harmony_at(step, total, args):
+def skim_coefficient_at(step, total, args):
     """lambda of Eq. 7 at this step: 0 for the first --skim-delay of the steps, then a linear ramp
     over the next --skim-warmup, then the task's value (Table 2)."""
     start, ramp = args.skim_delay * total, args.skim_warmup * total
@@ -331,7 +331,7 @@ def train_step(model, b, opt, sched, step, total, args):
         out = model(b["input_ids"], b["attention_mask"], b["token_type_ids"], labels=b["labels"])
     opt.zero_grad(set_to_none=True)
     loss = out.task_loss if out.skim_loss is None else \
-        transkimmer.total_loss(out.task_loss, out.skim_loss, harmony_at(step, total, args))   # Eq. 7
+        transkimmer.total_loss(out.task_loss, out.skim_loss, skim_coefficient_at(step, total, args))   # Eq. 7
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
     # A NaN or inf stops the run before it reaches the weights (one host sync per step): the last

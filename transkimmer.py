@@ -184,9 +184,10 @@ def kept_per_layer(masks):
     return torch.stack([m.sum(1) for m in masks], 1)
 
 
-def total_loss(task_loss, skim, harmony):
-    """Eq. 7: Loss = Loss_task + lambda * Loss_skim, lambda the harmony coefficient (Table 2)."""
-    return task_loss + harmony * skim
+def total_loss(task_loss, skim, skim_coefficient):
+    """Eq. 7: Loss = Loss_task + lambda * Loss_skim; lambda (`skim_coefficient` everywhere in this
+    code) is what the paper calls the harmony coefficient (Table 2)."""
+    return task_loss + skim_coefficient * skim
 
 
 # ----------------------------------------------------------------------------------------------

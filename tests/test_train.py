@@ -35,7 +35,7 @@ def test_tiny_run_every_task(setup, tmp_path, task):
     for key in ("flops_speedup_no_padding", "flops_speedup_sequence", "eval_seconds", "num_examples", "args"):
         assert key in res
     assert res["flops_speedup_sequence"] > res["flops_speedup_no_padding"] > 0
-    assert res["args"]["skim_coefficient"] == train.TASKS[task]["harmony"]
+    assert res["args"]["skim_coefficient"] == train.TASKS[task]["skim_coefficient"]
     if task == "mnli":
         assert set(res["metrics_dev_mismatched"]) == {"accuracy"}
     assert sorted(os.listdir(os.path.join(out, "checkpoint"))) == ["config.json", "model.safetensors", "tokenizer.json"]
@@ -88,7 +88,7 @@ def test_metrics_equal_the_reference_definitions_ties_included():
 
 
 def test_tasks_table_matches_paper_table_2():
-    assert {t: (v["max_length"], v["harmony"]) for t, v in train.TASKS.items()} == {
+    assert {t: (v["max_length"], v["skim_coefficient"]) for t, v in train.TASKS.items()} == {
         "cola": (64, 0.3), "rte": (256, 0.8), "qqp": (128, 0.2), "mrpc": (128, 0.5), "sst2": (64, 0.3),
         "mnli": (128, 0.2), "wnli": (128, 0.5), "qnli": (128, 0.1), "stsb": (64, 0.3)}
 
@@ -123,12 +123,12 @@ def test_torchrun_two_processes(tmp_path):
     assert json.load(open(os.path.join(out, "results.json")))["history"][-1]["epoch"] == 2
 
 
-def test_harmony_ramps_over_the_warmup_then_holds():
+def test_skim_coefficient_waits_ramps_then_holds():
     import argparse
     args = argparse.Namespace(skim_coefficient=0.4, skim_delay=0.2, skim_warmup=0.5)
-    assert [train.harmony_at(s, 100, args) for s in (0, 19, 20, 45, 70, 99)] == pytest.approx([0, 0, 0, 0.2, 0.4, 0.4])
+    assert [train.skim_coefficient_at(s, 100, args) for s in (0, 19, 20, 45, 70, 99)] == pytest.approx([0, 0, 0, 0.2, 0.4, 0.4])
     args.skim_delay = args.skim_warmup = 0.0                      # the paper: lambda from the first step
-    assert train.harmony_at(0, 100, args) == 0.4
+    assert train.skim_coefficient_at(0, 100, args) == 0.4
 
 
 def test_default_recipe_and_paper_settings_reachable():
