@@ -62,6 +62,18 @@ def rename(key):
     return key
 
 
+def checkpoint_name(key):
+    """One of our keys in the checkpoint's (Hugging Face) names, for error messages: the prefix
+    rules of RENAMES read backwards ("layers.3.attn.q.weight" -> "encoder.layer.3.attention.self.query.weight")."""
+    for pattern, repl in RENAMES:
+        if not (pattern.startswith("^") and repl):
+            continue   # the bert. prefix and the gamma/beta suffixes: not a name of its own
+        m = re.match("^" + re.escape(repl).replace(re.escape("\\1"), r"(\d+)"), key)
+        if m:
+            return pattern[1:].replace("\\.", ".").replace(r"(\d+)", m.group(1) if m.groups() else "") + key[m.end():]
+    return key
+
+
 def _paths(folder):
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
@@ -148,7 +160,7 @@ def _load_into(model, weights_path, may_be_new):
         if k.startswith("pooler.") and "pooler." in may_be_new:
             warnings.warn(f"{weights_path} has no pooler ({k}); it keeps its random initialisation")
         elif not k.startswith(tuple(p for p in may_be_new if p != "pooler.")):
-            raise BadInput(f"tensor {k!r} is missing from {weights_path}: the checkpoint is incomplete "
+            raise BadInput(f"tensor {checkpoint_name(k)!r} (ours: {k!r}) is missing from {weights_path}: the checkpoint is incomplete "
                            "or for another architecture")
 
 
