@@ -33,11 +33,18 @@ def load(folder):
         path = os.path.join(folder, "eval-results.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{os.path.join(folder, 'results.json')} not found: pass output folders written by train.py")
-    with open(path) as f:
-        res = json.load(f)
-    a = res["args"]
-    res["name"] = f"{os.path.basename(os.path.normpath(folder))} (" + \
-        ("plain BERT)" if a["baseline"] else f"Transkimmer, lambda={a['skim_coefficient']:g})")
+    try:
+        with open(path) as f:
+            res = json.load(f)
+        a = res["args"]
+        res["name"] = f"{os.path.basename(os.path.normpath(folder))} (" + \
+            ("plain BERT)" if a["baseline"] else f"Transkimmer, lambda={a['skim_coefficient']:g})")
+        needed = [res[k] for k in ("task", "metric_names", "metrics", "kept_fraction_per_layer", "flops_speedup_no_padding")]
+    except (ValueError, KeyError, TypeError) as e:   # empty, truncated, {} or not train.py's
+        raise ValueError(f"{path} is not a results file of train.py ({type(e).__name__}: {e}): "
+                         f"pass the folder of a finished run") from None
+    if any(v is None for v in needed[2:]) or any(v is None for v in res["metrics"].values()):
+        raise ValueError(f"{path}: the run has missing or non-finite numbers (a NaN run?); it is not plotted")
     res["folder"] = folder
     return res
 

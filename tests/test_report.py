@@ -106,3 +106,25 @@ def test_report_needs_no_torch():
     r = subprocess.run([sys.executable, "-c", "import sys, report; print('torch' in sys.modules)"],
                        cwd=root, capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "False", r.stderr
+
+
+@pytest.mark.parametrize("content", ["", "{", "{}", "[1]", '{"args": {"baseline": true}}'])
+def test_report_broken_results_name_the_file(tmp_path, content, capsys):
+    import subprocess
+    import sys
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text(content)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, os.path.join(root, "report.py"), str(tmp_path / "run"), "--out",
+                        str(tmp_path / "r.html")], capture_output=True, text=True, timeout=60)
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "run/results.json is not a results file" in last
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_refuses_a_nan_run(tmp_path):
+    run = dict(task="sst2", metric_names=["accuracy"], metrics={"accuracy": None}, kept_fraction_per_layer=[1.0],
+               flops_speedup_no_padding=16.6, args=dict(baseline=False, skim_coefficient=0.3))
+    (tmp_path / "results.json").write_text(json.dumps(run))
+    with pytest.raises(ValueError, match="missing or non-finite numbers"):
+        report.load(str(tmp_path))
