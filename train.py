@@ -19,8 +19,8 @@ Writes to --out-dir: checkpoint/ (the model at the last evaluation: model.safete
 config.json, and the tokenizer files it used) and results.json (metrics, per-layer kept fraction,
 FLOPs speedups, evaluation wall time, every argument); --eval-only writes eval-results.json.
 Evaluation really prunes tokens. The defaults are a measured recipe that skims (see below and the
-README); the paper's exact settings: --tau 0.1 --lr 2e-5 --predictor-lr 2e-5 --predictor-lr-decay --skim-delay 0
---skim-warmup 0.
+README); the paper's exact settings: --tau 0.1 --lr 2e-5 --predictor-lr 2e-5 --predictor-lr-decay
+--skim-delay 0 --skim-warmup 0.
 """
 
 import argparse
@@ -41,10 +41,10 @@ from model import BertConfig, is_predictor
 from files import atomic_write_text
 from load_weights import load_model, load_pretrained, save_checkpoint
 
-# Paper Table 2 (max length, skim_coefficient = lambda, the paper's "harmony coefficient"); metrics as GLUE reports them, the first
-# is the one that picks the best checkpoint; epochs from the authors' scripts.
 PREDICTOR_LR_TIMES_STEPS = 0.08   # the default predictor lr x the run's steps (see the recipe below)
 
+# Paper Table 2: max length and lambda (skim_coefficient; the paper's "harmony coefficient"). Metrics
+# as GLUE reports them, the first being the table's main one; epochs from the authors' scripts.
 TASKS = {
     "cola": dict(max_length=64, skim_coefficient=0.3, metrics=("matthews",), epochs=3),
     "rte": dict(max_length=256, skim_coefficient=0.8, metrics=("accuracy",), epochs=3),
@@ -168,10 +168,6 @@ def check_environment(p, args):
         parent = os.path.dirname(parent)
     if not os.access(parent, os.W_OK | os.X_OK):
         p.error(f"--out-dir {out}: {parent} is not writable; pass a folder you can write to")
-
-
-# ----------------------------------------------------------------------------------------------
-# Metrics (GLUE conventions)
 
 
 # ----------------------------------------------------------------------------------------------
