@@ -241,8 +241,9 @@ def autocast(device):
 #   predictor lr         the predictors are new modules that must cross a logit gap of 2 mu0 = 10
 #                        within the run. Adam moves each weight by about lr per step whatever the
 #                        gradient's size, so how far they can go is lr x steps: we fix that product
-#                        (2e-4 x 400 steps, measured on SST-2), so a 100-step WNLI run and a 6000-step
-#                        SST-2 run both reach their balance. With one lr of 2e-5 they barely start.
+#                        (2e-4 x 400 steps, measured on SST-2), so short and long runs give them the
+#                        same reach. Held constant (see optimizer_for). Tied to the backbone's lr
+#                        (5e-5, or 2e-4 decayed with it) they barely move in 400 steps.
 #   lambda delay, ramp   lambda is 0 for the first third of the steps (the run fine-tunes as the
 #                        baseline does, as LTP and ToP start from a fine-tuned model), then ramps
 #                        linearly over the next third. Skimming must not start before the task
