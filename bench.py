@@ -98,6 +98,17 @@ def set_skim(model, batches, fraction, layer):
         target.fc2.bias.copy_(torch.tensor([0.0, -float(threshold)]))
 
 
+def device_name(device):
+    """What the numbers were measured on: the GPU's name, or the CPU's model name."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "cpu"
+
+
 def run_pass(fn, batches, device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -187,19 +198,22 @@ def main(argv=None):
                                              lambda b: skim(**b)],
                                             batches, device, args.repeats, args.warmup)
             measured = t_dense / t_pruned
-            rows.append(dict(batch=bs, kept=kept, flops=fl, measured=measured, realised=measured / fl))
+            rows.append(dict(batch=bs, kept=kept, flops=fl, measured=measured, realised=measured / fl,
+                             dense_tokens_per_s=tokens / t_dense, pruned_tokens_per_s=tokens / t_pruned))
             print(f"{bs:>5} | {kept:>5.2f} | {fl:>12.2f}x | {measured:>7.2f}x | {measured / fl:>8.2f} | "
                   f"{tokens / t_dense:>11.0f} | {tokens / t_pruned:>12.0f}")
 
-    if args.json:
-        atomic_write_text(args.json, json.dumps(dict(
-            checkpoint=args.checkpoint, model=args.model, task=args.task, max_length=args.max_length,
-            device=str(device), threads=torch.get_num_threads(), torch=torch.__version__,
-            repeats=args.repeats, rows=rows), indent=2))
+    result = dict(checkpoint=args.checkpoint, model=args.model, task=args.task, max_length=args.max_length,
+                  skim_fraction=None if args.checkpoint else args.skim_fraction,
+                  skim_layer=None if args.checkpoint else args.skim_layer, device=str(device),
+                  device_name=device_name(device), threads=torch.get_num_threads(), torch=torch.__version__,
+                  repeats=args.repeats, rows=rows)
     if not args.no_reference:
-        reference(args, tok_dir, dense, examples, sizes, device)
+        result["reference"] = reference(args, tok_dir, dense, examples, sizes, device)
     if not args.no_train:
-        training_throughput(args, tok_dir, skim, dense, examples, device)
+        result["training"] = training_throughput(args, tok_dir, skim, dense, examples, device)
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=2))
     return rows
 
 
@@ -219,10 +233,13 @@ def hf_model(tok_dir, device):
 
 
 def reference(args, tok_dir, dense, examples, sizes, device):
+    """Our dense BERT against Hugging Face's on the same weights: [{batch, ours_s, reference_s}]
+    (None without transformers)."""
     ref = hf_model(tok_dir, device)
     if ref is None:
-        return
+        return None
     ref.eval()
+    rows = []
     enc = encoder(dense)
     print(f"\nours (dense) vs Hugging Face BertModel ({ref.config._attn_implementation} attention), same weights, inference")
     print(f"{'batch':>5} | {'ours s':>8} | {'reference s':>11} | {'ratio ref/ours':>14}")
@@ -232,10 +249,12 @@ def reference(args, tok_dir, dense, examples, sizes, device):
             t_ours, t_ref = interleaved([lambda b: enc(**b),
                                          lambda b: ref(**b)], batches, device, args.repeats, args.warmup)
             print(f"{bs:>5} | {t_ours:>8.3f} | {t_ref:>11.3f} | {t_ref / t_ours:>13.2f}x")
+            rows.append(dict(batch=bs, ours_s=t_ours, reference_s=t_ref, attention=ref.config._attn_implementation))
+    return rows
 
 
 def training_throughput(args, tok_dir, skim, dense, examples, device, bs=32, steps=4):
-    """Examples per second of a training step (forward, backward, AdamW) at batch 32."""
+    """Examples per second of a training step (forward, backward, AdamW) at batch 32: {model: examples/s}."""
     batches = make_batches(examples, bs, bs * steps, device)
     labels = torch.zeros(bs, dtype=torch.long, device=device)
     models = {"ours, Transkimmer (skim attention)": skim, "ours, plain BERT": dense}
@@ -262,6 +281,7 @@ def training_throughput(args, tok_dir, skim, dense, examples, device, bs=32, ste
         print(f"  {name:<45} {n / t:>8.1f} examples/s   ({times[1] / t:.2f}x ours plain)")
     for m in models.values():
         m.eval()
+    return {name: n / t for name, t in zip(models, times)}
 
 
 if __name__ == "__main__":

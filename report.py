@@ -28,16 +28,19 @@ COLORS = ["#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4", "#94
 
 
 def load(folder):
-    path = os.path.join(folder, "results.json")
-    if not os.path.isfile(path):   # a folder of train.py --eval-only
+    """One run: an output folder of train.py, or a results file copied out of one (results/...json)."""
+    path = folder if folder.endswith(".json") else os.path.join(folder, "results.json")
+    if not os.path.isfile(path) and not folder.endswith(".json"):   # a folder of train.py --eval-only
         path = os.path.join(folder, "eval-results.json")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{os.path.join(folder, 'results.json')} not found: pass output folders written by train.py")
+        where = folder if folder.endswith(".json") else os.path.join(folder, "results.json")
+        raise FileNotFoundError(f"{where} not found: pass output folders written by train.py, or their results files")
     try:
         with open(path) as f:
             res = json.load(f)
         a = res["args"]
-        res["name"] = f"{os.path.basename(os.path.normpath(folder))} (" + \
+        res["label"] = "plain BERT" if a["baseline"] else f"lambda {a['skim_coefficient']:g}"
+        res["name"] = f"{os.path.basename(os.path.normpath(folder)).removesuffix('.json')} (" + \
             ("plain BERT)" if a["baseline"] else f"Transkimmer, lambda={a['skim_coefficient']:g})")
         needed = [res[k] for k in ("task", "metric_names", "metrics", "kept_fraction_per_layer", "flops_speedup_no_padding")]
     except (ValueError, KeyError, TypeError) as e:   # empty, truncated, {} or not train.py's
@@ -99,6 +102,9 @@ def scatter_chart(runs, width=680, height=300):
              f'<text x="{width - right}" y="{height - bottom + 16}" text-anchor="middle">{x1:.2f}x</text>',
              f'<text x="{left - 4}" y="{y(y0) + 4:.1f}" text-anchor="end">{y0:.3f}</text>',
              f'<text x="{left - 4}" y="{y(y1) + 4:.1f}" text-anchor="end">{y1:.3f}</text>']
+    curve = sorted((a, b) for r, a, b in zip(runs, xs, ys) if not r["args"]["baseline"])
+    parts.append('<polyline fill="none" stroke="#1f77b4" stroke-opacity="0.4" points="'
+                 + " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in curve) + '"/>')
     for r, a, b in zip(runs, xs, ys):
         if r["args"]["baseline"]:
             parts.append(f'<rect class="baseline" x="{x(a) - 4:.1f}" y="{y(b) - 4:.1f}" width="8" height="8" fill="black"/>')
@@ -106,7 +112,7 @@ def scatter_chart(runs, width=680, height=300):
             parts.append(f'<circle class="point" cx="{x(a):.1f}" cy="{y(b):.1f}" r="4" fill="#1f77b4"/>')
         right_half = x(a) > width / 2   # label on the side with room, so it is never clipped
         parts.append(f'<text x="{x(a) + (-7 if right_half else 7):.1f}" y="{y(b) - 6:.1f}" '
-                     f'text-anchor="{"end" if right_half else "start"}">{html.escape(r["name"])}</text>')
+                     f'text-anchor="{"end" if right_half else "start"}">{html.escape(r["label"])}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -256,6 +262,34 @@ def ablation_table(folder):
     return "\n".join(lines) + "\n"
 
 
+def speed_table(folder):
+    """The README's speed table: one row per batch size of each bench.py --json file in the folder."""
+    head = ("| run | skimmed | task | device, threads | batch | kept | FLOPs speedup (as executed) | measured speedup "
+            "| realised (measured / FLOPs) | dense tokens/s | pruned tokens/s |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        with open(path) as f:
+            b = json.load(f)
+        what = (f"trained: {b['checkpoint']}" if b["checkpoint"] else
+                f"{b['skim_fraction']:.0%} of tokens before layer {b['skim_layer']}, no training")
+        for r in b["rows"]:
+            lines.append(f"| {os.path.basename(path)[:-5]} | {what} | {b['task']} | {b.get('device_name', b['device'])}, "
+                         f"{b['threads']} | {r['batch']} | {r['kept']:.2f} | {r['flops']:.2f}x | {r['measured']:.2f}x "
+                         f"| {r['realised']:.2f} | {r['dense_tokens_per_s']:.0f} | {r['pruned_tokens_per_s']:.0f} |")
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):   # what else each bench measured
+        with open(path) as f:
+            b = json.load(f)
+        name = os.path.basename(path)[:-5]
+        if b.get("reference"):
+            lines.append(f"\n{name}, our dense BERT against Hugging Face `BertModel` ({b['reference'][0]['attention']} "
+                         "attention), same weights, reference seconds / ours: " + ", ".join(
+                             f"batch {r['batch']} {r['reference_s'] / r['ours_s']:.2f}x" for r in b["reference"]) + ".")
+        if b.get("training"):
+            lines.append(f"\n{name}, training step (forward, backward, AdamW) at batch 32, examples/s: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in b["training"].items()) + ".")
+    return "\n".join(lines) + "\n"
+
+
 def replace_between(path, marker, text):
     """Replace what stands between <!-- marker --> and <!-- /marker --> in a file, atomically."""
     with open(path) as f:
@@ -272,13 +306,17 @@ def main(argv=None):
     p.add_argument("folders", nargs="*", help="output folders of train.py (each with results.json)")
     p.add_argument("--glue", help="print the GLUE table from this folder of result files (results/glue)")
     p.add_argument("--ablation", help="print the recipe ablation table from this folder (results/ablation)")
-    p.add_argument("--readme", help="with --glue / --ablation: write each table into this file's "
-                   "<!-- glue-table --> / <!-- ablation-table --> block")
+    p.add_argument("--bench", help="print the speed table from this folder of bench.py --json files (results/bench)")
+    p.add_argument("--readme", help="with --glue / --ablation / --bench: write each table into this file's "
+                   "<!-- glue-table --> / <!-- ablation-table --> / <!-- speed-table --> block")
     p.add_argument("--out", default="report.html", help="the HTML page to write")
     p.add_argument("--svg", help="also write the layer-wise chart alone to this SVG file")
+    p.add_argument("--fig3-svg", help="also write the metric-against-speedup chart alone to this SVG file "
+                   "(the runs given must share one task)")
     args = p.parse_args(argv)
     tables = [(marker, make(folder)) for marker, make, folder in
-              [("glue-table", glue_table, args.glue), ("ablation-table", ablation_table, args.ablation)] if folder]
+              [("glue-table", glue_table, args.glue), ("ablation-table", ablation_table, args.ablation),
+               ("speed-table", speed_table, args.bench)] if folder]
     for marker, text in tables:
         if args.readme:
             replace_between(args.readme, marker, text)
@@ -286,12 +324,17 @@ def main(argv=None):
     if tables:
         return
     if not args.folders:
-        p.error("pass train.py output folders, or --glue results/glue, or --ablation results/ablation")
+        p.error("pass train.py output folders, or --glue results/glue, --ablation results/ablation, --bench results/bench")
     runs = [load(f) for f in args.folders]
+    if args.fig3_svg and len({r["task"] for r in runs}) != 1:
+        p.error(f"--fig3-svg: the runs given are of several tasks ({', '.join(sorted({r['task'] for r in runs}))}); "
+                "pass the runs of one task")
     atomic_write_text(args.out, render(runs))
     if args.svg:
         atomic_write_text(args.svg, line_chart([r for r in runs if not r["args"]["baseline"]] or runs))
-    print(f"wrote {args.out}" + (f" and {args.svg}" if args.svg else ""))
+    if args.fig3_svg:
+        atomic_write_text(args.fig3_svg, scatter_chart(runs))
+    print(f"wrote {args.out}" + "".join(f" and {f}" for f in (args.svg, args.fig3_svg) if f))
 
 
 if __name__ == "__main__":
