@@ -75,3 +75,22 @@ def test_bad_arguments_one_line(tmp_path, extra, says):
                         "--no-train", *extra], capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-1500:]
     assert says in r.stderr.strip().splitlines()[-1]
+
+
+def test_bench_json_feeds_the_speed_table(setup, tmp_path):
+    """bench.py --json records what the README's speed table shows; report.py --bench renders it."""
+    import report
+    glue, model = setup
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    path = str(folder / "half.json")
+    rows = bench.main(["--model", model, "--data-dir", glue, "--batch-sizes", "2", "--num-examples", "8",
+                       "--repeats", "1", "--warmup", "0", "--no-reference", "--no-train", "--device", "cpu",
+                       "--skim-fraction", "0.5", "--json", path])
+    saved = json.load(open(path))
+    assert saved["rows"] == rows and saved["skim_fraction"] == 0.5 and saved["device_name"]
+    r = rows[0]
+    assert r["pruned_tokens_per_s"] / r["dense_tokens_per_s"] == pytest.approx(r["measured"])
+    table = report.speed_table(str(folder)).splitlines()
+    assert len(table) == 3 and table[2].startswith("| half | 50% of tokens before layer 0")
+    assert f"| {r['measured']:.2f}x |" in table[2]

@@ -128,3 +128,17 @@ def test_report_refuses_a_nan_run(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(run))
     with pytest.raises(ValueError, match="missing or non-finite numbers"):
         report.load(str(tmp_path))
+
+
+def test_fig3_svg_from_result_files(outs, tmp_path):
+    """Fig. 3 alone, from results files copied out of the run folders (as results/mrpc-lambda/ holds)."""
+    import shutil
+    files = []
+    for f in outs:
+        files.append(str(tmp_path / (os.path.basename(f) + ".json")))
+        shutil.copy(os.path.join(f, "results.json"), files[-1])
+    svg = str(tmp_path / "fig3.svg")
+    report.main([*files, "--out", str(tmp_path / "r.html"), "--fig3-svg", svg])
+    text = open(svg).read()
+    assert text.count('class="point"') == 2 and text.count('class="baseline"') == 1
+    assert "lambda 2" in text and "plain BERT" in text
