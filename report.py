@@ -263,31 +263,29 @@ def ablation_table(folder):
 
 
 def speed_table(folder):
-    """The README's speed table: one row per batch size of each bench.py --json file in the folder."""
+    """The README's speed table: one row per batch size of each bench.py --json file in the folder,
+    then what else each bench measured (our BERT against Hugging Face's, training throughput)."""
     head = ("| run | skimmed | task | device, threads | batch | kept | FLOPs speedup (as executed) | measured speedup "
             "| realised (measured / FLOPs) | dense tokens/s | pruned tokens/s |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    lines, extra = [head, "|" + "---|" * (head.count("|") - 1)], []
     for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
         with open(path) as f:
             b = json.load(f)
+        name = os.path.basename(path)[:-5]
         what = (f"trained: {b['checkpoint']}" if b["checkpoint"] else
                 f"{b['skim_fraction']:.0%} of tokens before layer {b['skim_layer']}, no training")
         for r in b["rows"]:
-            lines.append(f"| {os.path.basename(path)[:-5]} | {what} | {b['task']} | {b.get('device_name', b['device'])}, "
+            lines.append(f"| {name} | {what} | {b['task']} | {b.get('device_name', b['device'])}, "
                          f"{b['threads']} | {r['batch']} | {r['kept']:.2f} | {r['flops']:.2f}x | {r['measured']:.2f}x "
                          f"| {r['realised']:.2f} | {r['dense_tokens_per_s']:.0f} | {r['pruned_tokens_per_s']:.0f} |")
-    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):   # what else each bench measured
-        with open(path) as f:
-            b = json.load(f)
-        name = os.path.basename(path)[:-5]
         if b.get("reference"):
-            lines.append(f"\n{name}, our dense BERT against Hugging Face `BertModel` ({b['reference'][0]['attention']} "
+            extra.append(f"\n{name}, our dense BERT against Hugging Face `BertModel` ({b['reference'][0]['attention']} "
                          "attention), same weights, reference seconds / ours: " + ", ".join(
                              f"batch {r['batch']} {r['reference_s'] / r['ours_s']:.2f}x" for r in b["reference"]) + ".")
         if b.get("training"):
-            lines.append(f"\n{name}, training step (forward, backward, AdamW) at batch 32, examples/s: " + ", ".join(
+            extra.append(f"\n{name}, training step (forward, backward, AdamW) at batch 32, examples/s: " + ", ".join(
                 f"{k} {v:.1f}" for k, v in b["training"].items()) + ".")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + extra) + "\n"
 
 
 def replace_between(path, marker, text):
