@@ -197,11 +197,11 @@ def main(argv=None):
             t_dense, t_pruned = interleaved([lambda b: dense(**b),
                                              lambda b: skim(**b)],
                                             batches, device, args.repeats, args.warmup)
-            measured = t_dense / t_pruned
-            rows.append(dict(batch=bs, kept=kept, flops=fl, measured=measured, realised=measured / fl,
-                             dense_tokens_per_s=tokens / t_dense, pruned_tokens_per_s=tokens / t_pruned))
-            print(f"{bs:>5} | {kept:>5.2f} | {fl:>12.2f}x | {measured:>7.2f}x | {measured / fl:>8.2f} | "
-                  f"{tokens / t_dense:>11.0f} | {tokens / t_pruned:>12.0f}")
+            r = dict(batch=bs, kept=kept, flops=fl, measured=t_dense / t_pruned, realised=t_dense / t_pruned / fl,
+                     dense_tokens_per_s=tokens / t_dense, pruned_tokens_per_s=tokens / t_pruned)
+            rows.append(r)
+            print(f"{bs:>5} | {kept:>5.2f} | {fl:>12.2f}x | {r['measured']:>7.2f}x | {r['realised']:>8.2f} | "
+                  f"{r['dense_tokens_per_s']:>11.0f} | {r['pruned_tokens_per_s']:>12.0f}")
 
     result = dict(checkpoint=args.checkpoint, model=args.model, task=args.task, max_length=args.max_length,
                   skim_fraction=None if args.checkpoint else args.skim_fraction,

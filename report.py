@@ -4,6 +4,8 @@ What did it learn? One self-contained HTML page from train.py output folders.
     python report.py out/sst2 out/cola ...             # writes report.html
     python report.py out/sst2-l0.3 out/sst2-l0.8 out/sst2-baseline --out sst2.html
     python report.py out/sst2 --svg kept.svg           # also the layer-wise chart alone
+    python report.py results/mrpc-lambda/*.json --fig3-svg fig3.svg   # results files; Fig. 3 alone
+    python report.py --glue results/glue --ablation results/ablation --bench results/bench --readme README.md
 
 The page holds, each with the table of numbers behind it (no network, no JavaScript):
   - the fraction of tokens kept entering each layer, one curve per folder (paper Fig. 4);
@@ -30,11 +32,11 @@ COLORS = ["#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4", "#94
 def load(folder):
     """One run: an output folder of train.py, or a results file copied out of one (results/...json)."""
     path = folder if folder.endswith(".json") else os.path.join(folder, "results.json")
-    if not os.path.isfile(path) and not folder.endswith(".json"):   # a folder of train.py --eval-only
-        path = os.path.join(folder, "eval-results.json")
+    eval_only = os.path.join(folder, "eval-results.json")   # a folder of train.py --eval-only
+    if not os.path.isfile(path) and os.path.isfile(eval_only):
+        path = eval_only
     if not os.path.isfile(path):
-        where = folder if folder.endswith(".json") else os.path.join(folder, "results.json")
-        raise FileNotFoundError(f"{where} not found: pass output folders written by train.py, or their results files")
+        raise FileNotFoundError(f"{path} not found: pass output folders written by train.py, or their results files")
     try:
         with open(path) as f:
             res = json.load(f)
@@ -275,7 +277,7 @@ def speed_table(folder):
         what = (f"trained: {b['checkpoint']}" if b["checkpoint"] else
                 f"{b['skim_fraction']:.0%} of tokens before layer {b['skim_layer']}, no training")
         for r in b["rows"]:
-            lines.append(f"| {name} | {what} | {b['task']} | {b.get('device_name', b['device'])}, "
+            lines.append(f"| {name} | {what} | {b['task']} | {b['device_name']}, "
                          f"{b['threads']} | {r['batch']} | {r['kept']:.2f} | {r['flops']:.2f}x | {r['measured']:.2f}x "
                          f"| {r['realised']:.2f} | {r['dense_tokens_per_s']:.0f} | {r['pruned_tokens_per_s']:.0f} |")
         if b.get("reference"):
