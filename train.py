@@ -28,15 +28,13 @@ import json
 import math
 import os
 import time
-from contextlib import nullcontext
 
 import torch
 import torch.distributed as dist
 
 import data
-import flops
-import metrics
 import transkimmer
+from evaluate import autocast, evaluate_dev
 from model import BertConfig, is_predictor
 from files import atomic_write_text
 from load_weights import load_model, load_pretrained, save_checkpoint
@@ -168,71 +166,6 @@ def check_environment(p, args):
         parent = os.path.dirname(parent)
     if not os.access(parent, os.W_OK | os.X_OK):
         p.error(f"--out-dir {out}: {parent} is not writable; pass a folder you can write to")
-
-
-# ----------------------------------------------------------------------------------------------
-# Evaluation, with real pruning
-
-
-@torch.no_grad()
-def evaluate(model, examples, labels, args, device, tokenizer=None, record=8):
-    """Dev-set metrics, the fraction of real tokens kept entering each layer, FLOPs speedups and
-    wall time. The model is in eval mode: deterministic decisions, tokens really removed.
-    With a tokenizer, the first `record` examples are returned with each token's skim layer
-    (the layer before which it was skimmed; L = kept through all layers) for report.py."""
-    model.eval()
-    cfg = model.config
-    preds, lengths, kept, recorded = [], [], [], []
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for b in data.batches(examples, labels, args.eval_batch_size):
-        b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
-        with autocast(device):
-            out = model(b["input_ids"], b["attention_mask"], b["token_type_ids"])
-        logits = out.logits.float()
-        if not torch.isfinite(logits).all():
-            raise SystemExit("error: the model's outputs are NaN or inf on the dev set: its weights are broken")
-        preds.append(logits.squeeze(-1) if cfg.num_labels == 1 else logits.argmax(-1))
-        lengths.append(b["attention_mask"].sum(1))
-        if out.keep_masks is not None:
-            kept.append(transkimmer.kept_per_layer(out.keep_masks))            # (B, L)
-            if tokenizer is not None and len(recorded) < record:
-                layer = torch.stack(out.keep_masks).sum(0).long().cpu()           # (B, T): layers entered
-                for ids, n, s in zip(b["input_ids"].cpu(), b["attention_mask"].sum(1).tolist(), layer):
-                    recorded.append(dict(tokens=[tokenizer.id_to_token(i) for i in ids[:n].tolist()],
-                                         skim_layer=s[:n].tolist()))
-    preds = torch.cat(preds).cpu().numpy()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-    lengths = torch.cat(lengths).cpu().long()
-    kept = torch.cat(kept).cpu().long() if kept else None
-    no_pad, seq = flops.speedups(lengths.tolist(), None if kept is None else kept.tolist(), cfg, args.max_length)
-    per_layer = [1.0] * cfg.num_hidden_layers if kept is None else (kept.sum(0) / lengths.sum()).tolist()
-    scores = metrics.compute_metrics(TASKS[args.task]["metrics"], preds, labels)
-    for i, ex in enumerate(recorded[:record]):
-        ex.update(label=labels[i], prediction=preds[i].item())
-    return dict(metrics=scores, kept_fraction_per_layer=per_layer, flops_speedup_no_padding=no_pad,
-                flops_speedup_sequence=seq, eval_seconds=seconds, num_examples=len(labels),
-                examples=recorded[:record])
-
-
-def evaluate_dev(model, dev_sets, args, device, tokenizer):
-    """evaluate() on the first dev split; the metrics of the others (MNLI mismatched) added."""
-    (_, (examples, labels)), *others = dev_sets.items()
-    result = evaluate(model, examples, labels, args, device, tokenizer)
-    for split, (examples, labels) in others:
-        result[f"metrics_{split}"] = evaluate(model, examples, labels, args, device)["metrics"]
-    return result
-
-
-def autocast(device):
-    """bf16 autocast on CUDA; full precision on CPU."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-
-
-# ----------------------------------------------------------------------------------------------
 
 
 # The default recipe. Departure from the paper (tau 0.1, one lr of 2e-5, lambda fixed), which
@@ -371,9 +304,11 @@ def main(argv=None):
         texts, labels = data.read_task(args.task, split, root)
         dev_sets[split] = (data.encode(tokenizer, texts, args.max_length), labels)
         data.check_encoded(dev_sets[split][0], tokenizer, model.config.vocab_size, tok_dir)
+    evaluate = lambda: evaluate_dev(model, dev_sets, TASKS[args.task]["metrics"], device, args.max_length,
+                                    args.eval_batch_size, tokenizer)
     os.makedirs(args.out_dir, exist_ok=True)
     if args.eval_only:
-        result = evaluate_dev(model, dev_sets, args, device, tokenizer)
+        result = evaluate()
         write_results(args, result, [])
         log(json.dumps(result, indent=2))
         return result
@@ -405,7 +340,7 @@ def main(argv=None):
             if step >= total:
                 break
         if master and ((epoch + 1) % args.eval_every_epoch == 0 or step >= total):
-            result = evaluate_dev(model, dev_sets, args, device, tokenizer)
+            result = evaluate()
             result.update(epoch=epoch + 1, step=step, train_seconds=time.perf_counter() - t0)
             history.append(result)
             log_eval(log, epoch + 1, result)

@@ -1,0 +1,75 @@
+"""
+Evaluation with real pruning: dev-set metrics (as GLUE computes them), the fraction of real tokens
+kept entering each layer, the FLOPs speedups (flops.py) and the wall time. train.py calls it after
+every epoch and for --eval-only.
+"""
+
+import time
+from contextlib import nullcontext
+
+import torch
+
+import data
+import flops
+import metrics
+import transkimmer
+
+
+@torch.no_grad()
+def evaluate(model, examples, labels, metric_names, device, max_length, batch_size=32, tokenizer=None, record=8):
+    """Dev-set metrics, the fraction of real tokens kept entering each layer, FLOPs speedups and
+    wall time. The model is in eval mode: deterministic decisions, tokens really removed.
+    max_length is the padded length the sequence-padding FLOPs count against.
+    With a tokenizer, the first `record` examples are returned with each token's skim layer
+    (the layer before which it was skimmed; L = kept through all layers) for report.py."""
+    model.eval()
+    cfg = model.config
+    preds, lengths, kept, recorded = [], [], [], []
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for b in data.batches(examples, labels, batch_size):
+        b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
+        with autocast(device):
+            out = model(b["input_ids"], b["attention_mask"], b["token_type_ids"])
+        logits = out.logits.float()
+        if not torch.isfinite(logits).all():
+            raise SystemExit("error: the model's outputs are NaN or inf on the dev set: its weights are broken")
+        preds.append(logits.squeeze(-1) if cfg.num_labels == 1 else logits.argmax(-1))
+        lengths.append(b["attention_mask"].sum(1))
+        if out.keep_masks is not None:
+            kept.append(transkimmer.kept_per_layer(out.keep_masks))            # (B, L)
+            if tokenizer is not None and len(recorded) < record:
+                layer = torch.stack(out.keep_masks).sum(0).long().cpu()           # (B, T): layers entered
+                for ids, n, s in zip(b["input_ids"].cpu(), b["attention_mask"].sum(1).tolist(), layer):
+                    recorded.append(dict(tokens=[tokenizer.id_to_token(i) for i in ids[:n].tolist()],
+                                         skim_layer=s[:n].tolist()))
+    preds = torch.cat(preds).cpu().numpy()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    lengths = torch.cat(lengths).cpu().long()
+    kept = torch.cat(kept).cpu().long() if kept else None
+    no_pad, seq = flops.speedups(lengths.tolist(), None if kept is None else kept.tolist(), cfg, max_length)
+    per_layer = [1.0] * cfg.num_hidden_layers if kept is None else (kept.sum(0) / lengths.sum()).tolist()
+    scores = metrics.compute_metrics(metric_names, preds, labels)
+    for i, ex in enumerate(recorded[:record]):
+        ex.update(label=labels[i], prediction=preds[i].item())
+    return dict(metrics=scores, kept_fraction_per_layer=per_layer, flops_speedup_no_padding=no_pad,
+                flops_speedup_sequence=seq, eval_seconds=seconds, num_examples=len(labels),
+                examples=recorded[:record])
+
+
+def evaluate_dev(model, dev_sets, metric_names, device, max_length, batch_size, tokenizer):
+    """evaluate() on the first dev split; the metrics of the others (MNLI mismatched) added."""
+    (_, (examples, labels)), *others = dev_sets.items()
+    result = evaluate(model, examples, labels, metric_names, device, max_length, batch_size, tokenizer)
+    for split, (examples, labels) in others:
+        result[f"metrics_{split}"] = evaluate(model, examples, labels, metric_names, device, max_length,
+                                              batch_size)["metrics"]
+    return result
+
+
+def autocast(device):
+    """bf16 autocast on CUDA; full precision on CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
