@@ -32,7 +32,7 @@ import torch
 from tokenizers import Tokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
 
-from files import atomic_write
+from files import atomic_write, unwritable
 
 
 class InputError(Exception):
@@ -315,6 +315,7 @@ def model_dir(name_or_path, cache_dir=DEFAULT_CACHE):
             any(os.path.isfile(os.path.join(dest, f)) for f in TOKENIZER_FILES):
         return dest
     base = f"{HUB_URL}/{name_or_path}/resolve/main"
+    _check_cache(dest, f"model {name_or_path!r}", "--model with a local folder")
     try:
         for f in MODEL_FILES:
             download(f"{base}/{f}", os.path.join(dest, f))
@@ -334,6 +335,13 @@ def model_dir(name_or_path, cache_dir=DEFAULT_CACHE):
     return dest
 
 
+def _check_cache(folder, what, local):
+    """A download needs a writable cache; without one it must not be blamed on the network."""
+    if unwritable(folder):
+        raise MissingInput(f"--cache-dir: {unwritable(folder)} is not writable, so {what} cannot be "
+                           f"downloaded into it: pass --cache-dir with a folder you can write to, or {local}")
+
+
 def glue_dir(task, data_dir=None, cache_dir=DEFAULT_CACHE):
     """The folder in the GLUE layout that holds `task`: data_dir when given (it must hold the
     task), else cache_dir/glue, where the task is downloaded once as the GLUE script does."""
@@ -346,6 +354,7 @@ def glue_dir(task, data_dir=None, cache_dir=DEFAULT_CACHE):
     root = os.path.join(cache_dir, "glue")
     if os.path.isfile(os.path.join(root, lay.folder, f"{lay.dev[0]}.tsv")):
         return root
+    _check_cache(root, f"GLUE {task}", "--data-dir with a folder in the GLUE layout")
     try:
         if task == "mrpc":
             _fetch_mrpc(os.path.join(root, lay.folder))

@@ -15,6 +15,15 @@ def permissions(mode):
     return mode & ~umask
 
 
+def unwritable(path):
+    """None when `path` (a folder, made if missing) can be written; else the existing folder that
+    stops it, for an error message that names it."""
+    parent = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return None if os.access(parent, os.W_OK | os.X_OK) else parent
+
+
 def atomic_write(path, write):
     """Call write(tmp_path) for a temporary file beside `path`, then rename it onto `path`."""
     folder = os.path.dirname(os.path.abspath(path))

@@ -36,7 +36,7 @@ import data
 import transkimmer
 from evaluate import autocast, evaluate_dev
 from model import BertConfig, is_predictor
-from files import atomic_write_text
+from files import atomic_write_text, unwritable
 from load_weights import load_model, load_pretrained, save_checkpoint
 
 PREDICTOR_LR_TIMES_STEPS = 0.08   # the default predictor lr x the run's steps (see the recipe below)
@@ -161,11 +161,8 @@ def check_environment(p, args):
     if os.path.exists(results_path(args)) and not args.overwrite:
         p.error(f"--out-dir {out} already holds {os.path.basename(results_path(args))}: pass another --out-dir, "
                 "or --overwrite to replace it")
-    parent = out if os.path.isdir(out) else os.path.dirname(os.path.abspath(out))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        p.error(f"--out-dir {out}: {parent} is not writable; pass a folder you can write to")
+    if unwritable(out):
+        p.error(f"--out-dir {out}: {unwritable(out)} is not writable; pass a folder you can write to")
 
 
 # The default recipe. Departure from the paper (tau 0.1, one lr of 2e-5, lambda fixed), which

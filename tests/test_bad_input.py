@@ -86,11 +86,12 @@ def test_out_dir_that_is_a_file_or_holds_a_run(setup, tmp_path, capsys):
     assert json.loads((out / "results.json").read_text())["args"]["lr"] == 1e-4
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write anywhere")
-def test_read_only_out_dir_refused_before_training(setup, tmp_path, capsys):
+def test_read_only_out_dir_refused_before_training(setup, tmp_path, capsys, monkeypatch):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
+    real = os.access   # chmod does not stop root: make the folder read-only for os.access too
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).startswith(str(ro)) else real(p, mode))
     with pytest.raises(SystemExit):
         train.main(args_for(setup, ro / "out"))
     assert "is not writable" in capsys.readouterr().err

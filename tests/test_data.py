@@ -167,6 +167,20 @@ def test_offline_gives_one_clear_message(tmp_path, monkeypatch):
         data.model_dir("./no/such/folder", str(tmp_path))
 
 
+def test_read_only_cache_is_named_not_blamed_on_the_network(tmp_path, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real = os.access   # chmod 0555 does not stop root, so the folder is made read-only for os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).startswith(str(ro)) else real(p, mode))
+    monkeypatch.setattr(data, "HUB_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr(data, "GLUE_URL", "http://127.0.0.1:9")
+    for fetch in (lambda: data.model_dir("bert-base-uncased", str(ro / "cache")),
+                  lambda: data.glue_dir("sst2", None, str(ro / "cache"))):
+        with pytest.raises(data.MissingInput, match=f"--cache-dir: {ro} is not writable"):
+            fetch()
+    assert os.listdir(ro) == []
+
+
 class Portal(Handler):
     def do_GET(self):   # a captive portal: every URL answers 200 with an HTML page
         body = b"<!DOCTYPE html><html><body>Please log in to the Wi-Fi</body></html>"
