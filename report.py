@@ -314,6 +314,9 @@ def main(argv=None):
     p.add_argument("--fig3-svg", help="also write the metric-against-speedup chart alone to this SVG file "
                    "(the runs given must share one task)")
     args = p.parse_args(argv)
+    for flag, path in (("--out", args.out), ("--svg", args.svg), ("--fig3-svg", args.fig3_svg), ("--readme", args.readme)):
+        if path and os.path.isdir(path):
+            p.error(f"{flag} {path} is a folder: pass a file name")
     tables = [(marker, make(folder)) for marker, make, folder in
               [("glue-table", glue_table, args.glue), ("ablation-table", ablation_table, args.ablation),
                ("speed-table", speed_table, args.bench)] if folder]

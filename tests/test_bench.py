@@ -94,3 +94,13 @@ def test_bench_json_feeds_the_speed_table(setup, tmp_path):
     table = report.speed_table(str(folder)).splitlines()
     assert len(table) == 3 and table[2].startswith("| half | 50% of tokens before layer 0")
     assert f"| {r['measured']:.2f}x |" in table[2]
+
+
+def test_bench_without_data_dir_fetches_as_train_does(tmp_path, monkeypatch):
+    """No --data-dir: the task comes from --cache-dir (downloaded once), as in train.py; offline
+    that is one clear line, wherever the command is run from."""
+    from tiny import write_model
+    monkeypatch.setattr(data, "GLUE_URL", "http://127.0.0.1:9")   # nothing listens on the discard port
+    with pytest.raises(data.FetchFailed, match="Offline\\? Pass --data-dir"):
+        bench.main(["--model", write_model(str(tmp_path / "m")), "--cache-dir", str(tmp_path / "cache"),
+                    "--no-reference", "--no-train"])

@@ -142,3 +142,14 @@ def test_fig3_svg_from_result_files(outs, tmp_path):
     text = open(svg).read()
     assert text.count('class="point"') == 2 and text.count('class="baseline"') == 1
     assert "lambda 2" in text and "plain BERT" in text
+
+
+@pytest.mark.parametrize("flag", ["--out", "--svg", "--fig3-svg"])
+def test_report_output_that_is_a_folder_is_refused_first(outs, tmp_path, capsys, flag):
+    skim, _, base = outs
+    (tmp_path / "here").mkdir()
+    args = [base, skim, "--out", str(tmp_path / "r.html"), flag, str(tmp_path / "here")]
+    with pytest.raises(SystemExit):
+        report.main(args)
+    assert f"{flag} {tmp_path / 'here'} is a folder: pass a file name" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
