@@ -29,6 +29,7 @@ import time
 import torch
 
 import data
+import fetch
 import flops
 import transkimmer
 from files import atomic_write_text
@@ -53,7 +54,7 @@ def parse_args(argv=None):
     p.add_argument("--task", default="sst2", choices=sorted(TASKS), help="GLUE task whose dev sentences are used")
     p.add_argument("--data-dir", help="folder in the GLUE layout (<dir>/SST-2/dev.tsv, ...); default: download "
                    "the task once into --cache-dir, as train.py does")
-    p.add_argument("--cache-dir", default=data.DEFAULT_CACHE, help="where downloads are kept")
+    p.add_argument("--cache-dir", default=fetch.DEFAULT_CACHE, help="where downloads are kept")
     p.add_argument("--num-examples", type=POSITIVE_INT, default=512, help="dev examples per timed pass (batch 1: / 8)")
     p.add_argument("--max-length", type=number(int, 8), help="truncate sentences to this many tokens (default: the task's, Table 2)")
     p.add_argument("--batch-sizes", type=batch_sizes, default=None, help="comma-separated (default: 1,32 on CPU, 1,32,128 on CUDA)")
@@ -167,7 +168,7 @@ def main(argv=None):
             raise data.BadInput(f"--checkpoint {args.checkpoint} is a plain BERT (train.py --baseline): there is "
                                 "nothing to prune; pass a Transkimmer checkpoint, or --model to set skimming by hand")
     else:
-        tok_dir = data.model_dir(args.model, args.cache_dir)
+        tok_dir = fetch.model_dir(args.model, args.cache_dir)
         skim = load_pretrained(tok_dir, skim=True, num_labels=2)
     cfg = skim.config
     if args.model and args.skim_layer >= cfg.num_hidden_layers:
@@ -178,7 +179,7 @@ def main(argv=None):
     skim.to(device).eval()
     dense.to(device).eval()
 
-    root = data.glue_dir(args.task, args.data_dir, args.cache_dir)
+    root = fetch.glue_dir(args.task, args.data_dir, args.cache_dir)
     texts, _ = data.read_task(args.task, data.layout(args.task).dev[0], root)
     examples = data.encode(data.load_tokenizer(tok_dir), texts, args.max_length)
     sizes = args.batch_sizes or ([1, 32, 128] if device.type == "cuda" else [1, 32])

@@ -17,7 +17,6 @@ References:
 """
 
 import json
-import math
 from dataclasses import asdict, dataclass, fields
 
 import torch

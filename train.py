@@ -33,6 +33,7 @@ import torch
 import torch.distributed as dist
 
 import data
+import fetch
 import transkimmer
 from evaluate import autocast, evaluate_dev
 from model import BertConfig, is_predictor
@@ -83,7 +84,7 @@ def parse_args(argv=None):
     g.add_argument("--data-dir", help="folder in the GLUE layout (<dir>/SST-2/train.tsv, ...); "
                    "default: download the task once into --cache-dir")
     g.add_argument("--max-length", type=number(int, 8), help="truncate to this many tokens (default: paper Table 2)")
-    g.add_argument("--cache-dir", default=data.DEFAULT_CACHE, help="where downloads are kept")
+    g.add_argument("--cache-dir", default=fetch.DEFAULT_CACHE, help="where downloads are kept")
     g = p.add_argument_group("model")
     g.add_argument("--model", default="bert-base-uncased",
                    help="checkpoint folder (config.json, model.safetensors, tokenizer.json) or a hub name")
@@ -243,7 +244,7 @@ def load(args, device):
                              f"{num_labels}: evaluate it on the task it was trained for")
         args.baseline, args.skim_coefficient, args.tau, args.mu0 = not c.skim, c.skim_coefficient, c.skim_tau, c.skim_mu0
     else:
-        tok_dir = data.model_dir(args.model, args.cache_dir)
+        tok_dir = fetch.model_dir(args.model, args.cache_dir)
         model = load_pretrained(tok_dir, skim=not args.baseline, num_labels=num_labels, finetuning_task=args.task,
                                 skim_coefficient=args.skim_coefficient, skim_tau=args.tau, skim_mu0=args.mu0)
     if args.max_length > model.config.max_position_embeddings:
@@ -295,7 +296,7 @@ def main(argv=None):
     log = print if master else (lambda *a, **k: None)
     model, tok_dir, tokenizer = load(args, device)
 
-    root = data.glue_dir(args.task, args.data_dir, args.cache_dir)
+    root = fetch.glue_dir(args.task, args.data_dir, args.cache_dir)
     dev_sets = {}
     for split in data.layout(args.task).dev:   # MNLI: matched and mismatched
         texts, labels = data.read_task(args.task, split, root)

@@ -7,6 +7,7 @@ import pytest
 
 import bench
 import data
+import fetch
 import train
 from tiny import write_glue, write_model
 
@@ -100,7 +101,7 @@ def test_bench_without_data_dir_fetches_as_train_does(tmp_path, monkeypatch):
     """No --data-dir: the task comes from --cache-dir (downloaded once), as in train.py; offline
     that is one clear line, wherever the command is run from."""
     from tiny import write_model
-    monkeypatch.setattr(data, "GLUE_URL", "http://127.0.0.1:9")   # nothing listens on the discard port
+    monkeypatch.setattr(fetch, "GLUE_URL", "http://127.0.0.1:9")   # nothing listens on the discard port
     with pytest.raises(data.FetchFailed, match="Offline\\? Pass --data-dir"):
         bench.main(["--model", write_model(str(tmp_path / "m")), "--cache-dir", str(tmp_path / "cache"),
                     "--no-reference", "--no-train"])

@@ -2,7 +2,6 @@
 
 import functools
 import http.server
-import io
 import os
 import threading
 import zipfile
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 import data
+import fetch
 from tiny import write_glue, write_model
 
 SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
@@ -58,7 +58,7 @@ def test_missing_file_and_unknown_task(tmp_path):
     with pytest.raises(ValueError, match="unknown task 'sst'"):
         data.read_task("sst", "dev", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="--data-dir must hold"):
-        data.glue_dir("sst2", str(tmp_path))
+        fetch.glue_dir("sst2", str(tmp_path))
 
 
 @pytest.mark.parametrize("tokenizer_json", [True, False])
@@ -130,41 +130,41 @@ def server(tmp_path):
 
 
 def test_download_model_and_glue(server, tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "HUB_URL", server)
-    monkeypatch.setattr(data, "GLUE_URL", server)
+    monkeypatch.setattr(fetch, "HUB_URL", server)
+    monkeypatch.setattr(fetch, "GLUE_URL", server)
     cache = str(tmp_path / "cache")
-    folder = data.model_dir("tiny-bert", cache)
+    folder = fetch.model_dir("tiny-bert", cache)
     assert sorted(os.listdir(folder)) == ["config.json", "model.safetensors", "tokenizer.json"]
-    assert data.model_dir("tiny-bert", cache) == folder          # cached: no second download
-    root = data.glue_dir("sst2", None, cache)
+    assert fetch.model_dir("tiny-bert", cache) == folder          # cached: no second download
+    root = fetch.glue_dir("sst2", None, cache)
     assert len(data.read_task("sst2", "dev", root)[0]) == 12
-    root = data.glue_dir("mrpc", None, cache)
+    root = fetch.glue_dir("mrpc", None, cache)
     assert len(data.read_task("mrpc", "dev", root)[0]) == 2 and len(data.read_task("mrpc", "train", root)[0]) == 38
     assert not [f for f in os.listdir(os.path.join(cache, "glue")) if f.startswith(".")]   # no leftovers
     fresh = str(tmp_path / "fresh")                              # MRPC as the very first download
-    assert len(data.read_task("mrpc", "dev", data.glue_dir("mrpc", None, fresh))[0]) == 2
+    assert len(data.read_task("mrpc", "dev", fetch.glue_dir("mrpc", None, fresh))[0]) == 2
     assert os.listdir(os.path.join(fresh, "glue")) == ["MRPC"]
 
 
 def test_truncated_download_leaves_nothing(server, tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "HUB_URL", server)
+    monkeypatch.setattr(fetch, "HUB_URL", server)
     monkeypatch.setattr(Handler, "truncate", {"/tiny-bert/resolve/main/model.safetensors"})
     cache = tmp_path / "cache"
     with pytest.raises(RuntimeError, match="could not fetch model 'tiny-bert'.*Pass --model"):
-        data.model_dir("tiny-bert", str(cache))
+        fetch.model_dir("tiny-bert", str(cache))
     left = os.listdir(cache / "models" / "tiny-bert")
     assert "model.safetensors" not in left and not [f for f in left if f.startswith(".")]
 
 
 def test_offline_gives_one_clear_message(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "HUB_URL", "http://127.0.0.1:9")      # nothing listens on the discard port
-    monkeypatch.setattr(data, "GLUE_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr(fetch, "HUB_URL", "http://127.0.0.1:9")      # nothing listens on the discard port
+    monkeypatch.setattr(fetch, "GLUE_URL", "http://127.0.0.1:9")
     with pytest.raises(RuntimeError, match="Offline\\? Pass --model with a local folder"):
-        data.model_dir("bert-base-uncased", str(tmp_path))
+        fetch.model_dir("bert-base-uncased", str(tmp_path))
     with pytest.raises(RuntimeError, match="Offline\\? Pass --data-dir"):
-        data.glue_dir("sst2", None, str(tmp_path))
+        fetch.glue_dir("sst2", None, str(tmp_path))
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        data.model_dir("./no/such/folder", str(tmp_path))
+        fetch.model_dir("./no/such/folder", str(tmp_path))
 
 
 def test_read_only_cache_is_named_not_blamed_on_the_network(tmp_path, monkeypatch):
@@ -172,12 +172,12 @@ def test_read_only_cache_is_named_not_blamed_on_the_network(tmp_path, monkeypatc
     ro.mkdir()
     real = os.access   # chmod 0555 does not stop root, so the folder is made read-only for os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).startswith(str(ro)) else real(p, mode))
-    monkeypatch.setattr(data, "HUB_URL", "http://127.0.0.1:9")
-    monkeypatch.setattr(data, "GLUE_URL", "http://127.0.0.1:9")
-    for fetch in (lambda: data.model_dir("bert-base-uncased", str(ro / "cache")),
-                  lambda: data.glue_dir("sst2", None, str(ro / "cache"))):
+    monkeypatch.setattr(fetch, "HUB_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr(fetch, "GLUE_URL", "http://127.0.0.1:9")
+    for get in (lambda: fetch.model_dir("bert-base-uncased", str(ro / "cache")),
+                lambda: fetch.glue_dir("sst2", None, str(ro / "cache"))):
         with pytest.raises(data.MissingInput, match=f"--cache-dir: {ro} is not writable"):
-            fetch()
+            get()
     assert os.listdir(ro) == []
 
 
@@ -194,17 +194,17 @@ def test_captive_portal_never_poisons_the_cache(tmp_path, monkeypatch):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Portal, directory=str(tmp_path)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    monkeypatch.setattr(data, "HUB_URL", url)
-    monkeypatch.setattr(data, "GLUE_URL", url)
+    monkeypatch.setattr(fetch, "HUB_URL", url)
+    monkeypatch.setattr(fetch, "GLUE_URL", url)
     cache = tmp_path / "cache"
     try:
         with pytest.raises(data.FetchFailed, match="did not send a valid config.json.*nothing was cached"):
-            data.model_dir("bert-base-uncased", str(cache))
+            fetch.model_dir("bert-base-uncased", str(cache))
         with pytest.raises(data.FetchFailed, match="did not send a valid .SST-2.zip"):
-            data.glue_dir("sst2", None, str(cache))
+            fetch.glue_dir("sst2", None, str(cache))
         for name in ("model.safetensors", "tokenizer.json", "vocab.txt", "x.tsv"):
             with pytest.raises(OSError, match=f"valid {name}"):
-                data.download(f"{url}/{name}", str(tmp_path / "one" / name))
+                fetch.download(f"{url}/{name}", str(tmp_path / "one" / name))
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -217,6 +217,6 @@ def test_model_path_mistakes_are_named(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     (tmp_path / "weights.safetensors").write_bytes(b"x")
     with pytest.raises(data.MissingInput, match="is a file: pass the folder"):
-        data.model_dir("weights.safetensors", str(tmp_path / "cache"))
+        fetch.model_dir("weights.safetensors", str(tmp_path / "cache"))
     with pytest.raises(data.MissingInput, match="model folder 'models/minilm' does not exist"):
-        data.model_dir("models/minilm", str(tmp_path / "cache"))   # a typo, not a hub name
+        fetch.model_dir("models/minilm", str(tmp_path / "cache"))   # a typo, not a hub name

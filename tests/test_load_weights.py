@@ -1,6 +1,5 @@
 """Loading checkpoints through the rename table: every key accounted for, every error named."""
 
-import json
 import os
 
 import pytest
