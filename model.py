@@ -43,6 +43,7 @@ class BertConfig:
     pad_token_id: int = 0
     num_labels: int = 0                     # 0: encoder only; 1: regression; >= 2: classification
     finetuning_task: str = None             # the task a fine-tuned checkpoint was trained for (HF's name)
+    id2label: dict = None                   # {"0": label string, ...} of a classifier's outputs (HF's name)
     # Transkimmer (transkimmer.py); ignored when skim is False
     skim: bool = False
     # Gumbel temperature, Eq. 5. Departure: the paper says 0.1, the authors' code runs 1. tau never
@@ -70,6 +71,8 @@ class BertConfig:
             v = getattr(cfg, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"config.json: {f} must be a whole number >= 1, got {v!r}")
+        if cfg.id2label is not None and not isinstance(cfg.id2label, dict):
+            raise ValueError(f"config.json: id2label must be an object {{\"0\": label, ...}}, got {cfg.id2label!r}")
         if cfg.hidden_act not in ("gelu", "gelu_python"):
             raise ValueError(f"hidden_act={cfg.hidden_act!r} is not supported: this BERT uses the exact erf GELU ('gelu')")
         if cfg.hidden_size % cfg.num_attention_heads:

@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import time
 
 import torch
@@ -36,11 +37,10 @@ import data
 import fetch
 import transkimmer
 from evaluate import autocast, evaluate_dev
-from model import BertConfig, is_predictor
+from model import BertConfig
+from recipe import PREDICTOR_LR_TIMES_STEPS, optimizer_for, skim_coefficient_at
 from files import atomic_write_text, unwritable
 from load_weights import load_model, load_pretrained, save_checkpoint
-
-PREDICTOR_LR_TIMES_STEPS = 0.08   # the default predictor lr x the run's steps (see the recipe below)
 
 # Paper Table 2: max length and lambda (skim_coefficient; the paper's "harmony coefficient"). Metrics
 # as GLUE reports them, the first being the table's main one; epochs from the authors' scripts.
@@ -55,6 +55,13 @@ TASKS = {
     "qnli": dict(max_length=128, skim_coefficient=0.1, metrics=("accuracy",), epochs=3),
     "stsb": dict(max_length=64, skim_coefficient=0.3, metrics=("pearson", "spearman"), epochs=3),
 }
+
+
+# Your own data (--train-file, --dev-file): the defaults issue 11 asks for; lambda is the median of
+# Table 2's, so no task is favoured. Metrics: accuracy, or Pearson and Spearman for regression.
+CUSTOM = "custom"
+OWN_DATA = dict(max_length=128, skim_coefficient=statistics.median(t["skim_coefficient"] for t in TASKS.values()),
+                epochs=3)
 
 
 def number(kind, low=None, high=None, low_open=False, high_open=False):
@@ -80,11 +87,17 @@ POSITIVE_INT, POSITIVE = number(int, 1), number(float, 0, low_open=True)
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("task and data")
-    g.add_argument("--task", required=True, choices=sorted(TASKS), help="GLUE task")
+    g.add_argument("--task", choices=sorted(TASKS), help="GLUE task (or your own data: --train-file, --dev-file)")
     g.add_argument("--data-dir", help="folder in the GLUE layout (<dir>/SST-2/train.tsv, ...); "
                    "default: download the task once into --cache-dir")
     g.add_argument("--max-length", type=number(int, 8), help="truncate to this many tokens (default: paper Table 2)")
     g.add_argument("--cache-dir", default=fetch.DEFAULT_CACHE, help="where downloads are kept")
+    g.add_argument("--train-file", help="your own training data: .csv, .tsv (a header row names the columns) or "
+                   ".jsonl (one JSON object per line); string labels are classes, fractional numbers regression")
+    g.add_argument("--dev-file", help="your own evaluation data, in the same form")
+    g.add_argument("--text-column", help="with --train-file: the text's column (default: sentence, else text)")
+    g.add_argument("--text-pair-column", help="the second text's column (default: sentence2 or text_pair if present)")
+    g.add_argument("--label-column", help="the label's column (default: label)")
     g = p.add_argument_group("model")
     g.add_argument("--model", default="bert-base-uncased",
                    help="checkpoint folder (config.json, model.safetensors, tokenizer.json) or a hub name")
@@ -129,11 +142,24 @@ def parse_args(argv=None):
     if args.checkpoint and not args.eval_only:
         p.error("--checkpoint is read with --eval-only alone; training starts from --model "
                 "(to fine-tune a saved model further, pass its folder as --model)")
-    t = TASKS[args.task]
+    if args.task and (args.train_file or args.dev_file):
+        p.error(f"--task {args.task} with --train-file/--dev-file: pass a GLUE task or your own files, not both")
+    if not args.task and not (args.dev_file and (args.train_file or args.eval_only)):
+        p.error("pass --task (a GLUE task), or --train-file and --dev-file (your own data; --dev-file alone "
+                "with --eval-only)")
+    if args.task and (args.text_column or args.text_pair_column or args.label_column):
+        p.error("--text-column, --text-pair-column and --label-column name the columns of --train-file/--dev-file; "
+                f"--task {args.task} has its own")
+    if args.dev_file and args.data_dir:
+        p.error("--data-dir holds GLUE tasks; your own data is read from --train-file and --dev-file alone")
+    if args.dev_file:
+        args.task = CUSTOM
+    t = TASKS.get(args.task, OWN_DATA)
     args.max_length = args.max_length if args.max_length is not None else t["max_length"]
     args.skim_coefficient = t["skim_coefficient"] if args.skim_coefficient is None else args.skim_coefficient
     args.epochs = args.epochs if args.epochs is not None else t["epochs"]
-    args.out_dir = args.out_dir or os.path.join("out", args.task + ("-baseline" if args.baseline else ""))
+    name = args.task if args.task != CUSTOM else os.path.splitext(os.path.basename(args.train_file or args.dev_file))[0]
+    args.out_dir = args.out_dir or os.path.join("out", name + ("-baseline" if args.baseline else ""))
     check_environment(p, args)
     return args
 
@@ -166,54 +192,6 @@ def check_environment(p, args):
         p.error(f"--out-dir {out}: {unwritable(out)} is not writable; pass a folder you can write to")
 
 
-# The default recipe. Departure from the paper (tau 0.1, one lr of 2e-5, lambda fixed), which
-# never skims: see docs in model.py on tau, and the README's ablation table for what each piece gives.
-#   tau = 1              the straight-through gradient is alive within a few logits of the boundary
-#   predictor lr         the predictors are new modules that must cross a logit gap of 2 mu0 = 10
-#                        within the run. Adam moves each weight by about lr per step whatever the
-#                        gradient's size, so how far they can go is lr x steps: we fix that product
-#                        (2e-4 x 400 steps, measured on SST-2), so short and long runs give them the
-#                        same reach. Held constant (see optimizer_for). Tied to the backbone's lr
-#                        (5e-5, or 2e-4 decayed with it) they barely move in 400 steps.
-#   lambda delay, ramp   lambda is 0 for the first third of the steps (the run fine-tunes as the
-#                        baseline does, as LTP and ToP start from a fine-tuned model), then ramps
-#                        linearly over the next third. Skimming must not start before the task
-#                        is learned: the task gradient through Eq. 4 is what holds useful tokens,
-#                        and before it exists the skim loss skims everything (CoLA: all but [CLS]
-#                        from layer 1 on, Matthews 0, with a ramp from step 0).
-#   lr 5e-5              the top of BERT's own fine-tuning grid; 2e-5 is too slow for short runs
-# All are fractions of the run or properties of the predictor, not of the backbone's size.
-
-
-def skim_coefficient_at(step, total, args):
-    """lambda of Eq. 7 at this step: 0 for the first --skim-delay of the steps, then a linear ramp
-    over the next --skim-warmup, then the task's value (Table 2)."""
-    start, ramp = args.skim_delay * total, args.skim_warmup * total
-    if step < start:
-        return 0.0
-    return args.skim_coefficient * (min(1.0, (step - start) / ramp) if ramp > 0 else 1.0)
-
-
-def optimizer_for(model, args, total):
-    """AdamW (no weight decay on biases and LayerNorms) and its schedule: the backbone's lr warms up
-    over --warmup and decays linearly to 0; the predictors have their own lr, held constant
-    (Departure: they start learning only when lambda rises, a third of the way in, and a decay
-    timed for the backbone would leave them little; --predictor-lr-decay gives the paper's)."""
-    groups = {}
-    for name, p in model.named_parameters():
-        groups.setdefault((is_predictor(name), p.ndim >= 2), []).append(p)
-    groups = sorted(groups.items())
-    opt = torch.optim.AdamW([dict(params=ps, lr=args.predictor_lr if pred else args.lr,
-                                  weight_decay=args.weight_decay if decay else 0.0)
-                             for (pred, decay), ps in groups], lr=args.lr)
-    warm = int(args.warmup * total)
-    backbone = lambda s: (s + 1) / max(warm, 1) if s < warm else max(0.0, (total - s) / max(total - warm, 1))
-    constant = lambda s: 1.0
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, [constant if pred and not args.predictor_lr_decay else backbone for (pred, _), _ in groups])
-    return opt, sched
-
-
 def setup(args):
     """torchrun's processes (one per GPU), threads, seed. Returns (rank, world, device)."""
     rank, world = 0, 1
@@ -228,29 +206,62 @@ def setup(args):
     return rank, world, torch.device(args.device)
 
 
+def load_checkpoint(args):
+    """--eval-only: the saved model, refused when it was trained for another task; its skim settings
+    go into args so that results.json reports what the checkpoint was trained with."""
+    model = load_model(args.checkpoint)
+    c = model.config
+    if args.task != CUSTOM and c.finetuning_task and c.finetuning_task != args.task:
+        raise SystemExit(f"error: {args.checkpoint} was fine-tuned on {c.finetuning_task}, not {args.task}: "
+                         f"pass --task {c.finetuning_task}")
+    args.baseline, args.skim_coefficient, args.tau, args.mu0 = not c.skim, c.skim_coefficient, c.skim_tau, c.skim_mu0
+    return model
+
+
+def classes_of(cfg):
+    """The label strings of a fine-tuned model's outputs (None: regression), from its id2label."""
+    if cfg.num_labels == 1:
+        return None
+    return [(cfg.id2label or {}).get(str(i), str(i)) for i in range(cfg.num_labels)]
+
+
+def read_splits(args, classes="infer"):
+    """The data: dev sets {split: (texts, labels)} (MNLI has two), the training set (texts, labels)
+    or None with --eval-only, and the label strings (None: regression). A GLUE task comes from
+    --data-dir (or the cache); your own from --train-file and --dev-file (data.read_file)."""
+    if args.task != CUSTOM:
+        lay = data.layout(args.task)
+        root = fetch.glue_dir(args.task, args.data_dir, args.cache_dir)
+        dev_sets = {split: data.read_task(args.task, split, root) for split in lay.dev}
+        train = None if args.eval_only else data.read_task(args.task, "train", root)
+        return dev_sets, train, None if lay.labels is None else list(lay.labels)
+    columns, train = (args.text_column, args.text_pair_column, args.label_column or "label"), None
+    if not args.eval_only:
+        *train, classes = data.read_file(args.train_file, *columns)
+    *dev, classes = data.read_file(args.dev_file, *columns, classes=classes)
+    return {"dev": tuple(dev)}, train, classes
+
+
 def load(args, device):
     """The model (pretrained with a fresh head and fresh predictors, or --checkpoint for --eval-only),
-    the folder of its tokenizer, and the tokenizer."""
-    lay = data.layout(args.task)
-    num_labels = 1 if lay.labels is None else len(lay.labels)
+    its tokenizer and that tokenizer's folder, the dev sets, the training set and the label strings."""
     if args.eval_only:
-        model, tok_dir = load_model(args.checkpoint), args.checkpoint
-        c = model.config   # results report what the checkpoint was trained with
-        if c.finetuning_task and c.finetuning_task != args.task:
-            raise SystemExit(f"error: {args.checkpoint} was fine-tuned on {c.finetuning_task}, not {args.task}: "
-                             f"pass --task {c.finetuning_task}")
-        if c.num_labels != num_labels:
-            raise SystemExit(f"error: {args.checkpoint} has {c.num_labels} output(s), task {args.task} needs "
-                             f"{num_labels}: evaluate it on the task it was trained for")
-        args.baseline, args.skim_coefficient, args.tau, args.mu0 = not c.skim, c.skim_coefficient, c.skim_tau, c.skim_mu0
+        model, tok_dir = load_checkpoint(args), args.checkpoint
+        dev_sets, train, classes = read_splits(args, classes_of(model.config))
+        if model.config.num_labels != (1 if classes is None else len(classes)):
+            raise SystemExit(f"error: {args.checkpoint} has {model.config.num_labels} output(s), task {args.task} "
+                             f"needs {1 if classes is None else len(classes)}: evaluate it on the task it was trained for")
     else:
+        dev_sets, train, classes = read_splits(args)
         tok_dir = fetch.model_dir(args.model, args.cache_dir)
-        model = load_pretrained(tok_dir, skim=not args.baseline, num_labels=num_labels, finetuning_task=args.task,
-                                skim_coefficient=args.skim_coefficient, skim_tau=args.tau, skim_mu0=args.mu0)
+        model = load_pretrained(tok_dir, skim=not args.baseline, num_labels=1 if classes is None else len(classes),
+                                id2label=None if classes is None else {str(i): c for i, c in enumerate(classes)},
+                                finetuning_task=args.task, skim_coefficient=args.skim_coefficient,
+                                skim_tau=args.tau, skim_mu0=args.mu0)
     if args.max_length > model.config.max_position_embeddings:
         raise SystemExit(f"error: --max-length {args.max_length} exceeds the model's max_position_embeddings "
                          f"{model.config.max_position_embeddings}: pass a smaller --max-length")
-    return model.to(device), tok_dir, data.load_tokenizer(tok_dir)
+    return model.to(device), tok_dir, data.load_tokenizer(tok_dir), dev_sets, train, classes
 
 
 def train_step(model, b, opt, sched, step, total, args):
@@ -294,15 +305,13 @@ def main(argv=None):
     rank, world, device = setup(args)
     distributed, master = world > 1, rank == 0
     log = print if master else (lambda *a, **k: None)
-    model, tok_dir, tokenizer = load(args, device)
-
-    root = fetch.glue_dir(args.task, args.data_dir, args.cache_dir)
-    dev_sets = {}
-    for split in data.layout(args.task).dev:   # MNLI: matched and mismatched
-        texts, labels = data.read_task(args.task, split, root)
+    model, tok_dir, tokenizer, dev_sets, train, classes = load(args, device)
+    metric_names = TASKS[args.task]["metrics"] if args.task in TASKS else \
+        ("accuracy",) if classes is not None else ("pearson", "spearman")
+    for split, (texts, labels) in dev_sets.items():
         dev_sets[split] = (data.encode(tokenizer, texts, args.max_length), labels)
         data.check_encoded(dev_sets[split][0], tokenizer, model.config.vocab_size, tok_dir)
-    evaluate = lambda: evaluate_dev(model, dev_sets, TASKS[args.task]["metrics"], device, args.max_length,
+    evaluate = lambda: evaluate_dev(model, dev_sets, metric_names, device, args.max_length,
                                     args.eval_batch_size, tokenizer)
     os.makedirs(args.out_dir, exist_ok=True)
     if args.eval_only:
@@ -311,7 +320,7 @@ def main(argv=None):
         log(json.dumps(result, indent=2))
         return result
 
-    train_texts, train_labels = data.read_task(args.task, "train", root)
+    train_texts, train_labels = train
     train = data.encode(tokenizer, train_texts, args.max_length)
     data.check_encoded(train, tokenizer, model.config.vocab_size, tok_dir)
     steps_per_epoch = data.num_batches(len(train), args.batch_size, world)
@@ -358,7 +367,7 @@ def main(argv=None):
 
 def write_results(args, result, history):
     """results.json (atomically): the last evaluation, the history of all, and every argument."""
-    out = dict(task=args.task, metric_names=list(TASKS[args.task]["metrics"]), **result,
+    out = dict(task=args.task, metric_names=list(result["metrics"]), **result,
                history=history, args=vars(args))
     atomic_write_text(results_path(args), json.dumps(finite(out), indent=2, allow_nan=False))
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import metrics
+import recipe
 import train
 from tiny import write_glue, write_model
 
@@ -126,9 +127,9 @@ def test_torchrun_two_processes(tmp_path):
 def test_skim_coefficient_waits_ramps_then_holds():
     import argparse
     args = argparse.Namespace(skim_coefficient=0.4, skim_delay=0.2, skim_warmup=0.5)
-    assert [train.skim_coefficient_at(s, 100, args) for s in (0, 19, 20, 45, 70, 99)] == pytest.approx([0, 0, 0, 0.2, 0.4, 0.4])
+    assert [recipe.skim_coefficient_at(s, 100, args) for s in (0, 19, 20, 45, 70, 99)] == pytest.approx([0, 0, 0, 0.2, 0.4, 0.4])
     args.skim_delay = args.skim_warmup = 0.0                      # the paper: lambda from the first step
-    assert train.skim_coefficient_at(0, 100, args) == 0.4
+    assert recipe.skim_coefficient_at(0, 100, args) == 0.4
 
 
 def test_default_recipe_and_paper_settings_reachable():
@@ -148,7 +149,7 @@ def test_run_reports_its_last_evaluation(setup, tmp_path):
     saved = json.load(open(os.path.join(out, "results.json")))
     assert [h["epoch"] for h in saved["history"]] == [1, 2, 3]
     assert saved["epoch"] == 3 and saved["metrics"] == saved["history"][-1]["metrics"] == res["metrics"]
-    assert saved["args"]["predictor_lr"] == pytest.approx(train.PREDICTOR_LR_TIMES_STEPS / saved["step"])
+    assert saved["args"]["predictor_lr"] == pytest.approx(recipe.PREDICTOR_LR_TIMES_STEPS / saved["step"])
     again = train.main(["--task", "sst2", "--eval-only", "--checkpoint", os.path.join(out, "checkpoint"),
                         "--data-dir", glue, "--device", "cpu", "--out-dir", str(tmp_path / "ev")])
     assert again["metrics"] == saved["metrics"]
@@ -160,13 +161,13 @@ def test_predictor_lr_is_constant_backbone_lr_decays():
     from tiny import skimming_model
     model = skimming_model(num_labels=2)
     args = argparse.Namespace(lr=1e-4, predictor_lr=1e-3, weight_decay=0.01, warmup=0.0, predictor_lr_decay=False)
-    opt, sched = train.optimizer_for(model, args, total=10)
+    opt, sched = recipe.optimizer_for(model, args, total=10)
     for _ in range(5):
         opt.step()
         sched.step()
     assert sorted({round(g["lr"], 12) for g in opt.param_groups}) == [5e-5, 1e-3]   # backbone halfway down
     args.predictor_lr_decay = True                                # the paper: one schedule for all
-    opt, sched = train.optimizer_for(model, args, total=10)
+    opt, sched = recipe.optimizer_for(model, args, total=10)
     for _ in range(5):
         opt.step()
         sched.step()

@@ -1,0 +1,61 @@
+"""
+The default training recipe: what makes the predictors learn to skim within an ordinary
+fine-tuning run, each piece with the reason it was measured to need (the README's ablation table
+gives what removing it costs). train.py uses the two functions below at every step.
+
+    skim_coefficient_at(step, total, args)   lambda of Eq. 7 at this step (delay, then a ramp)
+    optimizer_for(model, args, total)        AdamW with the backbone's and the predictors' lr schedules
+"""
+
+import torch
+
+from model import is_predictor
+
+PREDICTOR_LR_TIMES_STEPS = 0.08   # the default predictor lr x the run's steps (see below)
+
+# The default recipe (its values are train.py's flag defaults). Departure from the paper (tau 0.1,
+# one lr of 2e-5, lambda fixed), which never skims: see docs in model.py on tau, and the README's ablation table for what each piece gives.
+#   tau = 1              the straight-through gradient is alive within a few logits of the boundary
+#   predictor lr         the predictors are new modules that must cross a logit gap of 2 mu0 = 10
+#                        within the run. Adam moves each weight by about lr per step whatever the
+#                        gradient's size, so how far they can go is lr x steps: we fix that product
+#                        (2e-4 x 400 steps, measured on SST-2), so short and long runs give them the
+#                        same reach. Held constant (see optimizer_for). Tied to the backbone's lr
+#                        (5e-5, or 2e-4 decayed with it) they barely move in 400 steps.
+#   lambda delay, ramp   lambda is 0 for the first third of the steps (the run fine-tunes as the
+#                        baseline does, as LTP and ToP start from a fine-tuned model), then ramps
+#                        linearly over the next third. Skimming must not start before the task
+#                        is learned: the task gradient through Eq. 4 is what holds useful tokens,
+#                        and before it exists the skim loss skims everything (CoLA: all but [CLS]
+#                        from layer 1 on, Matthews 0, with a ramp from step 0).
+#   lr 5e-5              the top of BERT's own fine-tuning grid; 2e-5 is too slow for short runs
+# All are fractions of the run or properties of the predictor, not of the backbone's size.
+
+
+def skim_coefficient_at(step, total, args):
+    """lambda of Eq. 7 at this step: 0 for the first --skim-delay of the steps, then a linear ramp
+    over the next --skim-warmup, then the task's value (Table 2)."""
+    start, ramp = args.skim_delay * total, args.skim_warmup * total
+    if step < start:
+        return 0.0
+    return args.skim_coefficient * (min(1.0, (step - start) / ramp) if ramp > 0 else 1.0)
+
+
+def optimizer_for(model, args, total):
+    """AdamW (no weight decay on biases and LayerNorms) and its schedule: the backbone's lr warms up
+    over --warmup and decays linearly to 0; the predictors have their own lr, held constant
+    (Departure: they start learning only when lambda rises, a third of the way in, and a decay
+    timed for the backbone would leave them little; --predictor-lr-decay gives the paper's)."""
+    groups = {}
+    for name, p in model.named_parameters():
+        groups.setdefault((is_predictor(name), p.ndim >= 2), []).append(p)
+    groups = sorted(groups.items())
+    opt = torch.optim.AdamW([dict(params=ps, lr=args.predictor_lr if pred else args.lr,
+                                  weight_decay=args.weight_decay if decay else 0.0)
+                             for (pred, decay), ps in groups], lr=args.lr)
+    warm = int(args.warmup * total)
+    backbone = lambda s: (s + 1) / max(warm, 1) if s < warm else max(0.0, (total - s) / max(total - warm, 1))
+    constant = lambda s: 1.0
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, [constant if pred and not args.predictor_lr_decay else backbone for (pred, _), _ in groups])
+    return opt, sched
