@@ -242,8 +242,8 @@ def glue_table(folder):
 
 
 def ablation_table(folder):
-    """The README's recipe ablation table: one row per result file (train.py's results.json, named
-    <task>-<steps>-<what>.json), with the settings that make the recipe."""
+    """The README's recipe ablation table (and the baseline's lr grid): one row per result file
+    (train.py's results.json, named <task>-<steps>-<what>.json), with the settings that make the recipe."""
     head = ("| run | model | tau | lr | predictor lr | lambda delay + ramp | metric | FLOPs speedup no padding / sequence "
             "| tokens kept entering each layer | train time |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -306,9 +306,10 @@ def main(argv=None):
     p.add_argument("folders", nargs="*", help="output folders of train.py (each with results.json)")
     p.add_argument("--glue", help="print the GLUE table from this folder of result files (results/glue)")
     p.add_argument("--ablation", help="print the recipe ablation table from this folder (results/ablation)")
+    p.add_argument("--lr-grid", help="print the baseline learning-rate grid from this folder (results/baseline-lr)")
     p.add_argument("--bench", help="print the speed table from this folder of bench.py --json files (results/bench)")
-    p.add_argument("--readme", help="with --glue / --ablation / --bench: write each table into this file's "
-                   "<!-- glue-table --> / <!-- ablation-table --> / <!-- speed-table --> block")
+    p.add_argument("--readme", help="with --glue / --ablation / --lr-grid / --bench: write each table into this "
+                   "file's <!-- glue-table --> / <!-- ablation-table --> / <!-- lr-grid-table --> / <!-- speed-table --> block")
     p.add_argument("--out", default="report.html", help="the HTML page to write")
     p.add_argument("--svg", help="also write the layer-wise chart alone to this SVG file")
     p.add_argument("--fig3-svg", help="also write the metric-against-speedup chart alone to this SVG file "
@@ -319,6 +320,7 @@ def main(argv=None):
             p.error(f"{flag} {path} is a folder: pass a file name")
     tables = [(marker, make(folder)) for marker, make, folder in
               [("glue-table", glue_table, args.glue), ("ablation-table", ablation_table, args.ablation),
+               ("lr-grid-table", ablation_table, args.lr_grid),
                ("speed-table", speed_table, args.bench)] if folder]
     for marker, text in tables:
         if args.readme:

@@ -10,6 +10,8 @@ Fine-tune and evaluate Transkimmer (or the plain BERT baseline) on a GLUE task.
     # a tiny CPU run, a minute
     python train.py --task sst2 --data-dir ../shared/data/glue --model /path/to/checkpoint \\
         --max-steps 50 --device cpu --out-dir out/tiny
+    # your own data: CSV, TSV (a header row) or JSON Lines; columns sentence/text, sentence2, label
+    python train.py --train-file train.csv --dev-file dev.csv --model /path/to/checkpoint
     # evaluate a saved model
     python train.py --task sst2 --eval-only --checkpoint out/sst2/checkpoint --data-dir ../shared/data/glue
     # several GPUs, one process each
