@@ -29,6 +29,7 @@ import time
 import torch
 
 import data
+import documents
 import fetch
 import flops
 import transkimmer
@@ -179,8 +180,10 @@ def main(argv=None):
     skim.to(device).eval()
     dense.to(device).eval()
 
-    root = fetch.glue_dir(args.task, args.data_dir, args.cache_dir)
-    texts, _ = data.read_task(args.task, data.layout(args.task).dev[0], root)
+    if args.task in documents.DOCUMENTS:
+        texts = documents.read_documents(args.task, "test", documents.documents_dir(args.task, args.data_dir, args.cache_dir))[0]
+    else:
+        texts, _ = data.read_task(args.task, data.layout(args.task).dev[0], fetch.glue_dir(args.task, args.data_dir, args.cache_dir))
     examples = data.encode(data.load_tokenizer(tok_dir), texts, args.max_length)
     sizes = args.batch_sizes or ([1, 32, 128] if device.type == "cuda" else [1, 32])
     if not args.checkpoint:

@@ -16,6 +16,7 @@ References:
 import json
 import os
 import shutil
+import tarfile
 import tempfile
 import urllib.error
 import urllib.request
@@ -69,12 +70,15 @@ def check_download(path, dest, url):
         elif name.endswith(".zip"):
             with zipfile.ZipFile(path) as z:
                 z.namelist()
+        elif name.endswith((".tar.gz", ".tgz")):
+            with tarfile.open(path) as t:
+                t.getmembers()
         else:   # text files (vocab.txt, the MRPC files): no HTML page
             with open(path, "rb") as f:
                 if f.read(512).lstrip().lower().startswith((b"<!doctype html", b"<html")):
                     raise ValueError("an HTML page")
-    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile) as e:
-        raise OSError(f"{url} did not send a valid {name} ({e}): a captive portal or an error page? "
+    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
+        raise OSError(f"{url} did not send a valid {name} ({str(e).splitlines()[0] if str(e) else type(e).__name__}): a captive portal or an error page? "
                       "nothing was cached") from None
 
 
@@ -96,7 +100,7 @@ def model_dir(name_or_path, cache_dir=DEFAULT_CACHE):
             any(os.path.isfile(os.path.join(dest, f)) for f in TOKENIZER_FILES):
         return dest
     base = f"{HUB_URL}/{name_or_path}/resolve/main"
-    _check_cache(dest, f"model {name_or_path!r}", "--model with a local folder")
+    check_cache(dest, f"model {name_or_path!r}", "--model with a local folder")
     try:
         for f in MODEL_FILES:
             download(f"{base}/{f}", os.path.join(dest, f))
@@ -116,7 +120,7 @@ def model_dir(name_or_path, cache_dir=DEFAULT_CACHE):
     return dest
 
 
-def _check_cache(folder, what, local):
+def check_cache(folder, what, local):
     """A download needs a writable cache; without one it must not be blamed on the network."""
     if unwritable(folder):
         raise MissingInput(f"--cache-dir: {unwritable(folder)} is not writable, so {what} cannot be "
@@ -135,13 +139,13 @@ def glue_dir(task, data_dir=None, cache_dir=DEFAULT_CACHE):
     root = os.path.join(cache_dir, "glue")
     if os.path.isfile(os.path.join(root, lay.folder, f"{lay.dev[0]}.tsv")):
         return root
-    _check_cache(root, f"GLUE {task}", "--data-dir with a folder in the GLUE layout")
+    check_cache(root, f"GLUE {task}", "--data-dir with a folder in the GLUE layout")
     try:
         if task == "mrpc":
             _fetch_mrpc(os.path.join(root, lay.folder))
         else:
             archive = download(f"{GLUE_URL}/{ARCHIVES[task]}", os.path.join(root, f".{lay.folder}.zip"))
-            _extract(archive, root, lay)
+            unpack(archive, root, [lay.folder])
             os.remove(archive)
     except (urllib.error.URLError, OSError) as e:
         raise FetchFailed(f"could not download GLUE {task} from {GLUE_URL} ({e}). Offline? Pass --data-dir "
@@ -149,18 +153,26 @@ def glue_dir(task, data_dir=None, cache_dir=DEFAULT_CACHE):
     return root
 
 
-def _extract(archive, root, lay):
-    """Unpack into a temporary folder, then move the task folder into place in one rename."""
-    tmp = tempfile.mkdtemp(dir=root, prefix=".unzip-")
+def unpack(archive, root, folders):
+    """Unpack a zip or tar archive into a temporary folder in root, then move its top-level folders
+    into root, one rename each, replacing what was there. folders: the names they must have; an
+    archive of one folder when one is expected gets that name (GLUE's QQP-clean.zip holds QQP)."""
+    tmp = tempfile.mkdtemp(dir=root, prefix=".unpack-")
     try:
-        with zipfile.ZipFile(archive) as z:
-            z.extractall(tmp)
-        found = [d for d in os.listdir(tmp) if os.path.isdir(os.path.join(tmp, d))]
-        if len(found) != 1:
-            raise OSError(f"unexpected archive layout {found} for {lay.folder}")
-        if os.path.isdir(os.path.join(root, lay.folder)):
-            shutil.rmtree(os.path.join(root, lay.folder))
-        os.replace(os.path.join(tmp, found[0]), os.path.join(root, lay.folder))
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(tmp)
+        else:
+            with tarfile.open(archive) as t:
+                t.extractall(tmp, filter="data")   # no absolute paths, links out or devices
+        found = sorted(d for d in os.listdir(tmp) if os.path.isdir(os.path.join(tmp, d)))
+        moves = {found[0]: folders[0]} if len(found) == len(folders) == 1 else {d: d for d in folders}
+        if not set(moves) <= set(found):
+            raise OSError(f"unexpected archive layout {found}, expected {list(folders)}")
+        for src, dst in moves.items():
+            if os.path.isdir(os.path.join(root, dst)):
+                shutil.rmtree(os.path.join(root, dst))
+            os.replace(os.path.join(tmp, src), os.path.join(root, dst))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1,4 +1,4 @@
-"""Tiny generated test material: a GLUE layout (all nine tasks) and random BERT checkpoints in the
+"""Tiny generated test material: a GLUE layout (all nine tasks, and the long documents) and random BERT checkpoints in the
 Hugging Face layout, for end-to-end tests without real data or real weights."""
 
 import json
@@ -84,6 +84,31 @@ def write_glue(root, n_train=40, n_dev=12, seed=0):
                 for _ in range(n):
                     y = f"{rng.uniform(0, 5):.3f}" if labels is None else rng.choice(labels)
                     f.write("\t".join(row(sentence(rng), sentence(rng), y)) + "\n")
+    write_documents(root, seed=seed)   # the long-document tasks beside GLUE's, as --data-dir may hold them
+    return root
+
+
+NEWSGROUPS = ["comp.graphics", "rec.autos", "sci.space"]   # three of the 20
+
+
+def write_documents(root, n=8, seed=0):
+    """The long-document tasks as their archives unpack (documents.py): IMDB, Yelp, 20 Newsgroups."""
+    rng = random.Random(seed)
+    doc = lambda: " ".join(sentence(rng) for _ in range(rng.randint(1, 6)))
+    for split in ("train", "test"):
+        for label in ("neg", "pos"):
+            os.makedirs(os.path.join(root, "aclImdb", split, label), exist_ok=True)
+            for i in range(n // 2):
+                with open(os.path.join(root, "aclImdb", split, label, f"{i}_{rng.randint(1, 10)}.txt"), "w") as f:
+                    f.write(doc().replace(" . ", " .<br /><br />", 1))
+        os.makedirs(os.path.join(root, "yelp_review_full_csv"), exist_ok=True)
+        with open(os.path.join(root, "yelp_review_full_csv", f"{split}.csv"), "w", newline="") as f:
+            f.writelines(f'"{rng.randint(1, 5)}","{doc()}\\n""quoted"" end"\n' for _ in range(n))
+        for group in NEWSGROUPS:
+            os.makedirs(os.path.join(root, f"20news-bydate-{split}", group), exist_ok=True)
+            for i in range(n // 3 + 1):
+                with open(os.path.join(root, f"20news-bydate-{split}", group, str(1000 + i)), "wb") as f:
+                    f.write(f"From: a@b.c\nSubject: {group}\n\n{doc()} caf\xe9\n".encode("latin-1"))
     return root
 
 
@@ -91,7 +116,7 @@ def write_model(folder, tokenizer_json=True, seed=0):
     """A tiny random BERT checkpoint in the Hugging Face layout, with its tokenizer."""
     os.makedirs(folder, exist_ok=True)
     cfg = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                     intermediate_size=64, max_position_embeddings=300)
+                     intermediate_size=64, max_position_embeddings=512)
     torch.manual_seed(seed)
     write_hf_checkpoint(folder, build(cfg))
     with open(os.path.join(folder, "vocab.txt"), "w") as f:
