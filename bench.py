@@ -36,7 +36,8 @@ import transkimmer
 from files import atomic_write_text
 from load_weights import load_model, load_pretrained
 from model import build, encoder, is_predictor
-from train import POSITIVE_INT, TASKS, number
+from tasks import QA, TASKS
+from train import POSITIVE_INT, number
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -52,7 +53,7 @@ def parse_args(argv=None):
     p.add_argument("--model", help="a pretrained BERT folder (or hub name); predictors set by --skim-*")
     p.add_argument("--skim-fraction", type=number(float, 0, 1, high_open=True), default=0.5, help="share of real tokens to skim (no checkpoint)")
     p.add_argument("--skim-layer", type=number(int, 0), default=0, help="skim them before this layer (no checkpoint)")
-    p.add_argument("--task", default="sst2", choices=sorted(TASKS), help="GLUE task whose dev sentences are used")
+    p.add_argument("--task", default="sst2", choices=sorted(set(TASKS) - {QA}), help="GLUE (or long-document) task whose dev (test) texts are used")
     p.add_argument("--data-dir", help="folder in the GLUE layout (<dir>/SST-2/dev.tsv, ...); default: download "
                    "the task once into --cache-dir, as train.py does")
     p.add_argument("--cache-dir", default=fetch.DEFAULT_CACHE, help="where downloads are kept")

@@ -16,12 +16,15 @@ import transkimmer
 
 
 @torch.no_grad()
-def evaluate(model, examples, labels, metric_names, device, max_length, batch_size=32, tokenizer=None, record=8):
+def evaluate(model, examples, labels, metric_names, device, max_length, batch_size=32, tokenizer=None, record=8,
+             score=None):
     """Dev-set metrics, the fraction of real tokens kept entering each layer, FLOPs speedups and
     wall time. The model is in eval mode: deterministic decisions, tokens really removed.
     max_length is the padded length the sequence-padding FLOPs count against.
     With a tokenizer, the first `record` examples are returned with each token's skim layer
-    (the layer before which it was skimmed; L = kept through all layers) for report.py."""
+    (the layer before which it was skimmed; L = kept through all layers) for report.py.
+    score: None (metrics.compute_metrics on the predicted classes or values), or a function from
+    each example's logits, (T, 2) for span QA, to its metrics (tasks.encode_split)."""
     model.eval()
     cfg = model.config
     preds, lengths, kept, recorded = [], [], [], []
@@ -35,8 +38,12 @@ def evaluate(model, examples, labels, metric_names, device, max_length, batch_si
         logits = out.logits.float()
         if not torch.isfinite(logits).all():
             raise SystemExit("error: the model's outputs are NaN or inf on the dev set: its weights are broken")
-        preds.append(logits.squeeze(-1) if cfg.num_labels == 1 else logits.argmax(-1))
-        lengths.append(b["attention_mask"].sum(1))
+        n = b["attention_mask"].sum(1)
+        if score is not None:   # span QA: each window's per-token logits, without its padding
+            preds.extend(l[:k].cpu() for l, k in zip(logits, n.tolist()))
+        else:
+            preds.append(logits.squeeze(-1) if cfg.num_labels == 1 else logits.argmax(-1))
+        lengths.append(n)
         if out.keep_masks is not None:
             kept.append(transkimmer.kept_per_layer(out.keep_masks))            # (B, L)
             if tokenizer is not None and len(recorded) < record:
@@ -44,7 +51,8 @@ def evaluate(model, examples, labels, metric_names, device, max_length, batch_si
                 for ids, n, s in zip(b["input_ids"].cpu(), b["attention_mask"].sum(1).tolist(), layer):
                     recorded.append(dict(tokens=[tokenizer.id_to_token(i) for i in ids[:n].tolist()],
                                          skim_layer=s[:n].tolist()))
-    preds = torch.cat(preds).cpu().numpy()
+    if score is None:
+        preds = torch.cat(preds).cpu().numpy()
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
@@ -52,21 +60,22 @@ def evaluate(model, examples, labels, metric_names, device, max_length, batch_si
     kept = torch.cat(kept).cpu().long() if kept else None
     no_pad, seq = flops.speedups(lengths.tolist(), None if kept is None else kept.tolist(), cfg, max_length)
     per_layer = [1.0] * cfg.num_hidden_layers if kept is None else (kept.sum(0) / lengths.sum()).tolist()
-    scores = metrics.compute_metrics(metric_names, preds, labels)
-    for i, ex in enumerate(recorded[:record]):
-        ex.update(label=labels[i], prediction=preds[i].item())
+    scores = score(preds) if score is not None else metrics.compute_metrics(metric_names, preds, labels)
+    for i, ex in enumerate(recorded[:record]):   # span QA: the answer's token positions, gold and predicted
+        ex.update(label=labels[i], prediction=preds[i].item() if score is None else preds[i].argmax(0).tolist())
     return dict(metrics=scores, kept_fraction_per_layer=per_layer, flops_speedup_no_padding=no_pad,
                 flops_speedup_sequence=seq, eval_seconds=seconds, num_examples=len(labels),
                 examples=recorded[:record])
 
 
 def evaluate_dev(model, dev_sets, metric_names, device, max_length, batch_size, tokenizer):
-    """evaluate() on the first dev split; the metrics of the others (MNLI mismatched) added."""
-    (_, (examples, labels)), *others = dev_sets.items()
-    result = evaluate(model, examples, labels, metric_names, device, max_length, batch_size, tokenizer)
-    for split, (examples, labels) in others:
+    """evaluate() on the first dev split; the metrics of the others (MNLI mismatched) added.
+    dev_sets: {split: (examples, labels, score)}, as tasks.encode_split gives them."""
+    (_, (examples, labels, score)), *others = dev_sets.items()
+    result = evaluate(model, examples, labels, metric_names, device, max_length, batch_size, tokenizer, score=score)
+    for split, (examples, labels, score) in others:
         result[f"metrics_{split}"] = evaluate(model, examples, labels, metric_names, device, max_length,
-                                              batch_size)["metrics"]
+                                              batch_size, score=score)["metrics"]
     return result
 
 

@@ -31,7 +31,7 @@ from safetensors.torch import save_file
 
 from data import TOKENIZER_FILES, BadInput, MissingInput
 from files import atomic_write, atomic_write_text, permissions
-from model import BertConfig, BertForSequenceClassification, build
+from model import BertConfig, build, encoder
 
 # checkpoint key -> our key; applied in order, each at most once
 RENAMES = [
@@ -98,7 +98,8 @@ def read_config(path):
 def load_pretrained(path, skim=False, num_labels=None, **overrides):
     """A model with the weights of the checkpoint folder `path`.
 
-    num_labels=None: the encoder alone (BertModel). Otherwise a BertForSequenceClassification;
+    num_labels=None: the encoder alone (BertModel), unless head="span" (BertForQuestionAnswering,
+    among the overrides). Otherwise a BertForSequenceClassification;
     its head is taken from the checkpoint when present, else freshly initialised. With skim=True
     the predictors are freshly initialised (Eqs. 8-9) unless the checkpoint has them.
     overrides: other BertConfig fields (skim_tau, skim_coefficient, dropout, ...).
@@ -111,7 +112,7 @@ def load_pretrained(path, skim=False, num_labels=None, **overrides):
             raise TypeError(f"unknown BertConfig field {k!r}")
         setattr(cfg, k, v)
     model = build(cfg)
-    _load_into(model, weights_path, may_be_new=("predictors.", "classifier.", "pooler."))
+    _load_into(model, weights_path, may_be_new=("predictors.", "classifier.", "qa_outputs.", "pooler."))
     return model
 
 
@@ -126,7 +127,7 @@ def load_model(path):
 def _load_into(model, weights_path, may_be_new):
     """Copy the checkpoint into model through RENAMES; may_be_new: our key prefixes that may be
     absent from the checkpoint (they keep their initialisation)."""
-    head = isinstance(model, BertForSequenceClassification)
+    head = model is not encoder(model)
     ours = {k.removeprefix("bert.") if head else k: v for k, v in model.state_dict().items()}
     found = set()
     try:
@@ -138,8 +139,8 @@ def _load_into(model, weights_path, may_be_new):
             if IGNORED.match(ckpt_key):
                 continue
             key = rename(ckpt_key)
-            if key.startswith("classifier.") and not head:
-                warnings.warn(f"{ckpt_key}: the checkpoint has a classification head; loading the encoder alone")
+            if key.startswith(("classifier.", "qa_outputs.")) and key not in ours:
+                warnings.warn(f"{ckpt_key}: the checkpoint has another head; loading the encoder alone")
                 continue
             if key not in ours:
                 raise BadInput(f"unexpected tensor {ckpt_key!r} in {weights_path} (renamed {key!r}): "

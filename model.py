@@ -44,6 +44,7 @@ class BertConfig:
     num_labels: int = 0                     # 0: encoder only; 1: regression; >= 2: classification
     finetuning_task: str = None             # the task a fine-tuned checkpoint was trained for (HF's name)
     id2label: dict = None                   # {"0": label string, ...} of a classifier's outputs (HF's name)
+    head: str = "classifier"                # "classifier" (num_labels outputs) or "span" (QA start/end)
     # Transkimmer (transkimmer.py); ignored when skim is False
     skim: bool = False
     # Gumbel temperature, Eq. 5. Departure: the paper says 0.1, the authors' code runs 1. tau never
@@ -71,6 +72,8 @@ class BertConfig:
             v = getattr(cfg, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"config.json: {f} must be a whole number >= 1, got {v!r}")
+        if cfg.head not in ("classifier", "span"):
+            raise ValueError(f"config.json: head must be 'classifier' or 'span', got {cfg.head!r}")
         if cfg.id2label is not None and not isinstance(cfg.id2label, dict):
             raise ValueError(f"config.json: id2label must be an object {{\"0\": label, ...}}, got {cfg.id2label!r}")
         if cfg.hidden_act not in ("gelu", "gelu_python"):
@@ -199,7 +202,7 @@ class BertModel(nn.Module):
 
 @dataclass
 class ClassifierOutput:
-    logits: torch.Tensor              # (B, num_labels)
+    logits: torch.Tensor              # (B, num_labels); span QA: (B, T, 2)
     loss: torch.Tensor = None         # Eq. 7 total (= task loss without skim), when labels are given
     task_loss: torch.Tensor = None
     skim_loss: torch.Tensor = None
@@ -231,9 +234,34 @@ class BertForSequenceClassification(nn.Module):
         return out
 
 
+class BertForQuestionAnswering(nn.Module):
+    """Span QA (SQuAD, qa.py): a start and an end logit for every token, from the encoder's last
+    hidden state. With skimming that is Eq. 3's output: a token skimmed before layer i carries its
+    state from layer i to the output, so every context token, skimmed or not, can still be scored
+    as an answer boundary. logits (B, T, 2); labels (B, 2): start and end positions, both 0
+    ([CLS]) when the window holds no answer."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.config = cfg
+        self.bert = BertModel(cfg)
+        self.qa_outputs = nn.Linear(cfg.hidden_size, 2)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, prune=None):
+        enc = self.bert(input_ids, attention_mask, token_type_ids, prune=prune)
+        logits = self.qa_outputs(enc.last_hidden_state)  # (B, T, 2)
+        out = ClassifierOutput(logits, skim_loss=enc.skim_loss, keep_masks=enc.keep_masks)
+        if labels is not None:   # mean of the start and end cross-entropies over the window's tokens
+            out.task_loss = (F.cross_entropy(logits[..., 0].float(), labels[:, 0]) +
+                             F.cross_entropy(logits[..., 1].float(), labels[:, 1])) / 2
+            out.loss = out.task_loss if enc.skim_loss is None else \
+                transkimmer.total_loss(out.task_loss, enc.skim_loss, self.config.skim_coefficient)
+        return out
+
+
 def encoder(model):
     """The encoder (BertModel) of a model with a head, or the model itself: the one way to reach it."""
-    return model.bert if isinstance(model, BertForSequenceClassification) else model
+    return model.bert if isinstance(model, (BertForSequenceClassification, BertForQuestionAnswering)) else model
 
 
 def is_predictor(name):
@@ -243,7 +271,8 @@ def is_predictor(name):
 
 def build(cfg):
     """The model a config asks for (encoder alone when num_labels == 0), initialised."""
-    model = BertForSequenceClassification(cfg) if cfg.num_labels else BertModel(cfg)
+    model = BertForQuestionAnswering(cfg) if cfg.head == "span" else \
+        BertForSequenceClassification(cfg) if cfg.num_labels else BertModel(cfg)
     init_weights(model, cfg)
     return model
 

@@ -134,8 +134,8 @@ def tokens_html(run):
     for ex in run.get("examples", []):
         spans = [f'<span class="tok" title="layer {s}" style="color:{"black" if s >= L else COLORS[s % len(COLORS)]}">'
                  f'{html.escape(t)}</span>' for t, s in zip(ex["tokens"], ex["skim_layer"])]
-        lines.append(f'<p class="example">{" ".join(spans)} <small>(label {ex["label"]}, '
-                     f'predicted {ex["prediction"]:.3g})</small></p>')
+        pred = ex["prediction"] if isinstance(ex["prediction"], list) else f'{ex["prediction"]:.3g}'   # QA: span
+        lines.append(f'<p class="example">{" ".join(spans)} <small>(label {ex["label"]}, predicted {pred})</small></p>')
     return "\n".join(lines)
 
 

@@ -29,47 +29,20 @@ import argparse
 import json
 import math
 import os
-import statistics
 import time
 
 import torch
 import torch.distributed as dist
 
 import data
-import documents
 import fetch
 import transkimmer
 from evaluate import autocast, evaluate_dev
 from model import BertConfig
+from tasks import CUSTOM, OWN_DATA, QA, TASKS, classes_of, encode_split, metric_names, read_splits
 from recipe import PREDICTOR_LR_TIMES_STEPS, optimizer_for, skim_coefficient_at
 from files import atomic_write_text, unwritable
 from load_weights import load_model, load_pretrained, save_checkpoint
-
-# Paper Table 2: max length and lambda (skim_coefficient; the paper's "harmony coefficient"). Metrics
-# as GLUE reports them, the first being the table's main one; epochs from the authors' scripts.
-TASKS = {
-    "cola": dict(max_length=64, skim_coefficient=0.3, metrics=("matthews",), epochs=3),
-    "rte": dict(max_length=256, skim_coefficient=0.8, metrics=("accuracy",), epochs=3),
-    "qqp": dict(max_length=128, skim_coefficient=0.2, metrics=("f1", "accuracy"), epochs=3),
-    "mrpc": dict(max_length=128, skim_coefficient=0.5, metrics=("f1", "accuracy"), epochs=5),
-    "sst2": dict(max_length=64, skim_coefficient=0.3, metrics=("accuracy",), epochs=3),
-    "mnli": dict(max_length=128, skim_coefficient=0.2, metrics=("accuracy",), epochs=3),
-    "wnli": dict(max_length=128, skim_coefficient=0.5, metrics=("accuracy",), epochs=5),
-    "qnli": dict(max_length=128, skim_coefficient=0.1, metrics=("accuracy",), epochs=3),
-    "stsb": dict(max_length=64, skim_coefficient=0.3, metrics=("pearson", "spearman"), epochs=3),
-    # long documents (documents.py; Table 2's settings, Table 4's results); epochs: ours, the paper gives none
-    "imdb": dict(max_length=512, skim_coefficient=0.5, metrics=("accuracy",), epochs=3),
-    "yelp": dict(max_length=512, skim_coefficient=0.5, metrics=("accuracy",), epochs=3),
-    "20news": dict(max_length=512, skim_coefficient=0.5, metrics=("accuracy",), epochs=3),
-}
-
-
-# Your own data (--train-file, --dev-file): the defaults issue 11 asks for; lambda is the median of
-# Table 2's, so no task is favoured. Metrics: accuracy, or Pearson and Spearman for regression.
-CUSTOM = "custom"
-OWN_DATA = dict(max_length=128, skim_coefficient=statistics.median(TASKS[t]["skim_coefficient"] for t in data.GLUE),
-                epochs=3)
-
 
 def number(kind, low=None, high=None, low_open=False, high_open=False):
     """An argparse type: a finite int or float in a range; a bad value is argparse's one-line error."""
@@ -226,51 +199,25 @@ def load_checkpoint(args):
     return model
 
 
-def classes_of(cfg):
-    """The label strings of a fine-tuned model's outputs (None: regression), from its id2label."""
-    if cfg.num_labels == 1:
-        return None
-    return [(cfg.id2label or {}).get(str(i), str(i)) for i in range(cfg.num_labels)]
-
-
-def read_splits(args, classes="infer"):
-    """The data: dev sets {split: (texts, labels)} (MNLI has two), the training set (texts, labels)
-    or None with --eval-only, and the label strings (None: regression). A GLUE task comes from
-    --data-dir (or the cache); your own from --train-file and --dev-file (data.read_file)."""
-    if args.task in documents.DOCUMENTS:   # long documents: evaluated on the test split, as in the paper
-        root = documents.documents_dir(args.task, args.data_dir, args.cache_dir)
-        *test, classes = documents.read_documents(args.task, "test", root)
-        train = None if args.eval_only else documents.read_documents(args.task, "train", root)[:2]
-        return {"test": tuple(test)}, train, classes
-    if args.task != CUSTOM:
-        lay = data.layout(args.task)
-        root = fetch.glue_dir(args.task, args.data_dir, args.cache_dir)
-        dev_sets = {split: data.read_task(args.task, split, root) for split in lay.dev}
-        train = None if args.eval_only else data.read_task(args.task, "train", root)
-        return dev_sets, train, None if lay.labels is None else list(lay.labels)
-    columns, train = (args.text_column, args.text_pair_column, args.label_column or "label"), None
-    if not args.eval_only:
-        *train, classes = data.read_file(args.train_file, *columns)
-    *dev, classes = data.read_file(args.dev_file, *columns, classes=classes)
-    return {"dev": tuple(dev)}, train, classes
-
-
 def load(args, device):
     """The model (pretrained with a fresh head and fresh predictors, or --checkpoint for --eval-only),
     its tokenizer and that tokenizer's folder, the dev sets, the training set and the label strings."""
     if args.eval_only:
         model, tok_dir = load_checkpoint(args), args.checkpoint
         dev_sets, train, classes = read_splits(args, classes_of(model.config))
-        if model.config.num_labels != (1 if classes is None else len(classes)):
-            raise SystemExit(f"error: {args.checkpoint} has {model.config.num_labels} output(s), task {args.task} "
-                             f"needs {1 if classes is None else len(classes)}: evaluate it on the task it was trained for")
+        c, span = model.config, args.task == QA
+        if (c.head == "span") != span or (not span and c.num_labels != (1 if classes is None else len(classes))):
+            raise SystemExit(f"error: {args.checkpoint} has {'a span head' if c.head == 'span' else f'{c.num_labels} output(s)'}"
+                             f", task {args.task} needs {'a span head' if span else 1 if classes is None else len(classes)}"
+                             ": evaluate it on the task it was trained for")
     else:
         dev_sets, train, classes = read_splits(args)
         tok_dir = fetch.model_dir(args.model, args.cache_dir)
-        model = load_pretrained(tok_dir, skim=not args.baseline, num_labels=1 if classes is None else len(classes),
-                                id2label=None if classes is None else {str(i): c for i, c in enumerate(classes)},
-                                finetuning_task=args.task, skim_coefficient=args.skim_coefficient,
-                                skim_tau=args.tau, skim_mu0=args.mu0)
+        head = dict(head="span") if args.task == QA else dict(
+            num_labels=1 if classes is None else len(classes),
+            id2label=None if classes is None else {str(i): c for i, c in enumerate(classes)})
+        model = load_pretrained(tok_dir, skim=not args.baseline, finetuning_task=args.task, skim_coefficient=
+                                args.skim_coefficient, skim_tau=args.tau, skim_mu0=args.mu0, **head)
     if args.max_length > model.config.max_position_embeddings:
         raise SystemExit(f"error: --max-length {args.max_length} exceeds the model's max_position_embeddings "
                          f"{model.config.max_position_embeddings}: pass a smaller --max-length")
@@ -319,12 +266,10 @@ def main(argv=None):
     distributed, master = world > 1, rank == 0
     log = print if master else (lambda *a, **k: None)
     model, tok_dir, tokenizer, dev_sets, train, classes = load(args, device)
-    metric_names = TASKS[args.task]["metrics"] if args.task in TASKS else \
-        ("accuracy",) if classes is not None else ("pearson", "spearman")
-    for split, (texts, labels) in dev_sets.items():
-        dev_sets[split] = (data.encode(tokenizer, texts, args.max_length), labels)
+    for split, (texts, labels) in dev_sets.items():   # (inputs, labels, how to score them)
+        dev_sets[split] = encode_split(args, tokenizer, texts, labels)
         data.check_encoded(dev_sets[split][0], tokenizer, model.config.vocab_size, tok_dir)
-    evaluate = lambda: evaluate_dev(model, dev_sets, metric_names, device, args.max_length,
+    evaluate = lambda: evaluate_dev(model, dev_sets, metric_names(args.task, classes), device, args.max_length,
                                     args.eval_batch_size, tokenizer)
     os.makedirs(args.out_dir, exist_ok=True)
     if args.eval_only:
@@ -333,8 +278,7 @@ def main(argv=None):
         log(json.dumps(result, indent=2))
         return result
 
-    train_texts, train_labels = train
-    train = data.encode(tokenizer, train_texts, args.max_length)
+    train, train_labels, _ = encode_split(args, tokenizer, *train)
     data.check_encoded(train, tokenizer, model.config.vocab_size, tok_dir)
     steps_per_epoch = data.num_batches(len(train), args.batch_size, world)
     total = args.max_steps or steps_per_epoch * args.epochs

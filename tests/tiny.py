@@ -84,8 +84,27 @@ def write_glue(root, n_train=40, n_dev=12, seed=0):
                 for _ in range(n):
                     y = f"{rng.uniform(0, 5):.3f}" if labels is None else rng.choice(labels)
                     f.write("\t".join(row(sentence(rng), sentence(rng), y)) + "\n")
-    write_documents(root, seed=seed)   # the long-document tasks beside GLUE's, as --data-dir may hold them
+    write_documents(root, seed=seed)   # the long-document tasks and SQuAD beside GLUE's, as --data-dir may hold them
+    write_squad(root, seed=seed)
     return root
+
+
+def write_squad(root, n=12, seed=0):
+    """train-v2.0.json and dev-v2.0.json in SQuAD's format; every fourth question unanswerable."""
+    rng = random.Random(seed)
+    for name in ("train-v2.0.json", "dev-v2.0.json"):
+        paragraphs = []
+        for i in range(n):
+            context = " ".join(sentence(rng) for _ in range(3))
+            words = context.split()
+            at = rng.randrange(len(words) - 2)
+            answer = " ".join(words[at:at + 2])
+            start = len(" ".join(words[:at])) + (1 if at else 0)
+            qas = [{"id": f"{name[:3]}{i}", "question": sentence(rng), "is_impossible": i % 4 == 3,
+                    "answers": [] if i % 4 == 3 else [{"text": answer, "answer_start": start}]}]
+            paragraphs.append({"context": context, "qas": qas})
+        with open(os.path.join(root, name), "w") as f:
+            json.dump({"version": "v2.0", "data": [{"title": "tiny", "paragraphs": paragraphs}]}, f)
 
 
 NEWSGROUPS = ["comp.graphics", "rec.autos", "sci.space"]   # three of the 20

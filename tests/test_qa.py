@@ -1,0 +1,169 @@
+"""qa.py: SQuAD 2.0 span QA: the official metric, windows and their labels, post-processing, the
+download, pruned = masked span logits, and a tiny model that learns a dozen questions."""
+import functools
+import http.server
+import json
+import os
+import random
+import threading
+
+import pytest
+import torch
+
+import data
+import qa
+import train
+from model import BertConfig, build
+from tiny import WORDS, write_glue, write_model
+
+CONTEXT = "the film was made by alice in 1990 and the plot is about the eiffel tower in paris ."
+
+
+def squad_file(path, paragraphs):
+    """paragraphs: [(context, [(id, question, [answer texts], impossible)])]; each answer's start
+    is its first occurrence in the context."""
+    data_ = [{"title": "t", "paragraphs": [
+        {"context": c, "qas": [{"id": i, "question": q, "is_impossible": imp,
+                                "answers": [{"text": a, "answer_start": c.index(a)} for a in ans]}
+                               for i, q, ans, imp in qas]} for c, qas in paragraphs]}]
+    with open(path, "w") as f:
+        json.dump({"version": "v2.0", "data": data_}, f)
+    return path
+
+
+@pytest.fixture
+def hand_made(tmp_path):
+    """Answerable, with several gold answers, unanswerable; worked out by hand below."""
+    return qa.read_squad(squad_file(str(tmp_path / "dev.json"), [(CONTEXT, [
+        ("q1", "who made the film ?", ["alice"], False),
+        ("q2", "what is the plot about ?", ["the eiffel tower", "eiffel tower"], False),
+        ("q3", "who is bob ?", [], True),
+        ("q4", "where is bob ?", [], True),
+        ("q5", "when was it made ?", ["1990"], False)])]))
+
+
+def test_official_v2_metric_worked_out_by_hand(hand_made):
+    predictions = {"q1": "Alice", "q2": "Eiffel", "q3": "", "q4": "paris", "q5": ""}
+    m = qa.squad_v2_scores(hand_made, predictions)
+    # q1 exact (case); q2 "eiffel" vs "eiffel tower" (articles dropped): P 1, R 1/2, F1 2/3, best of both golds;
+    # q3 no answer, none given: 1; q4 no answer, one given: 0; q5 answer missed: 0
+    assert m["exact"] == pytest.approx(2 / 5) and m["f1"] == pytest.approx((1 + 2 / 3 + 1) / 5)
+    assert m["HasAns_exact"] == pytest.approx(1 / 3) and m["HasAns_f1"] == pytest.approx((1 + 2 / 3) / 3)
+    assert m["NoAns_exact"] == m["NoAns_f1"] == 0.5 and m["HasAns_total"] == 3 and m["NoAns_total"] == 2
+    assert qa.normalize_answer("The  Eiffel-Tower!") == "eiffeltower" and qa.f1_score("", "") == 1.0
+
+
+def test_windows_labels_and_boundary(hand_made):
+    tok = data.load_tokenizer(write_model("/tmp/qa-tok-model"))
+    q5 = [q for q in hand_made if q.id == "q5"]
+    examples, labels, feats = qa.windows(tok, q5, max_length=16, stride=4)   # 8 context tokens a window
+    assert len(examples) > 2 and all(len(ids) <= 16 for ids, _ in examples)
+    answered = [(s, e, spans) for (s, e), (_, spans) in zip(labels, feats) if s]
+    assert answered and all(CONTEXT[spans[s][0]:spans[e][1]] == "1990" for s, e, spans in answered)
+    # the windows that do not hold "1990" whole point to [CLS]; the question is in every window
+    assert sum(1 for s, _ in labels if s == 0) == len(labels) - len(answered)
+    assert all(ids[0] == tok.token_to_id("[CLS]") for ids, _ in examples)
+    _, labels, _ = qa.windows(tok, [q for q in hand_made if q.id == "q3"], max_length=16, stride=4)
+    assert set(labels) == {(0, 0)}                                            # unanswerable: [CLS] everywhere
+
+
+def test_predict_best_span_or_null(hand_made):
+    tok = data.load_tokenizer(write_model("/tmp/qa-tok-model"))
+    q1 = [q for q in hand_made if q.id == "q1"]
+    examples, labels, feats = qa.windows(tok, q1, max_length=64)
+    (s, e), = labels
+    logits = torch.zeros(len(examples[0][0]), 2)
+    logits[s, 0] = logits[e, 1] = 5.0
+    assert qa.predict(q1, feats, [logits]) == {"q1": "alice"}
+    logits[0] = 6.0                                                           # [CLS] scores higher: no answer
+    assert qa.predict(q1, feats, [logits]) == {"q1": ""}
+    assert qa.predict(q1, feats, [logits], null_threshold=10.0) == {"q1": "alice"}
+    logits = torch.zeros(len(examples[0][0]), 2)
+    logits[s, 0], logits[len(examples[0][0]) - 2, 1] = 5.0, 9.0               # too long a span is never taken
+    assert qa.predict(q1, feats, [logits], max_answer_length=3)["q1"] != CONTEXT[feats[0][1][s][0]:]
+
+
+def test_pruned_equals_masked_span_logits():
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
+                     skim=True, head="span", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = build(cfg).eval()
+    for pred in model.bert.predictors:   # predictors that skim about half of the tokens
+        torch.nn.init.normal_(pred.fc2.weight, 0.0, 1.0)
+        torch.nn.init.zeros_(pred.fc2.bias)
+    ids = torch.randint(5, 40, (3, 20))
+    mask = torch.ones_like(ids)
+    mask[1, 13:], mask[2, 6:] = 0, 0
+    with torch.no_grad():
+        masked, pruned = model(ids, mask, prune=False), model(ids, mask)
+    kept = torch.stack(pruned.keep_masks).sum(0)
+    assert ((kept > 0) & (kept < 3)).any()                                    # some tokens really are skimmed
+    real = mask.bool()
+    assert (masked.logits - pruned.logits)[real].abs().max() < 1e-5
+
+
+def test_squad_download_validated(tmp_path, monkeypatch):
+    www = tmp_path / "www"
+    www.mkdir()
+    squad_file(str(www / "train-v2.0.json"), [(CONTEXT, [("q1", "who ?", ["alice"], False)])])
+    (www / "dev-v2.0.json").write_text("<!DOCTYPE html><html>log in</html>")   # a captive portal's page
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}), directory=str(www)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setattr(qa, "SQUAD_URL", f"http://127.0.0.1:{httpd.server_address[1]}")
+    try:
+        with pytest.raises(data.FetchFailed, match="did not send a valid dev-v2.0.json.*Offline\\? Pass --data-dir"):
+            qa.squad_dir(None, str(tmp_path / "cache"))
+        assert os.listdir(tmp_path / "cache" / "squad") == ["train-v2.0.json"]   # the good file only
+        squad_file(str(www / "dev-v2.0.json"), [(CONTEXT, [("q2", "when ?", ["1990"], False)])])
+        root = qa.squad_dir(None, str(tmp_path / "cache"))
+        assert [q.id for q in qa.read_squad(os.path.join(root, "dev-v2.0.json"))] == ["q2"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    half = tmp_path / "half"
+    half.mkdir()
+    squad_file(str(half / "train-v2.0.json"), [(CONTEXT, [("q1", "who ?", ["alice"], False)])])
+    with pytest.raises(data.MissingInput, match="half/dev-v2.0.json not found: --data-dir must hold"):
+        qa.squad_dir(str(half))
+    (tmp_path / "bad.json").write_text('{"data": [{"paragraphs": [{"qas": [{"id": "x", "question": "q", "answers": []}]}]}]}')   # no context
+    with pytest.raises(data.BadInput, match="bad.json is not a SQuAD file"):
+        qa.read_squad(str(tmp_path / "bad.json"))
+
+
+def dozen(seed=0):
+    """Twelve questions on short contexts of the tiny vocabulary, three of them unanswerable."""
+    rng = random.Random(seed)
+    paragraphs = []
+    for i in range(12):
+        words = rng.sample(WORDS, 10)
+        context = " ".join(words) + " ."
+        answer = " ".join(words[rng.randint(0, 6):][:rng.randint(1, 3)])
+        question = " ".join(rng.sample(WORDS, 3)) + " ?"
+        paragraphs.append((context, [(f"q{i}", question, [] if i % 4 == 3 else [answer], i % 4 == 3)]))
+    return paragraphs
+
+
+@pytest.mark.parametrize("mode", [[], ["--baseline"]])
+def test_tiny_model_learns_a_dozen_questions(tmp_path, mode):
+    """Trained through train.py (skimming on, or the plain BERT), evaluated with real pruning, it
+    answers the questions it was trained on."""
+    folder = tmp_path / "squad"
+    folder.mkdir()
+    for name in ("train-v2.0.json", "dev-v2.0.json"):
+        squad_file(str(folder / name), dozen())
+    torch.manual_seed(0)
+    res = train.main(["--task", "squad_v2", "--data-dir", str(folder), "--model", write_model(str(tmp_path / "m")),
+                      "--device", "cpu", "--max-steps", "300", "--batch-size", "12", "--lr", "3e-3", "--max-length", "64",
+                      "--skim-coefficient", "1", "--predictor-lr", "1e-2", "--eval-every-epoch", "300", "--log-every", "100", "--out-dir", str(tmp_path / "out"), *mode])
+    assert res["metrics"]["exact"] == 1.0 and res["metrics"]["NoAns_total"] == 3, res["metrics"]
+    saved = json.load(open(tmp_path / "out" / "results.json"))
+    assert saved["metric_names"][:2] == ["f1", "exact"] and saved["task"] == "squad_v2"
+    if not mode:   # tokens really were skimmed, yet every answer is found: Eq. 3 carries their states out
+        assert min(saved["kept_fraction_per_layer"]) < 0.9
+    again = train.main(["--task", "squad_v2", "--eval-only", "--checkpoint", str(tmp_path / "out" / "checkpoint"),
+                        "--data-dir", str(folder), "--max-length", "64", "--device", "cpu", "--out-dir", str(tmp_path / "out")])
+    assert again["metrics"] == saved["metrics"]
+    with pytest.raises(SystemExit, match="was fine-tuned on squad_v2, not sst2: pass --task squad_v2"):
+        train.main(["--task", "sst2", "--eval-only", "--checkpoint", str(tmp_path / "out" / "checkpoint"),
+                    "--data-dir", write_glue(str(tmp_path / "glue")), "--device", "cpu", "--out-dir", str(tmp_path / "o2")])
