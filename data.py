@@ -288,8 +288,8 @@ def num_batches(n, batch_size, world=1):
 def check_encoded(examples, tokenizer, vocab_size, model_dir):
     """Every example must start with [CLS] (the classifier reads position 0) and use ids the model
     has: a tokenizer without its post-processor, or one from another model, fails loudly here."""
-    cls = tokenizer.token_to_id("[CLS]")
-    if cls is None or any(not ids or ids[0] != cls for ids, _ in examples):
+    cls = tokenizer.token_to_id("[CLS]") if tokenizer.token_to_id("[CLS]") is not None else tokenizer.token_to_id("<s>")
+    if cls is None or any(not ids or ids[0] != cls for ids, _ in examples):   # RoBERTa's [CLS] is <s>
         raise BadInput(f"{model_dir}: its tokenizer does not start inputs with [CLS] (no post_processor in "
                        "tokenizer.json?): use the tokenizer that came with the model")
     top = max(max(ids) for ids, _ in examples)

@@ -35,7 +35,7 @@ from model import BertConfig, build, encoder
 
 # checkpoint key -> our key; applied in order, each at most once
 RENAMES = [
-    (r"^bert\.", ""),
+    (r"^(bert|roberta)\.", ""),
     (r"\.gamma$", ".weight"),
     (r"\.beta$", ".bias"),
     (r"^embeddings\.word_embeddings\.", "embed.word."),
@@ -52,7 +52,7 @@ RENAMES = [
     (r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.", r"layers.\1.ln2."),
     (r"^pooler\.dense\.", "pooler."),
 ]
-IGNORED = re.compile(r"^(bert\.)?(cls\.|embeddings\.position_ids$)")  # pre-training heads, a buffer
+IGNORED = re.compile(r"^((bert|roberta)\.)?(cls\.|lm_head\.|embeddings\.(position_ids|token_type_ids)$)")  # pre-training heads, buffers
 
 
 def rename(key):

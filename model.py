@@ -1,7 +1,7 @@
 """
 BERT, written by hand, with the small hook Transkimmer needs.
 
-    embeddings (word + position + token type, LayerNorm, dropout)
+    embeddings (word + position + token type, LayerNorm, dropout); RoBERTa: positions from padding_idx + 1
     L x post-LayerNorm blocks: x = LN(x + Attn(x)); x = LN(x + FFN(x)), FFN with erf GELU
     pooler: tanh(Linear(h[CLS]))
     heads: classification (cross-entropy) or regression (one output, MSE; STS-B)
@@ -26,6 +26,9 @@ import torch.nn.functional as F
 import transkimmer
 
 
+FAMILIES = ("bert", "roberta")   # config.json's model_type; the differences are the switches below
+
+
 @dataclass
 class BertConfig:
     vocab_size: int = 30522
@@ -41,6 +44,7 @@ class BertConfig:
     layer_norm_eps: float = 1e-12
     initializer_range: float = 0.02         # sigma of Eq. 8, for BERT's weights and the predictors'
     pad_token_id: int = 0
+    model_type: str = "bert"                # "roberta": positions start after padding_idx (Embeddings)
     num_labels: int = 0                     # 0: encoder only; 1: regression; >= 2: classification
     finetuning_task: str = None             # the task a fine-tuned checkpoint was trained for (HF's name)
     id2label: dict = None                   # {"0": label string, ...} of a classifier's outputs (HF's name)
@@ -61,8 +65,8 @@ class BertConfig:
         if not isinstance(d, dict):
             raise ValueError(f"config.json must hold a JSON object, not a {type(d).__name__}")
         family = d.get("model_type", "bert")
-        if family != "bert":   # RoBERTa's keys look like BERT's, but its positions differ: refuse, never compute wrongly
-            raise ValueError(f"model_type {family!r} is not supported: this BERT loads model_type 'bert' checkpoints only")
+        if family not in FAMILIES:   # a family's keys may look like BERT's while it computes otherwise: refuse
+            raise ValueError(f"model_type {family!r} is not supported: this code loads {', '.join(FAMILIES)} checkpoints")
         if d.get("position_embedding_type", "absolute") != "absolute":
             raise ValueError(f"position_embedding_type {d['position_embedding_type']!r} is not supported: only 'absolute'")
         known = {f.name for f in fields(cls)}
@@ -82,6 +86,11 @@ class BertConfig:
             raise ValueError(f"hidden_size {cfg.hidden_size} is not a multiple of num_attention_heads {cfg.num_attention_heads}")
         return cfg
 
+    @property
+    def max_tokens(self):
+        """The longest sequence the position table holds (RoBERTa's first 1 + padding_idx are unused)."""
+        return self.max_position_embeddings - (self.pad_token_id + 1 if self.model_type == "roberta" else 0)
+
     @classmethod
     def from_json(cls, path):
         with open(path) as f:
@@ -94,6 +103,7 @@ class BertConfig:
 class Embeddings(nn.Module):
     def __init__(self, cfg):
         super().__init__()
+        self.pad, self.roberta = cfg.pad_token_id, cfg.model_type == "roberta"
         self.word = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
         self.position = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
         self.token_type = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
@@ -103,6 +113,9 @@ class Embeddings(nn.Module):
     def forward(self, input_ids, token_type_ids):  # (B, T) each
         T = input_ids.shape[1]
         pos = torch.arange(T, device=input_ids.device)
+        if self.roberta:   # RoBERTa counts real tokens from padding_idx + 1; padding sits at padding_idx
+            real = input_ids.ne(self.pad).long()
+            pos = torch.cumsum(real, 1) * real + self.pad
         x = self.word(input_ids) + self.position(pos) + self.token_type(token_type_ids)
         return self.drop(self.ln(x))  # (B, T, H)
 
@@ -176,9 +189,9 @@ class BertModel(nn.Module):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, prune=None):
         B, T = input_ids.shape
-        if T > self.config.max_position_embeddings:
-            raise ValueError(f"sequence length {T} exceeds max_position_embeddings "
-                             f"{self.config.max_position_embeddings}: truncate the inputs (data.py --max-length)")
+        if T > self.config.max_tokens:
+            raise ValueError(f"sequence length {T} exceeds the {self.config.max_tokens} positions the model has "
+                             "(max_position_embeddings): truncate the inputs (data.py --max-length)")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if token_type_ids is None:

@@ -218,9 +218,9 @@ def load(args, device):
             id2label=None if classes is None else {str(i): c for i, c in enumerate(classes)})
         model = load_pretrained(tok_dir, skim=not args.baseline, finetuning_task=args.task, skim_coefficient=
                                 args.skim_coefficient, skim_tau=args.tau, skim_mu0=args.mu0, **head)
-    if args.max_length > model.config.max_position_embeddings:
-        raise SystemExit(f"error: --max-length {args.max_length} exceeds the model's max_position_embeddings "
-                         f"{model.config.max_position_embeddings}: pass a smaller --max-length")
+    if args.max_length > model.config.max_tokens:
+        raise SystemExit(f"error: --max-length {args.max_length} exceeds the {model.config.max_tokens} positions "
+                         "the model has (max_position_embeddings): pass a smaller --max-length")
     return model.to(device), tok_dir, data.load_tokenizer(tok_dir), dev_sets, train, classes
 
 

@@ -150,7 +150,7 @@ def test_sequence_too_long_is_an_error():
 
 
 @pytest.mark.parametrize("change,says", [
-    ({"model_type": "roberta"}, "model_type 'roberta' is not supported"),
+    ({"model_type": "albert"}, "model_type 'albert' is not supported"),
     ({"model_type": "distilbert"}, "model_type 'distilbert' is not supported"),
     ({"position_embedding_type": "relative_key"}, "position_embedding_type 'relative_key' is not supported"),
     ({"num_attention_heads": 0}, "num_attention_heads must be a whole number >= 1"),

@@ -1,0 +1,58 @@
+"""Regenerate tests/fixtures/<family>_tiny/: a small random checkpoint of another BERT family, saved
+by Hugging Face transformers (the reference), its tokenizer.json, and the reference's outputs on a
+padded batch (reference.safetensors). Only this script needs transformers; tests/test_families.py
+reads the files.
+
+    pip install transformers
+    python tests/make_family_fixtures.py
+"""
+
+import os
+
+import torch
+from safetensors.torch import save_file
+from tokenizers import Tokenizer, models, pre_tokenizers, processors, decoders, trainers
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+TEXT = ["the film was good and the plot was great", "a bad movie, but funny acting!", "is it boring? not very.",
+        "the acting was awful and it was boring", "good great funny film"]
+
+
+def roberta_tokenizer(folder):
+    """A byte-level BPE tokenizer.json in RoBERTa's form: <s> a </s></s> b </s>, type ids all 0."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(TEXT * 5, trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+                                                          initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
+    tok.save(os.path.join(folder, "tokenizer.json"))
+    return tok
+
+
+def roberta():
+    from transformers import RobertaConfig, RobertaModel
+    folder = os.path.join(HERE, "roberta_tiny")
+    os.makedirs(folder, exist_ok=True)
+    tok = roberta_tokenizer(folder)
+    cfg = RobertaConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=66, type_vocab_size=1, pad_token_id=1,
+                        bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5)
+    torch.manual_seed(0)
+    model = RobertaModel(cfg).eval()
+    model.save_pretrained(folder, safe_serialization=True)
+    encs = tok.encode_batch([TEXT[0], (TEXT[1], TEXT[2]), TEXT[3][:12]])
+    T = max(len(e.ids) for e in encs)
+    ids = torch.full((len(encs), T), cfg.pad_token_id)
+    mask = torch.zeros(len(encs), T, dtype=torch.long)
+    for i, e in enumerate(encs):
+        ids[i, :len(e.ids)], mask[i, :len(e.ids)] = torch.tensor(e.ids), 1
+    with torch.no_grad():
+        hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    save_file({"input_ids": ids, "attention_mask": mask, "last_hidden_state": hidden.contiguous()},
+              os.path.join(folder, "reference.safetensors"))
+    print(f"wrote {folder}: batch {tuple(ids.shape)}")
+
+
+if __name__ == "__main__":
+    roberta()

@@ -1,0 +1,66 @@
+"""Other BERT families (config.json's model_type): each equals its Hugging Face reference on a
+padded batch, prunes as it masks, and its tokenizer makes the right special tokens. The fixtures
+(a small random checkpoint per family, its tokenizer.json and the reference's outputs) were
+written once by tests/make_family_fixtures.py, which needs transformers; these tests do not."""
+
+import os
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import data
+import train
+from load_weights import load_pretrained
+from tiny import write_glue
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+@pytest.mark.parametrize("family", ["roberta"])
+def test_parity_with_reference(family):
+    folder = os.path.join(FIXTURES, f"{family}_tiny")
+    ref = load_file(os.path.join(folder, "reference.safetensors"))
+    model = load_pretrained(folder).eval()
+    with torch.no_grad():
+        out = model(ref["input_ids"], ref["attention_mask"]).last_hidden_state
+    real = ref["attention_mask"].bool()
+    assert (~real).any() and real.sum(1).unique().numel() > 1                 # a padded batch, mixed lengths
+    assert (out - ref["last_hidden_state"]).abs()[real].max() < 1e-5
+
+
+@pytest.mark.parametrize("family", ["roberta"])
+def test_pruned_equals_masked(family):
+    folder = os.path.join(FIXTURES, f"{family}_tiny")
+    ref = load_file(os.path.join(folder, "reference.safetensors"))
+    torch.manual_seed(0)
+    model = load_pretrained(folder, skim=True, num_labels=2).eval()
+    for pred in model.bert.predictors:   # predictors that skim some tokens
+        torch.nn.init.normal_(pred.fc2.weight, 0.0, 2.0)
+        torch.nn.init.zeros_(pred.fc2.bias)
+    with torch.no_grad():
+        masked, pruned = model(ref["input_ids"], ref["attention_mask"], prune=False), model(ref["input_ids"], ref["attention_mask"])
+    kept = torch.stack(pruned.keep_masks).sum(0)[ref["attention_mask"].bool()]
+    assert ((kept > 0) & (kept < len(pruned.keep_masks))).any()
+    assert all(torch.equal(a, b) for a, b in zip(masked.keep_masks, pruned.keep_masks))
+    assert (masked.logits - pruned.logits).abs().max() < 1e-5
+
+
+def test_roberta_tokenizer_pair():
+    tok = data.load_tokenizer(os.path.join(FIXTURES, "roberta_tiny"))
+    (ids, types), = data.encode(tok, [("a good film", "the plot")], 32)
+    tokens = [tok.id_to_token(i) for i in ids]
+    assert tokens[0] == "<s>" and tokens[-1] == "</s>" and ["</s>", "</s>"] == tokens[tokens.index("</s>"):][:2]
+    assert set(types) == {0}                                                  # RoBERTa has one token type
+
+
+def test_roberta_trains_and_evaluates_through_train_py(tmp_path):
+    model = shutil.copytree(os.path.join(FIXTURES, "roberta_tiny"), tmp_path / "roberta")
+    res = train.main(["--task", "mrpc", "--data-dir", write_glue(str(tmp_path / "glue")), "--model", str(model),
+                      "--device", "cpu", "--max-steps", "2", "--batch-size", "8", "--max-length", "64",
+                      "--out-dir", str(tmp_path / "out")])
+    assert res["flops_speedup_no_padding"] > 0
+    with pytest.raises(SystemExit, match="--max-length 128 exceeds the 64 positions the model has"):
+        train.main(["--task", "mrpc", "--data-dir", str(tmp_path / "glue"), "--model", str(model), "--device", "cpu",
+                    "--out-dir", str(tmp_path / "out2")])
