@@ -4,7 +4,8 @@ FLOPs of BERT and Transkimmer, counted per layer on the tokens each layer actual
 One multiply-add is 2 FLOPs and only matrix products are counted (as torch.utils.flop_counter
 does; LayerNorm, GELU and softmax are a few percent at most). Per BERT layer on n tokens:
     Q, K, V, O projections 8 n H^2;  scores and weighted sum 4 n^2 H;  feed-forward 4 n H I.
-A skim predictor on n tokens: Linear(H->H) 2 n H^2 + Linear(H->2) 4 n H. The pooler: 2 H^2.
+A skim predictor on n tokens: Linear(H->H) 2 n H^2 + Linear(H->2) 4 n H. The pooler: 2 H^2 (none in
+DistilBERT).
 
 Speedup (paper Sec. 5.1, "Padding") = FLOPs of the plain model / FLOPs of Transkimmer, summed
 over the same examples, in two settings:
@@ -25,15 +26,20 @@ def predictor_flops(n, cfg):
     return 2 * n * H * H + 4 * n * H
 
 
+def pooler_flops(cfg):
+    """tanh(Linear(h[CLS])): 2 H^2; DistilBERT has no pooler."""
+    return 0 if cfg.model_type == "distilbert" else 2 * cfg.hidden_size ** 2
+
+
 def bert_flops(n, cfg):
     """The plain encoder (with pooler) on one sequence of n tokens."""
-    return cfg.num_hidden_layers * layer_flops(n, cfg) + 2 * cfg.hidden_size ** 2
+    return cfg.num_hidden_layers * layer_flops(n, cfg) + pooler_flops(cfg)
 
 
 def transkimmer_flops(length, kept, cfg):
     """Transkimmer on one sequence of real length `length`; kept[i] = tokens kept entering layer
     i. Predictor i sees the tokens that entered layer i-1 (predictor 0: the real tokens)."""
-    flops, alive = 2 * cfg.hidden_size ** 2, length
+    flops, alive = pooler_flops(cfg), length
     for n in kept:
         flops += predictor_flops(alive, cfg) + layer_flops(n, cfg)
         alive = n

@@ -2,7 +2,7 @@
 Pretrained BERT from safetensors, and saving / reloading fine-tuned models.
 
 A checkpoint folder in the Hugging Face layout holds `config.json` and `model.safetensors`.
-Every checkpoint key goes through one rename table (RENAMES) to our module names; then every
+Every checkpoint key goes through its family's rename table (RENAMES) to our module names; then every
 parameter of the model must be found with the right shape, and every checkpoint tensor must be
 used, or we stop with an error naming the key. Tolerated on purpose:
   - `bert.` prefixes and LayerNorm `gamma`/`beta` (pre-training checkpoints, old TF conversions);
@@ -33,8 +33,8 @@ from data import TOKENIZER_FILES, BadInput, MissingInput
 from files import atomic_write, atomic_write_text, permissions
 from model import BertConfig, build, encoder
 
-# checkpoint key -> our key; applied in order, each at most once
-RENAMES = [
+# checkpoint key -> our key, one table per family (config.json's model_type); applied in order, each at most once
+BERT_RENAMES = [
     (r"^(bert|roberta)\.", ""),
     (r"\.gamma$", ".weight"),
     (r"\.beta$", ".bias"),
@@ -52,20 +52,37 @@ RENAMES = [
     (r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.", r"layers.\1.ln2."),
     (r"^pooler\.dense\.", "pooler."),
 ]
-IGNORED = re.compile(r"^((bert|roberta)\.)?(cls\.|lm_head\.|embeddings\.(position_ids|token_type_ids)$)")  # pre-training heads, buffers
+DISTILBERT_RENAMES = [
+    (r"^(distilbert|bert)\.", ""),   # bert.: the checkpoints this code saves
+    (r"^embeddings\.word_embeddings\.", "embed.word."),
+    (r"^embeddings\.position_embeddings\.", "embed.position."),
+    (r"^embeddings\.LayerNorm\.", "embed.ln."),
+    (r"^transformer\.layer\.(\d+)\.attention\.q_lin\.", r"layers.\1.attn.q."),
+    (r"^transformer\.layer\.(\d+)\.attention\.k_lin\.", r"layers.\1.attn.k."),
+    (r"^transformer\.layer\.(\d+)\.attention\.v_lin\.", r"layers.\1.attn.v."),
+    (r"^transformer\.layer\.(\d+)\.attention\.out_lin\.", r"layers.\1.attn.o."),
+    (r"^transformer\.layer\.(\d+)\.sa_layer_norm\.", r"layers.\1.ln1."),
+    (r"^transformer\.layer\.(\d+)\.ffn\.lin1\.", r"layers.\1.ff1."),
+    (r"^transformer\.layer\.(\d+)\.ffn\.lin2\.", r"layers.\1.ff2."),
+    (r"^transformer\.layer\.(\d+)\.output_layer_norm\.", r"layers.\1.ln2."),
+]
+RENAMES = {"bert": BERT_RENAMES, "roberta": BERT_RENAMES, "distilbert": DISTILBERT_RENAMES}
+# pre-training heads (BERT's cls., RoBERTa's lm_head., DistilBERT's vocab_*) and buffers
+IGNORED = re.compile(r"^((bert|roberta|distilbert)\.)?(cls\.|lm_head\.|vocab_(transform|layer_norm|projector)\.|"
+                     r"embeddings\.(position_ids|token_type_ids)$)")
 
 
-def rename(key):
+def rename(key, family="bert"):
     """A checkpoint key in our names: encoder keys bare, head keys (classifier.*) as they are."""
-    for pattern, repl in RENAMES:
+    for pattern, repl in RENAMES[family]:
         key = re.sub(pattern, repl, key)
     return key
 
 
-def checkpoint_name(key):
+def checkpoint_name(key, family="bert"):
     """One of our keys in the checkpoint's (Hugging Face) names, for error messages: the prefix
     rules of RENAMES read backwards ("layers.3.attn.q.weight" -> "encoder.layer.3.attention.self.query.weight")."""
-    for pattern, repl in RENAMES:
+    for pattern, repl in RENAMES[family]:
         if not (pattern.startswith("^") and repl):
             continue   # the bert. prefix and the gamma/beta suffixes: not a name of its own
         m = re.match("^" + re.escape(repl).replace(re.escape("\\1"), r"(\d+)"), key)
@@ -112,7 +129,7 @@ def load_pretrained(path, skim=False, num_labels=None, **overrides):
             raise TypeError(f"unknown BertConfig field {k!r}")
         setattr(cfg, k, v)
     model = build(cfg)
-    _load_into(model, weights_path, may_be_new=("predictors.", "classifier.", "qa_outputs.", "pooler."))
+    _load_into(model, weights_path, may_be_new=("predictors.", "classifier.", "pre_classifier.", "qa_outputs.", "pooler."))
     return model
 
 
@@ -138,8 +155,8 @@ def _load_into(model, weights_path, may_be_new):
         for ckpt_key in f.keys():
             if IGNORED.match(ckpt_key):
                 continue
-            key = rename(ckpt_key)
-            if key.startswith(("classifier.", "qa_outputs.")) and key not in ours:
+            key = rename(ckpt_key, model.config.model_type)
+            if key.startswith(("classifier.", "pre_classifier.", "qa_outputs.")) and key not in ours:
                 warnings.warn(f"{ckpt_key}: the checkpoint has another head; loading the encoder alone")
                 continue
             if key not in ours:
@@ -161,7 +178,7 @@ def _load_into(model, weights_path, may_be_new):
         if k.startswith("pooler.") and "pooler." in may_be_new:
             warnings.warn(f"{weights_path} has no pooler ({k}); it keeps its random initialisation")
         elif not k.startswith(tuple(p for p in may_be_new if p != "pooler.")):
-            raise BadInput(f"tensor {checkpoint_name(k)!r} (ours: {k!r}) is missing from {weights_path}: the checkpoint is incomplete "
+            raise BadInput(f"tensor {checkpoint_name(k, model.config.model_type)!r} (ours: {k!r}) is missing from {weights_path}: the checkpoint is incomplete "
                            "or for another architecture")
 
 

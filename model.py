@@ -26,7 +26,11 @@ import torch.nn.functional as F
 import transkimmer
 
 
-FAMILIES = ("bert", "roberta")   # config.json's model_type; the differences are the switches below
+FAMILIES = ("bert", "roberta", "distilbert")   # config.json's model_type; the differences are switches below
+# DistilBERT's config.json names the same sizes otherwise (and has no token types, no pooler)
+DISTILBERT_KEYS = {"dim": "hidden_size", "n_layers": "num_hidden_layers", "n_heads": "num_attention_heads",
+                   "hidden_dim": "intermediate_size", "activation": "hidden_act", "dropout": "hidden_dropout_prob",
+                   "attention_dropout": "attention_probs_dropout_prob", "seq_classif_dropout": "classifier_dropout"}
 
 
 @dataclass
@@ -44,7 +48,10 @@ class BertConfig:
     layer_norm_eps: float = 1e-12
     initializer_range: float = 0.02         # sigma of Eq. 8, for BERT's weights and the predictors'
     pad_token_id: int = 0
-    model_type: str = "bert"                # "roberta": positions start after padding_idx (Embeddings)
+    model_type: str = "bert"                # "roberta": positions start after padding_idx (Embeddings);
+                                            # "distilbert": no token types (type_vocab_size 0), no pooler,
+                                            # head pre_classifier -> ReLU -> dropout -> classifier
+    classifier_dropout: float = None        # dropout before the classifier (None: hidden_dropout_prob)
     num_labels: int = 0                     # 0: encoder only; 1: regression; >= 2: classification
     finetuning_task: str = None             # the task a fine-tuned checkpoint was trained for (HF's name)
     id2label: dict = None                   # {"0": label string, ...} of a classifier's outputs (HF's name)
@@ -67,6 +74,10 @@ class BertConfig:
         family = d.get("model_type", "bert")
         if family not in FAMILIES:   # a family's keys may look like BERT's while it computes otherwise: refuse
             raise ValueError(f"model_type {family!r} is not supported: this code loads {', '.join(FAMILIES)} checkpoints")
+        if family == "distilbert":
+            if d.get("sinusoidal_pos_embds"):
+                raise ValueError("DistilBERT with sinusoidal_pos_embds is not supported: only learned positions")
+            d = {**{DISTILBERT_KEYS.get(k, k): v for k, v in d.items()}, "type_vocab_size": 0}
         if d.get("position_embedding_type", "absolute") != "absolute":
             raise ValueError(f"position_embedding_type {d['position_embedding_type']!r} is not supported: only 'absolute'")
         known = {f.name for f in fields(cls)}
@@ -74,7 +85,7 @@ class BertConfig:
         for f in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                   "max_position_embeddings", "type_vocab_size"):
             v = getattr(cfg, f)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if f == "type_vocab_size" and family == "distilbert" else 1):
                 raise ValueError(f"config.json: {f} must be a whole number >= 1, got {v!r}")
         if cfg.head not in ("classifier", "span"):
             raise ValueError(f"config.json: head must be 'classifier' or 'span', got {cfg.head!r}")
@@ -106,7 +117,7 @@ class Embeddings(nn.Module):
         self.pad, self.roberta = cfg.pad_token_id, cfg.model_type == "roberta"
         self.word = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
         self.position = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
-        self.token_type = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
+        self.token_type = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size) if cfg.type_vocab_size else None
         self.ln = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.drop = nn.Dropout(cfg.hidden_dropout_prob)
 
@@ -116,7 +127,9 @@ class Embeddings(nn.Module):
         if self.roberta:   # RoBERTa counts real tokens from padding_idx + 1; padding sits at padding_idx
             real = input_ids.ne(self.pad).long()
             pos = torch.cumsum(real, 1) * real + self.pad
-        x = self.word(input_ids) + self.position(pos) + self.token_type(token_type_ids)
+        x = self.word(input_ids) + self.position(pos)
+        if self.token_type is not None:
+            x = x + self.token_type(token_type_ids)
         return self.drop(self.ln(x))  # (B, T, H)
 
 
@@ -166,7 +179,7 @@ class Block(nn.Module):
 @dataclass
 class EncoderOutput:
     last_hidden_state: torch.Tensor   # (B, T, H)
-    pooler_output: torch.Tensor       # (B, H), tanh(Linear(h[CLS]))
+    pooler_output: torch.Tensor       # (B, H), tanh(Linear(h[CLS])); None for DistilBERT
     keep_masks: list = None           # with skim: L tensors (B, T), 1 = kept entering layer i
     skim_loss: torch.Tensor = None    # with skim: Eq. 6, a scalar
 
@@ -180,7 +193,7 @@ class BertModel(nn.Module):
         self.config = cfg
         self.embed = Embeddings(cfg)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_hidden_layers))
-        self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.model_type != "distilbert" else None
         self.predictors = None
         if cfg.skim:
             self.predictors = nn.ModuleList(
@@ -200,7 +213,7 @@ class BertModel(nn.Module):
         if self.predictors is None:
             for layer in self.layers:
                 h = layer(h, attention_mask)
-            return EncoderOutput(h, torch.tanh(self.pooler(h[:, 0])))
+            return EncoderOutput(h, self.pool(h))
         prune = (not self.training) if prune is None else prune
         if prune and self.training:
             raise ValueError("real pruning is for inference: call model.eval() first")
@@ -210,7 +223,11 @@ class BertModel(nn.Module):
             out = transkimmer.masked_encode(h, attention_mask, self.layers, self.predictors,
                                             self.config.skim_tau, self.training)
         h = out.last_hidden_state
-        return EncoderOutput(h, torch.tanh(self.pooler(h[:, 0])), out.keep_masks, out.skim_loss)
+        return EncoderOutput(h, self.pool(h), out.keep_masks, out.skim_loss)
+
+    def pool(self, h):
+        """tanh(Linear(h[CLS])); DistilBERT has no pooler: None."""
+        return None if self.pooler is None else torch.tanh(self.pooler(h[:, 0]))
 
 
 @dataclass
@@ -230,12 +247,14 @@ class BertForSequenceClassification(nn.Module):
         assert cfg.num_labels >= 1, "num_labels must be >= 1 for a head"
         self.config = cfg
         self.bert = BertModel(cfg)
-        self.drop = nn.Dropout(cfg.hidden_dropout_prob)
+        self.drop = nn.Dropout(cfg.hidden_dropout_prob if cfg.classifier_dropout is None else cfg.classifier_dropout)
+        self.pre_classifier = nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.model_type == "distilbert" else None
         self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, prune=None):
         enc = self.bert(input_ids, attention_mask, token_type_ids, prune=prune)
-        logits = self.classifier(self.drop(enc.pooler_output))  # (B, num_labels)
+        x = enc.pooler_output if self.pre_classifier is None else F.relu(self.pre_classifier(enc.last_hidden_state[:, 0]))
+        logits = self.classifier(self.drop(x))  # (B, num_labels)
         out = ClassifierOutput(logits, skim_loss=enc.skim_loss, keep_masks=enc.keep_masks)
         if labels is not None:
             if self.config.num_labels == 1:

@@ -54,5 +54,41 @@ def roberta():
     print(f"wrote {folder}: batch {tuple(ids.shape)}")
 
 
+def pad_batch(encs, pad):
+    T = max(len(e.ids) for e in encs)
+    ids = torch.full((len(encs), T), pad)
+    mask = torch.zeros(len(encs), T, dtype=torch.long)
+    for i, e in enumerate(encs):
+        ids[i, :len(e.ids)], mask[i, :len(e.ids)] = torch.tensor(e.ids), 1
+    return ids, mask
+
+
+def distilbert():
+    """A DistilBertForSequenceClassification (its head is in the checkpoint) with BERT's WordPiece."""
+    from tokenizers.implementations import BertWordPieceTokenizer
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+    folder = os.path.join(HERE, "distilbert_tiny")
+    os.makedirs(folder, exist_ok=True)
+    words = sorted({w for s in TEXT for w in s.replace(",", " ,").replace("!", " !").replace("?", " ?").replace(".", " .").split()})
+    with open(os.path.join(folder, "vocab.txt"), "w") as f:
+        f.write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n")
+    BertWordPieceTokenizer(os.path.join(folder, "vocab.txt"), lowercase=True).save(os.path.join(folder, "tokenizer.json"))
+    os.remove(os.path.join(folder, "vocab.txt"))
+    tok = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    cfg = DistilBertConfig(vocab_size=tok.get_vocab_size(), dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+                           max_position_embeddings=64, num_labels=2)
+    torch.manual_seed(0)
+    model = DistilBertForSequenceClassification(cfg).eval()
+    model.save_pretrained(folder, safe_serialization=True)
+    ids, mask = pad_batch(tok.encode_batch([TEXT[0], (TEXT[1], TEXT[2]), TEXT[3][:12]]), 0)
+    with torch.no_grad():
+        hidden = model.distilbert(input_ids=ids, attention_mask=mask).last_hidden_state
+        logits = model(input_ids=ids, attention_mask=mask).logits
+    save_file({"input_ids": ids, "attention_mask": mask, "last_hidden_state": hidden.contiguous(), "logits": logits},
+              os.path.join(folder, "reference.safetensors"))
+    print(f"wrote {folder}: batch {tuple(ids.shape)}")
+
+
 if __name__ == "__main__":
     roberta()
+    distilbert()

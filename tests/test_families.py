@@ -18,7 +18,7 @@ from tiny import write_glue
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
 
-@pytest.mark.parametrize("family", ["roberta"])
+@pytest.mark.parametrize("family", ["roberta", "distilbert"])
 def test_parity_with_reference(family):
     folder = os.path.join(FIXTURES, f"{family}_tiny")
     ref = load_file(os.path.join(folder, "reference.safetensors"))
@@ -30,7 +30,7 @@ def test_parity_with_reference(family):
     assert (out - ref["last_hidden_state"]).abs()[real].max() < 1e-5
 
 
-@pytest.mark.parametrize("family", ["roberta"])
+@pytest.mark.parametrize("family", ["roberta", "distilbert"])
 def test_pruned_equals_masked(family):
     folder = os.path.join(FIXTURES, f"{family}_tiny")
     ref = load_file(os.path.join(folder, "reference.safetensors"))
@@ -47,6 +47,18 @@ def test_pruned_equals_masked(family):
     assert (masked.logits - pruned.logits).abs().max() < 1e-5
 
 
+def test_distilbert_head_equals_reference():
+    """DistilBERT's head (pre_classifier -> ReLU -> dropout -> classifier on h[CLS], no pooler),
+    loaded from the checkpoint, gives DistilBertForSequenceClassification's logits."""
+    folder = os.path.join(FIXTURES, "distilbert_tiny")
+    ref = load_file(os.path.join(folder, "reference.safetensors"))
+    model = load_pretrained(folder, num_labels=2).eval()
+    assert model.bert.pooler is None and model.bert.embed.token_type is None
+    with torch.no_grad():
+        logits = model(ref["input_ids"], ref["attention_mask"]).logits
+    assert (logits - ref["logits"]).abs().max() < 1e-5
+
+
 def test_roberta_tokenizer_pair():
     tok = data.load_tokenizer(os.path.join(FIXTURES, "roberta_tiny"))
     (ids, types), = data.encode(tok, [("a good film", "the plot")], 32)
@@ -55,12 +67,17 @@ def test_roberta_tokenizer_pair():
     assert set(types) == {0}                                                  # RoBERTa has one token type
 
 
-def test_roberta_trains_and_evaluates_through_train_py(tmp_path):
-    model = shutil.copytree(os.path.join(FIXTURES, "roberta_tiny"), tmp_path / "roberta")
+@pytest.mark.parametrize("family", ["roberta", "distilbert"])
+def test_trains_and_evaluates_through_train_py(tmp_path, family):
+    model = shutil.copytree(os.path.join(FIXTURES, f"{family}_tiny"), tmp_path / family)
     res = train.main(["--task", "mrpc", "--data-dir", write_glue(str(tmp_path / "glue")), "--model", str(model),
                       "--device", "cpu", "--max-steps", "2", "--batch-size", "8", "--max-length", "64",
                       "--out-dir", str(tmp_path / "out")])
     assert res["flops_speedup_no_padding"] > 0
+    again = train.main(["--task", "mrpc", "--eval-only", "--checkpoint", str(tmp_path / "out" / "checkpoint"),
+                        "--data-dir", str(tmp_path / "glue"), "--max-length", "64", "--device", "cpu",
+                        "--out-dir", str(tmp_path / "out")])   # the saved checkpoint reloads as its family
+    assert again["metrics"] == res["metrics"]
     with pytest.raises(SystemExit, match="--max-length 128 exceeds the 64 positions the model has"):
         train.main(["--task", "mrpc", "--data-dir", str(tmp_path / "glue"), "--model", str(model), "--device", "cpu",
                     "--out-dir", str(tmp_path / "out2")])

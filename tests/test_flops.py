@@ -18,10 +18,11 @@ def measured(model, ids, mask):
     return counter.get_total_flops(), out
 
 
-@pytest.mark.parametrize("n", [8, 37, 128])
-def test_flops_plain_model_matches_flop_counter(n):
+@pytest.mark.parametrize("n,family", [(8, "bert"), (37, "bert"), (128, "bert"), (37, "distilbert"), (37, "roberta")])
+def test_flops_plain_model_matches_flop_counter(n, family):
     cfg = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
-                     vocab_size=100)
+                     vocab_size=100, model_type=family, type_vocab_size=0 if family == "distilbert" else 2,
+                     max_position_embeddings=256)
     model = build(cfg).eval()
     ids, mask = make_batch([n])
     got, _ = measured(model, ids, mask)
