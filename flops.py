@@ -5,7 +5,7 @@ One multiply-add is 2 FLOPs and only matrix products are counted (as torch.utils
 does; LayerNorm, GELU and softmax are a few percent at most). Per BERT layer on n tokens:
     Q, K, V, O projections 8 n H^2;  scores and weighted sum 4 n^2 H;  feed-forward 4 n H I.
 A skim predictor on n tokens: Linear(H->H) 2 n H^2 + Linear(H->2) 4 n H. The pooler: 2 H^2 (none in
-DistilBERT).
+DistilBERT). ALBERT's embedding projection: 2 n E H (its shared layer costs what a layer costs, at every depth).
 
 Speedup (paper Sec. 5.1, "Padding") = FLOPs of the plain model / FLOPs of Transkimmer, summed
 over the same examples, in two settings:
@@ -31,15 +31,20 @@ def pooler_flops(cfg):
     return 0 if cfg.model_type == "distilbert" else 2 * cfg.hidden_size ** 2
 
 
+def embed_flops(n, cfg):
+    """ALBERT's projection of the embeddings (width E) to H: 2 n E H; none elsewhere."""
+    return 2 * n * (cfg.embedding_size or cfg.hidden_size) * cfg.hidden_size if cfg.model_type == "albert" else 0
+
+
 def bert_flops(n, cfg):
     """The plain encoder (with pooler) on one sequence of n tokens."""
-    return cfg.num_hidden_layers * layer_flops(n, cfg) + pooler_flops(cfg)
+    return embed_flops(n, cfg) + cfg.num_hidden_layers * layer_flops(n, cfg) + pooler_flops(cfg)
 
 
 def transkimmer_flops(length, kept, cfg):
     """Transkimmer on one sequence of real length `length`; kept[i] = tokens kept entering layer
     i. Predictor i sees the tokens that entered layer i-1 (predictor 0: the real tokens)."""
-    flops, alive = pooler_flops(cfg), length
+    flops, alive = embed_flops(length, cfg) + pooler_flops(cfg), length
     for n in kept:
         flops += predictor_flops(alive, cfg) + layer_flops(n, cfg)
         alive = n

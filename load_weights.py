@@ -66,9 +66,27 @@ DISTILBERT_RENAMES = [
     (r"^transformer\.layer\.(\d+)\.ffn\.lin2\.", r"layers.\1.ff2."),
     (r"^transformer\.layer\.(\d+)\.output_layer_norm\.", r"layers.\1.ln2."),
 ]
-RENAMES = {"bert": BERT_RENAMES, "roberta": BERT_RENAMES, "distilbert": DISTILBERT_RENAMES}
-# pre-training heads (BERT's cls., RoBERTa's lm_head., DistilBERT's vocab_*) and buffers
-IGNORED = re.compile(r"^((bert|roberta|distilbert)\.)?(cls\.|lm_head\.|vocab_(transform|layer_norm|projector)\.|"
+ALBERT_LAYER = r"^encoder\.albert_layer_groups\.0\.albert_layers\.0\."   # the one shared layer
+ALBERT_RENAMES = [
+    (r"^(albert|bert)\.", ""),   # bert.: the checkpoints this code saves
+    (r"^embeddings\.word_embeddings\.", "embed.word."),
+    (r"^embeddings\.position_embeddings\.", "embed.position."),
+    (r"^embeddings\.token_type_embeddings\.", "embed.token_type."),
+    (r"^embeddings\.LayerNorm\.", "embed.ln."),
+    (r"^encoder\.embedding_hidden_mapping_in\.", "embed.project."),
+    (ALBERT_LAYER + r"attention\.query\.", "layers.0.attn.q."),
+    (ALBERT_LAYER + r"attention\.key\.", "layers.0.attn.k."),
+    (ALBERT_LAYER + r"attention\.value\.", "layers.0.attn.v."),
+    (ALBERT_LAYER + r"attention\.dense\.", "layers.0.attn.o."),
+    (ALBERT_LAYER + r"attention\.LayerNorm\.", "layers.0.ln1."),
+    (ALBERT_LAYER + r"ffn\.", "layers.0.ff1."),
+    (ALBERT_LAYER + r"ffn_output\.", "layers.0.ff2."),
+    (ALBERT_LAYER + r"full_layer_layer_norm\.", "layers.0.ln2."),
+]
+RENAMES = {"bert": BERT_RENAMES, "roberta": BERT_RENAMES, "distilbert": DISTILBERT_RENAMES, "albert": ALBERT_RENAMES}
+# pre-training heads (BERT's cls., RoBERTa's lm_head., DistilBERT's vocab_*, ALBERT's predictions.) and buffers
+IGNORED = re.compile(r"^((bert|roberta|distilbert|albert)\.)?(cls\.|lm_head\.|predictions\.|sop_classifier\.|"
+                     r"vocab_(transform|layer_norm|projector)\.|"
                      r"embeddings\.(position_ids|token_type_ids)$)")
 
 

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 import transkimmer
 
 
-FAMILIES = ("bert", "roberta", "distilbert")   # config.json's model_type; the differences are switches below
+FAMILIES = ("bert", "roberta", "distilbert", "albert")   # config.json's model_type; the differences are switches below
+GELUS = {"gelu": "none", "gelu_python": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh"}   # -> F.gelu's approximate
 # DistilBERT's config.json names the same sizes otherwise (and has no token types, no pooler)
 DISTILBERT_KEYS = {"dim": "hidden_size", "n_layers": "num_hidden_layers", "n_heads": "num_attention_heads",
                    "hidden_dim": "intermediate_size", "activation": "hidden_act", "dropout": "hidden_dropout_prob",
@@ -40,7 +41,7 @@ class BertConfig:
     num_hidden_layers: int = 12
     num_attention_heads: int = 12
     intermediate_size: int = 3072
-    hidden_act: str = "gelu"               # BERT's exact erf GELU; the only one supported
+    hidden_act: str = "gelu"               # BERT's exact erf GELU; "gelu_new" (ALBERT) is the tanh approximation
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
     max_position_embeddings: int = 512
@@ -52,6 +53,8 @@ class BertConfig:
                                             # "distilbert": no token types (type_vocab_size 0), no pooler,
                                             # head pre_classifier -> ReLU -> dropout -> classifier
     classifier_dropout: float = None        # dropout before the classifier (None: hidden_dropout_prob)
+    embedding_size: int = None              # ALBERT: embeddings of this width, projected to hidden_size;
+                                            # "albert" also shares one layer across the depth
     num_labels: int = 0                     # 0: encoder only; 1: regression; >= 2: classification
     finetuning_task: str = None             # the task a fine-tuned checkpoint was trained for (HF's name)
     id2label: dict = None                   # {"0": label string, ...} of a classifier's outputs (HF's name)
@@ -91,8 +94,10 @@ class BertConfig:
             raise ValueError(f"config.json: head must be 'classifier' or 'span', got {cfg.head!r}")
         if cfg.id2label is not None and not isinstance(cfg.id2label, dict):
             raise ValueError(f"config.json: id2label must be an object {{\"0\": label, ...}}, got {cfg.id2label!r}")
-        if cfg.hidden_act not in ("gelu", "gelu_python"):
-            raise ValueError(f"hidden_act={cfg.hidden_act!r} is not supported: this BERT uses the exact erf GELU ('gelu')")
+        if cfg.hidden_act not in GELUS:
+            raise ValueError(f"hidden_act={cfg.hidden_act!r} is not supported: only {', '.join(GELUS)}")
+        if family == "albert" and (d.get("num_hidden_groups", 1), d.get("inner_group_num", 1)) != (1, 1):
+            raise ValueError("ALBERT with num_hidden_groups or inner_group_num > 1 is not supported: only one shared layer")
         if cfg.hidden_size % cfg.num_attention_heads:
             raise ValueError(f"hidden_size {cfg.hidden_size} is not a multiple of num_attention_heads {cfg.num_attention_heads}")
         return cfg
@@ -115,10 +120,12 @@ class Embeddings(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.pad, self.roberta = cfg.pad_token_id, cfg.model_type == "roberta"
-        self.word = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
-        self.position = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
-        self.token_type = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size) if cfg.type_vocab_size else None
-        self.ln = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        E = cfg.embedding_size or cfg.hidden_size
+        self.word = nn.Embedding(cfg.vocab_size, E, padding_idx=cfg.pad_token_id)
+        self.position = nn.Embedding(cfg.max_position_embeddings, E)
+        self.token_type = nn.Embedding(cfg.type_vocab_size, E) if cfg.type_vocab_size else None
+        self.ln = nn.LayerNorm(E, eps=cfg.layer_norm_eps)
+        self.project = nn.Linear(E, cfg.hidden_size) if cfg.model_type == "albert" else None   # ALBERT's E -> H
         self.drop = nn.Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, input_ids, token_type_ids):  # (B, T) each
@@ -130,7 +137,8 @@ class Embeddings(nn.Module):
         x = self.word(input_ids) + self.position(pos)
         if self.token_type is not None:
             x = x + self.token_type(token_type_ids)
-        return self.drop(self.ln(x))  # (B, T, H)
+        x = self.drop(self.ln(x))
+        return x if self.project is None else self.project(x)  # (B, T, H)
 
 
 class SelfAttention(nn.Module):
@@ -169,10 +177,11 @@ class Block(nn.Module):
         self.ff2 = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
         self.ln2 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.drop = nn.Dropout(cfg.hidden_dropout_prob)
+        self.gelu = GELUS[cfg.hidden_act]
 
     def forward(self, x, keep, skim=False):  # x (B, T, H), keep (B, T) or None
         x = self.ln1(x + self.drop(self.attn(x, keep, skim)))
-        x = self.ln2(x + self.drop(self.ff2(F.gelu(self.ff1(x)))))  # F.gelu is the exact erf GELU
+        x = self.ln2(x + self.drop(self.ff2(F.gelu(self.ff1(x), approximate=self.gelu))))  # erf GELU, or tanh
         return x
 
 
@@ -192,7 +201,9 @@ class BertModel(nn.Module):
         super().__init__()
         self.config = cfg
         self.embed = Embeddings(cfg)
-        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_hidden_layers))
+        # ALBERT: one layer, run at every depth (self.depth); the predictors stay one per depth
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(1 if cfg.model_type == "albert" else cfg.num_hidden_layers))
+        self.depth = [self.layers[0]] * cfg.num_hidden_layers if cfg.model_type == "albert" else list(self.layers)
         self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.model_type != "distilbert" else None
         self.predictors = None
         if cfg.skim:
@@ -211,16 +222,16 @@ class BertModel(nn.Module):
             token_type_ids = torch.zeros_like(input_ids)
         h = self.embed(input_ids, token_type_ids)  # (B, T, H)
         if self.predictors is None:
-            for layer in self.layers:
+            for layer in self.depth:
                 h = layer(h, attention_mask)
             return EncoderOutput(h, self.pool(h))
         prune = (not self.training) if prune is None else prune
         if prune and self.training:
             raise ValueError("real pruning is for inference: call model.eval() first")
         if prune:   # inference: tokens really removed
-            out = transkimmer.pruned_encode(h, attention_mask, self.layers, self.predictors)
+            out = transkimmer.pruned_encode(h, attention_mask, self.depth, self.predictors)
         else:       # training (or the masked reference at inference): Eq. 4 attention
-            out = transkimmer.masked_encode(h, attention_mask, self.layers, self.predictors,
+            out = transkimmer.masked_encode(h, attention_mask, self.depth, self.predictors,
                                             self.config.skim_tau, self.training)
         h = out.last_hidden_state
         return EncoderOutput(h, self.pool(h), out.keep_masks, out.skim_loss)

@@ -89,6 +89,45 @@ def distilbert():
     print(f"wrote {folder}: batch {tuple(ids.shape)}")
 
 
+def albert_tokenizer(folder):
+    """A SentencePiece-style (Unigram, Metaspace) tokenizer.json in ALBERT's form:
+    [CLS] a [SEP] b [SEP], token types 0 then 1."""
+    from tokenizers import normalizers
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(TEXT * 5, trainers.UnigramTrainer(vocab_size=120, special_tokens=["<pad>", "<unk>", "[CLS]", "[SEP]"],
+                                                              unk_token="<unk>"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0", pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+    tok.save(os.path.join(folder, "tokenizer.json"))
+    return tok
+
+
+def albert():
+    from transformers import AlbertConfig, AlbertModel
+    folder = os.path.join(HERE, "albert_tiny")
+    os.makedirs(folder, exist_ok=True)
+    tok = albert_tokenizer(folder)
+    cfg = AlbertConfig(vocab_size=tok.get_vocab_size(), embedding_size=16, hidden_size=32, num_hidden_layers=3,
+                       num_attention_heads=4, intermediate_size=64, max_position_embeddings=64, pad_token_id=0,
+                       hidden_act="gelu_new", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    torch.manual_seed(0)
+    model = AlbertModel(cfg).eval()
+    model.save_pretrained(folder, safe_serialization=True)
+    ids, mask = pad_batch(tok.encode_batch([TEXT[0], (TEXT[1], TEXT[2]), TEXT[3][:12]]), 0)
+    types = torch.tensor([e.type_ids + [0] * (ids.shape[1] - len(e.type_ids)) for e in
+                          tok.encode_batch([TEXT[0], (TEXT[1], TEXT[2]), TEXT[3][:12]])])
+    with torch.no_grad():
+        hidden = model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+    save_file({"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "last_hidden_state": hidden.contiguous()},
+              os.path.join(folder, "reference.safetensors"))
+    print(f"wrote {folder}: batch {tuple(ids.shape)}")
+
+
 if __name__ == "__main__":
     roberta()
     distilbert()
+    albert()

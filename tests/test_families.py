@@ -18,19 +18,22 @@ from tiny import write_glue
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
 
-@pytest.mark.parametrize("family", ["roberta", "distilbert"])
+FAMILIES = ["roberta", "distilbert", "albert"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_parity_with_reference(family):
     folder = os.path.join(FIXTURES, f"{family}_tiny")
     ref = load_file(os.path.join(folder, "reference.safetensors"))
     model = load_pretrained(folder).eval()
     with torch.no_grad():
-        out = model(ref["input_ids"], ref["attention_mask"]).last_hidden_state
+        out = model(ref["input_ids"], ref["attention_mask"], ref.get("token_type_ids")).last_hidden_state
     real = ref["attention_mask"].bool()
     assert (~real).any() and real.sum(1).unique().numel() > 1                 # a padded batch, mixed lengths
     assert (out - ref["last_hidden_state"]).abs()[real].max() < 1e-5
 
 
-@pytest.mark.parametrize("family", ["roberta", "distilbert"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_pruned_equals_masked(family):
     folder = os.path.join(FIXTURES, f"{family}_tiny")
     ref = load_file(os.path.join(folder, "reference.safetensors"))
@@ -59,6 +62,21 @@ def test_distilbert_head_equals_reference():
     assert (logits - ref["logits"]).abs().max() < 1e-5
 
 
+def test_albert_shares_one_layer_not_its_predictors():
+    model = load_pretrained(os.path.join(FIXTURES, "albert_tiny"), skim=True)
+    enc = model
+    assert len(enc.layers) == 1 and len(enc.depth) == 3 and all(l is enc.layers[0] for l in enc.depth)
+    assert len(enc.predictors) == 3 and len({id(p) for p in enc.predictors}) == 3
+
+
+def test_albert_tokenizer_pair():
+    tok = data.load_tokenizer(os.path.join(FIXTURES, "albert_tiny"))
+    (ids, types), = data.encode(tok, [("a good film", "the plot")], 32)
+    tokens = [tok.id_to_token(i) for i in ids]
+    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and tokens.count("[SEP]") == 2
+    assert types == [0] * (tokens.index("[SEP]") + 1) + [1] * (len(tokens) - tokens.index("[SEP]") - 1)
+
+
 def test_roberta_tokenizer_pair():
     tok = data.load_tokenizer(os.path.join(FIXTURES, "roberta_tiny"))
     (ids, types), = data.encode(tok, [("a good film", "the plot")], 32)
@@ -67,7 +85,7 @@ def test_roberta_tokenizer_pair():
     assert set(types) == {0}                                                  # RoBERTa has one token type
 
 
-@pytest.mark.parametrize("family", ["roberta", "distilbert"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_trains_and_evaluates_through_train_py(tmp_path, family):
     model = shutil.copytree(os.path.join(FIXTURES, f"{family}_tiny"), tmp_path / family)
     res = train.main(["--task", "mrpc", "--data-dir", write_glue(str(tmp_path / "glue")), "--model", str(model),

@@ -150,8 +150,10 @@ def test_sequence_too_long_is_an_error():
 
 
 @pytest.mark.parametrize("change,says", [
-    ({"model_type": "albert"}, "model_type 'albert' is not supported"),
-    ({"model_type": "distilbert"}, "model_type 'distilbert' is not supported"),
+    ({"model_type": "electra"}, "model_type 'electra' is not supported"),
+    ({"model_type": "deberta-v2"}, "model_type 'deberta-v2' is not supported"),
+    ({"model_type": "albert", "num_hidden_groups": 2}, "num_hidden_groups or inner_group_num > 1 is not supported"),
+    ({"model_type": "distilbert", "sinusoidal_pos_embds": True}, "sinusoidal_pos_embds is not supported"),
     ({"position_embedding_type": "relative_key"}, "position_embedding_type 'relative_key' is not supported"),
     ({"num_attention_heads": 0}, "num_attention_heads must be a whole number >= 1"),
     ({"hidden_size": "384"}, "hidden_size must be a whole number >= 1"),
