@@ -34,14 +34,17 @@ from files import atomic_write, atomic_write_text, permissions
 from model import BertConfig, build, encoder
 
 # checkpoint key -> our key, one table per family (config.json's model_type); applied in order, each at most once
-BERT_RENAMES = [
-    (r"^(bert|roberta)\.", ""),
-    (r"\.gamma$", ".weight"),
-    (r"\.beta$", ".bias"),
+EMBEDDING_RENAMES = [   # every family names its embeddings as BERT does
     (r"^embeddings\.word_embeddings\.", "embed.word."),
     (r"^embeddings\.position_embeddings\.", "embed.position."),
     (r"^embeddings\.token_type_embeddings\.", "embed.token_type."),
     (r"^embeddings\.LayerNorm\.", "embed.ln."),
+]
+BERT_RENAMES = [
+    (r"^(bert|roberta)\.", ""),
+    (r"\.gamma$", ".weight"),
+    (r"\.beta$", ".bias"),
+    *EMBEDDING_RENAMES,
     (r"^encoder\.layer\.(\d+)\.attention\.self\.query\.", r"layers.\1.attn.q."),
     (r"^encoder\.layer\.(\d+)\.attention\.self\.key\.", r"layers.\1.attn.k."),
     (r"^encoder\.layer\.(\d+)\.attention\.self\.value\.", r"layers.\1.attn.v."),
@@ -54,9 +57,7 @@ BERT_RENAMES = [
 ]
 DISTILBERT_RENAMES = [
     (r"^(distilbert|bert)\.", ""),   # bert.: the checkpoints this code saves
-    (r"^embeddings\.word_embeddings\.", "embed.word."),
-    (r"^embeddings\.position_embeddings\.", "embed.position."),
-    (r"^embeddings\.LayerNorm\.", "embed.ln."),
+    *EMBEDDING_RENAMES,
     (r"^transformer\.layer\.(\d+)\.attention\.q_lin\.", r"layers.\1.attn.q."),
     (r"^transformer\.layer\.(\d+)\.attention\.k_lin\.", r"layers.\1.attn.k."),
     (r"^transformer\.layer\.(\d+)\.attention\.v_lin\.", r"layers.\1.attn.v."),
@@ -69,10 +70,7 @@ DISTILBERT_RENAMES = [
 ALBERT_LAYER = r"^encoder\.albert_layer_groups\.0\.albert_layers\.0\."   # the one shared layer
 ALBERT_RENAMES = [
     (r"^(albert|bert)\.", ""),   # bert.: the checkpoints this code saves
-    (r"^embeddings\.word_embeddings\.", "embed.word."),
-    (r"^embeddings\.position_embeddings\.", "embed.position."),
-    (r"^embeddings\.token_type_embeddings\.", "embed.token_type."),
-    (r"^embeddings\.LayerNorm\.", "embed.ln."),
+    *EMBEDDING_RENAMES,
     (r"^encoder\.embedding_hidden_mapping_in\.", "embed.project."),
     (ALBERT_LAYER + r"attention\.query\.", "layers.0.attn.q."),
     (ALBERT_LAYER + r"attention\.key\.", "layers.0.attn.k."),
