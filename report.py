@@ -210,7 +210,7 @@ def glue_runs(folder):
 def glue_table(folder):
     """The markdown table of every task with results, means (± std over seeds, n = seeds)."""
     runs = glue_runs(folder)
-    head = ("| task | metric | baseline | Transkimmer | difference | seeds | FLOPs speedup no padding / sequence "
+    head = ("| task | metric | baseline | Transkimmer | difference | seeds | epochs | FLOPs speedup no padding / sequence "
             "| tokens kept entering each layer | measured speedup batch 32 / batch 1 "
             "| paper BERT-base (baseline → Transkimmer, speedup) | paper DistilBERT + Transkimmer (vs DistilBERT) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -231,13 +231,15 @@ def glue_table(folder):
         if no_pad:
             speed.append(statistics.mean(no_pad))
         paper = lambda d: f"{d[task][0]:.1f} → {d[task][1]:.1f}, {d[task][2]:.2f}x" if task in d else ""
-        lines.append(f"| {task} | {metric} | {b_txt} | {t_txt} | {diff} | {len(base)} / {len(tk)} | "
+        epochs = ", ".join(sorted({str(r["args"]["max_steps"]) + " steps" if r["args"].get("max_steps") else
+                                   str(r["args"]["epochs"]) for r in base + tk}))
+        lines.append(f"| {task} | {metric} | {b_txt} | {t_txt} | {diff} | {len(base)} / {len(tk)} | {epochs} | "
                      + (f"{statistics.mean(no_pad):.2f}x / {statistics.mean(seq):.2f}x" if no_pad else "")
                      + f" | {kept} | {measured} | {paper(PAPER_BERT)} | {paper(PAPER_DISTILBERT)} |")
     if speed:
         pb = statistics.mean(v[2] for v in PAPER_BERT.values())
         pd = statistics.mean(v[2] for v in PAPER_DISTILBERT.values())
-        lines.append(f"| average | | | | | | {statistics.mean(speed):.2f}x ({len(speed)} tasks) | | | {pb:.2f}x | {pd:.2f}x |")
+        lines.append(f"| average | | | | | | | {statistics.mean(speed):.2f}x ({len(speed)} tasks) | | | {pb:.2f}x | {pd:.2f}x |")
     return "\n".join(lines) + "\n"
 
 

@@ -73,12 +73,12 @@ def test_glue_table_from_result_files(outs, tmp_path, capsys):
     tk = [100 * r["metrics"]["accuracy"] for r in runs[:2]]
     row = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("| sst2"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
-    assert cells[1] == "accuracy" and cells[5] == "2 / 2"
+    assert cells[1] == "accuracy" and cells[5] == "2 / 2" and cells[6] == "2 steps"   # the runs' --max-steps
     assert cells[3].startswith(f"{sum(tk) / 2:.1f} ± ")
-    assert cells[6] == f"{sum(r['flops_speedup_no_padding'] for r in runs[:2]) / 2:.2f}x / " \
+    assert cells[7] == f"{sum(r['flops_speedup_no_padding'] for r in runs[:2]) / 2:.2f}x / " \
                        f"{sum(r['flops_speedup_sequence'] for r in runs[:2]) / 2:.2f}x"
-    assert cells[8] == "1.90x (0.90 of FLOPs) / 1.20x (0.55 of FLOPs)"
-    assert cells[9] == "93.0 → 92.3, 1.58x"                          # paper Table 3, BERT-base
+    assert cells[9] == "1.90x (0.90 of FLOPs) / 1.20x (0.55 of FLOPs)"
+    assert cells[10] == "93.0 → 92.3, 1.58x"                          # paper Table 3, BERT-base
     text = readme.read_text()
     assert text.startswith("before\n<!-- glue-table -->\n| task |") and text.endswith("<!-- /glue-table -->\nafter\n")
     assert "old table" not in text and row in text
