@@ -105,3 +105,12 @@ def test_bench_without_data_dir_fetches_as_train_does(tmp_path, monkeypatch):
     with pytest.raises(data.FetchFailed, match="Offline\\? Pass --data-dir"):
         bench.main(["--model", write_model(str(tmp_path / "m")), "--cache-dir", str(tmp_path / "cache"),
                     "--no-reference", "--no-train"])
+
+
+def test_bench_on_long_documents(setup):
+    """--task 20news: the texts of a long-document task's test split (documents.py)."""
+    glue, model = setup
+    rows = bench.main(["--model", model, "--task", "20news", "--data-dir", glue, "--batch-sizes", "4", "--num-examples", "8",
+                       "--max-length", "128", "--repeats", "1", "--warmup", "0", "--no-reference", "--no-train",
+                       "--device", "cpu"])
+    assert rows[0]["batch"] == 4 and rows[0]["flops"] > 1.0
