@@ -234,7 +234,9 @@ def compact(x, pos, keep):
     """
     if keep.shape[0] == 1:   # one sequence: an index is enough (nonzero syncs with the host once)
         idx = keep[0].nonzero().squeeze(1)                                   # (T',)
-        return x[:, idx], pos[:, idx], keep.new_ones(1, idx.shape[0]), True
+        if idx.shape[0] < keep.shape[1]:                                     # (nothing skimmed: no copy)
+            x, pos = x[:, idx], pos[:, idx]
+        return x, pos, keep.new_ones(1, idx.shape[0]), True
     n = keep.sum(1)                                                          # (B,)
     # The one host-device synchronisation of a layer, and unavoidable: the next tensor's size
     # depends on the decisions. (max, min) come back together; min tells if any row is short.
@@ -266,11 +268,13 @@ def pruned_encode(h, attention_mask, layers, predictors):
         keep = keep_cls(decide(pred(x), training=False), pos)          # (B, T') bool
         if not full:                                       # (a full batch has no padding slot to mask)
             keep = keep & valid
-        stays = keep if full else keep | ~valid
-        target = torch.where(stays, spare, pos)            # the tokens skimmed here leave (Eq. 3)
-        out.scatter_(1, target[..., None].expand(-1, -1, H), x.to(out.dtype))
-        exits.scatter_(1, target, i)
-        x, pos, valid, full = compact(x, pos, keep)
+        kept = compact(x, pos, keep)
+        if B > 1 or kept[0].shape[1] < x.shape[1]:        # (one sequence that skims nothing here: no one leaves)
+            stays = keep if full else keep | ~valid
+            target = torch.where(stays, spare, pos)        # the tokens skimmed here leave (Eq. 3)
+            out.scatter_(1, target[..., None].expand(-1, -1, H), x.to(out.dtype))
+            exits.scatter_(1, target, i)
+        x, pos, valid, full = kept
         x = layer(x, None if full else valid)              # plain attention on the kept tokens
     target = torch.where(valid, pos, spare)                # the rest leave with H^L
     out.scatter_(1, target[..., None].expand(-1, -1, H), x.to(out.dtype))
