@@ -1,5 +1,6 @@
 """
-Fine-tune and evaluate Transkimmer (or the plain BERT baseline) on a GLUE task.
+Fine-tune and evaluate Transkimmer (or the plain BERT baseline) on a GLUE task, a long-document
+task (imdb, yelp, 20news), SQuAD 2.0 (squad_v2) or your own files; the tasks are in tasks.py.
 
     # the paper's setting, on a GPU, online (fetches bert-base-uncased and SST-2 once)
     python train.py --task sst2
@@ -12,6 +13,9 @@ Fine-tune and evaluate Transkimmer (or the plain BERT baseline) on a GLUE task.
         --max-steps 50 --device cpu --out-dir out/tiny
     # your own data: CSV, TSV (a header row) or JSON Lines; columns sentence/text, sentence2, label
     python train.py --train-file train.csv --dev-file dev.csv --model /path/to/checkpoint
+    # long documents and span QA (paper Table 4): downloaded once, or --data-dir
+    python train.py --task imdb
+    python train.py --task squad_v2
     # evaluate a saved model
     python train.py --task sst2 --eval-only --checkpoint out/sst2/checkpoint --data-dir ../shared/data/glue
     # several GPUs, one process each
@@ -20,7 +24,7 @@ Fine-tune and evaluate Transkimmer (or the plain BERT baseline) on a GLUE task.
 Writes to --out-dir: checkpoint/ (the model at the last evaluation: model.safetensors,
 config.json, and the tokenizer files it used) and results.json (metrics, per-layer kept fraction,
 FLOPs speedups, evaluation wall time, every argument); --eval-only writes eval-results.json.
-Evaluation really prunes tokens. The defaults are a measured recipe that skims (see below and the
+Evaluation really prunes tokens. The defaults are a measured recipe that skims (recipe.py and the
 README); the paper's exact settings: --tau 0.1 --lr 2e-5 --predictor-lr 2e-5 --predictor-lr-decay
 --skim-delay 0 --skim-warmup 0.
 """
