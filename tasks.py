@@ -54,9 +54,10 @@ def classes_of(cfg):
 
 
 def read_splits(args, classes="infer"):
-    """The data: dev sets {split: (texts, labels)} (MNLI has two), the training set (texts, labels)
-    or None with --eval-only, and the label strings (None: regression). A GLUE task comes from
-    --data-dir (or the cache); your own from --train-file and --dev-file (data.read_file)."""
+    """The data: dev sets {split: (texts, labels)} (MNLI has two; long documents: their test split;
+    SQuAD: questions, labels None), the training set likewise or None with --eval-only, and the
+    label strings (None: regression or QA). A task comes from --data-dir or is downloaded into the
+    cache; your own data from --train-file and --dev-file (data.read_file)."""
     if args.task == QA:   # questions; their windows and labels come from encode_split
         root = qa.squad_dir(args.data_dir, args.cache_dir)
         dev = qa.read_squad(f"{root}/{qa.FILES['dev']}")
