@@ -91,6 +91,15 @@ def encode_split(args, tokenizer, texts, labels):
     return examples, spans, lambda logits: qa.squad_v2_scores(texts, qa.predict(texts, feats, logits))
 
 
+def head_for(task, classes):
+    """The BertConfig fields of the head a task needs: a span head (QA), or one output per class
+    named by id2label (one output, no names: regression)."""
+    if task == QA:
+        return dict(head="span", num_labels=0)
+    return dict(head="classifier", num_labels=1 if classes is None else len(classes),
+                id2label=None if classes is None else {str(i): c for i, c in enumerate(classes)})
+
+
 def metric_names(task, classes):
     """The metrics a task reports, the first being its table's main one."""
     if task in TASKS:

@@ -43,7 +43,7 @@ import fetch
 import transkimmer
 from evaluate import autocast, evaluate_dev
 from model import BertConfig
-from tasks import CUSTOM, OWN_DATA, QA, TASKS, classes_of, encode_split, metric_names, read_splits
+from tasks import CUSTOM, OWN_DATA, TASKS, classes_of, encode_split, head_for, metric_names, read_splits
 from recipe import PREDICTOR_LR_TIMES_STEPS, optimizer_for, skim_coefficient_at
 from files import atomic_write_text, unwritable
 from load_weights import load_model, load_pretrained, save_checkpoint
@@ -209,19 +209,17 @@ def load(args, device):
     if args.eval_only:
         model, tok_dir = load_checkpoint(args), args.checkpoint
         dev_sets, train, classes = read_splits(args, classes_of(model.config))
-        c, span = model.config, args.task == QA
-        if (c.head == "span") != span or (not span and c.num_labels != (1 if classes is None else len(classes))):
-            raise SystemExit(f"error: {args.checkpoint} has {'a span head' if c.head == 'span' else f'{c.num_labels} output(s)'}"
-                             f", task {args.task} needs {'a span head' if span else 1 if classes is None else len(classes)}"
-                             ": evaluate it on the task it was trained for")
+        c, need = model.config, head_for(args.task, classes)
+        if (c.head, c.num_labels) != (need["head"], need["num_labels"]):
+            has = lambda head, n: "a span head" if head == "span" else f"{n} output(s)"
+            raise SystemExit(f"error: {args.checkpoint} has {has(c.head, c.num_labels)}, task {args.task} needs "
+                             f"{has(need['head'], need['num_labels'])}: evaluate it on the task it was trained for")
     else:
         dev_sets, train, classes = read_splits(args)
         tok_dir = fetch.model_dir(args.model, args.cache_dir)
-        head = dict(head="span") if args.task == QA else dict(
-            num_labels=1 if classes is None else len(classes),
-            id2label=None if classes is None else {str(i): c for i, c in enumerate(classes)})
         model = load_pretrained(tok_dir, skim=not args.baseline, finetuning_task=args.task, skim_coefficient=
-                                args.skim_coefficient, skim_tau=args.tau, skim_mu0=args.mu0, **head)
+                                args.skim_coefficient, skim_tau=args.tau, skim_mu0=args.mu0,
+                                **head_for(args.task, classes))
     if args.max_length > model.config.max_tokens:
         raise SystemExit(f"error: --max-length {args.max_length} exceeds the {model.config.max_tokens} positions "
                          "the model has (max_position_embeddings): pass a smaller --max-length")
