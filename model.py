@@ -266,15 +266,11 @@ class BertForSequenceClassification(nn.Module):
         enc = self.bert(input_ids, attention_mask, token_type_ids, prune=prune)
         x = enc.pooler_output if self.pre_classifier is None else F.relu(self.pre_classifier(enc.last_hidden_state[:, 0]))
         logits = self.classifier(self.drop(x))  # (B, num_labels)
-        out = ClassifierOutput(logits, skim_loss=enc.skim_loss, keep_masks=enc.keep_masks)
+        task_loss = None
         if labels is not None:
-            if self.config.num_labels == 1:
-                out.task_loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
-            else:
-                out.task_loss = F.cross_entropy(logits.float(), labels)
-            out.loss = out.task_loss if enc.skim_loss is None else \
-                transkimmer.total_loss(out.task_loss, enc.skim_loss, self.config.skim_coefficient)
-        return out
+            task_loss = F.mse_loss(logits.squeeze(-1).float(), labels.float()) if self.config.num_labels == 1 \
+                else F.cross_entropy(logits.float(), labels)
+        return head_output(logits, enc, task_loss, self.config)
 
 
 class BertForQuestionAnswering(nn.Module):
@@ -293,13 +289,21 @@ class BertForQuestionAnswering(nn.Module):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, prune=None):
         enc = self.bert(input_ids, attention_mask, token_type_ids, prune=prune)
         logits = self.qa_outputs(enc.last_hidden_state)  # (B, T, 2)
-        out = ClassifierOutput(logits, skim_loss=enc.skim_loss, keep_masks=enc.keep_masks)
+        task_loss = None
         if labels is not None:   # mean of the start and end cross-entropies over the window's tokens
-            out.task_loss = (F.cross_entropy(logits[..., 0].float(), labels[:, 0]) +
-                             F.cross_entropy(logits[..., 1].float(), labels[:, 1])) / 2
-            out.loss = out.task_loss if enc.skim_loss is None else \
-                transkimmer.total_loss(out.task_loss, enc.skim_loss, self.config.skim_coefficient)
-        return out
+            task_loss = (F.cross_entropy(logits[..., 0].float(), labels[:, 0]) +
+                         F.cross_entropy(logits[..., 1].float(), labels[:, 1])) / 2
+        return head_output(logits, enc, task_loss, self.config)
+
+
+def head_output(logits, enc, task_loss, cfg):
+    """What every head returns: its logits, the encoder's keep masks and skim loss, and with labels
+    the task loss and Eq. 7's total."""
+    out = ClassifierOutput(logits, task_loss=task_loss, skim_loss=enc.skim_loss, keep_masks=enc.keep_masks)
+    if task_loss is not None:
+        out.loss = task_loss if enc.skim_loss is None else \
+            transkimmer.total_loss(task_loss, enc.skim_loss, cfg.skim_coefficient)
+    return out
 
 
 def encoder(model):
