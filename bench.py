@@ -25,18 +25,18 @@ import json
 import os
 import statistics
 import time
+from types import SimpleNamespace
 
 import torch
 
 import data
-import documents
 import fetch
 import flops
 import transkimmer
 from files import atomic_write_text
 from load_weights import load_model, load_pretrained
 from model import build, encoder, is_predictor
-from tasks import QA, TASKS
+from tasks import QA, TASKS, read_splits
 from train import POSITIVE_INT, number
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -181,10 +181,9 @@ def main(argv=None):
     skim.to(device).eval()
     dense.to(device).eval()
 
-    if args.task in documents.DOCUMENTS:
-        texts = documents.read_documents(args.task, "test", documents.documents_dir(args.task, args.data_dir, args.cache_dir))[0]
-    else:
-        texts, _ = data.read_task(args.task, data.layout(args.task).dev[0], fetch.glue_dir(args.task, args.data_dir, args.cache_dir))
+    dev_sets, _, _ = read_splits(SimpleNamespace(task=args.task, data_dir=args.data_dir, cache_dir=args.cache_dir,
+                                                 eval_only=True))   # the task's data, read as train.py reads it
+    texts = next(iter(dev_sets.values()))[0]
     examples = data.encode(data.load_tokenizer(tok_dir), texts, args.max_length)
     sizes = args.batch_sizes or ([1, 32, 128] if device.type == "cuda" else [1, 32])
     if not args.checkpoint:
