@@ -109,14 +109,6 @@ def read_task(task, split, data_dir):
     return texts, labels
 
 
-def _is_number(text):
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
 def _parse_tsv(path, lay):
     texts, labels = [], []
     with open(path, encoding="utf-8-sig", newline="") as f:
@@ -126,7 +118,7 @@ def _parse_tsv(path, lay):
             if line == 1 and lay.header:
                 width = len(row)
                 label = row[lay.label] if len(row) > max(lay.label, 0) else ""
-                if label in (lay.labels or ()) or (lay.labels is None and _is_number(label)):
+                if label in (lay.labels or ()) or (lay.labels is None and _number(label) is not None):
                     raise BadInput(f"{path}, line 1 is an example ({label!r} is a label), not the header row "
                                    "the GLUE layout has: restore the header line (re-download the file)")
                 continue
@@ -184,7 +176,7 @@ def read_file(path, text=None, pair=None, label="label", classes="infer"):
                                f"{', '.join(map(str, row))})")
         texts.append(str(row[text]) if pair is None else (str(row[text]), str(row[pair])))
         raw.append(str(row[label]).strip())
-    numbers = [_number(v) for v in raw]
+    numbers = [n if n is not None and math.isfinite(n) else None for n in map(_number, raw)]
     if classes == "infer":
         whole = all(n is not None and n == int(n) for n in numbers)   # 0/1, 1-5 stars: classes
         if all(n is not None for n in numbers) and not whole:
@@ -202,11 +194,11 @@ def read_file(path, text=None, pair=None, label="label", classes="infer"):
 
 
 def _number(text):
+    """The float a label reads as, or None (not a number); nan and inf read as numbers."""
     try:
-        v = float(text)
+        return float(text)
     except ValueError:
         return None
-    return v if math.isfinite(v) else None
 
 
 def _read_rows(path):
@@ -288,7 +280,7 @@ def num_batches(n, batch_size, world=1):
 def check_encoded(examples, tokenizer, vocab_size, model_dir):
     """Every example must start with [CLS] (the classifier reads position 0) and use ids the model
     has: a tokenizer without its post-processor, or one from another model, fails loudly here."""
-    cls = tokenizer.token_to_id("[CLS]") if tokenizer.token_to_id("[CLS]") is not None else tokenizer.token_to_id("<s>")
+    cls = next((i for i in map(tokenizer.token_to_id, ("[CLS]", "<s>")) if i is not None), None)
     if cls is None or any(not ids or ids[0] != cls for ids, _ in examples):   # RoBERTa's [CLS] is <s>
         raise BadInput(f"{model_dir}: its tokenizer does not start inputs with [CLS] (no post_processor in "
                        "tokenizer.json?): use the tokenizer that came with the model")
