@@ -5,6 +5,9 @@ reads the files.
 
     pip install transformers
     python tests/make_family_fixtures.py
+
+The ALBERT tokenizer's Unigram trainer breaks ties between equal scores in no fixed order, so its
+files differ from run to run; each run writes a tokenizer and a reference that belong together.
 """
 
 import os
@@ -41,12 +44,7 @@ def roberta():
     torch.manual_seed(0)
     model = RobertaModel(cfg).eval()
     model.save_pretrained(folder, safe_serialization=True)
-    encs = tok.encode_batch([TEXT[0], (TEXT[1], TEXT[2]), TEXT[3][:12]])
-    T = max(len(e.ids) for e in encs)
-    ids = torch.full((len(encs), T), cfg.pad_token_id)
-    mask = torch.zeros(len(encs), T, dtype=torch.long)
-    for i, e in enumerate(encs):
-        ids[i, :len(e.ids)], mask[i, :len(e.ids)] = torch.tensor(e.ids), 1
+    ids, mask, _ = reference_batch(tok, cfg.pad_token_id)
     with torch.no_grad():
         hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
     save_file({"input_ids": ids, "attention_mask": mask, "last_hidden_state": hidden.contiguous()},
@@ -54,13 +52,16 @@ def roberta():
     print(f"wrote {folder}: batch {tuple(ids.shape)}")
 
 
-def pad_batch(encs, pad):
+def reference_batch(tok, pad):
+    """The padded batch the references are recorded on: a sentence, a pair, a short one."""
+    encs = tok.encode_batch([TEXT[0], (TEXT[1], TEXT[2]), TEXT[3][:12]])
     T = max(len(e.ids) for e in encs)
     ids = torch.full((len(encs), T), pad)
     mask = torch.zeros(len(encs), T, dtype=torch.long)
+    types = torch.zeros(len(encs), T, dtype=torch.long)
     for i, e in enumerate(encs):
-        ids[i, :len(e.ids)], mask[i, :len(e.ids)] = torch.tensor(e.ids), 1
-    return ids, mask
+        ids[i, :len(e.ids)], mask[i, :len(e.ids)], types[i, :len(e.ids)] = torch.tensor(e.ids), 1, torch.tensor(e.type_ids)
+    return ids, mask, types
 
 
 def distilbert():
@@ -80,7 +81,7 @@ def distilbert():
     torch.manual_seed(0)
     model = DistilBertForSequenceClassification(cfg).eval()
     model.save_pretrained(folder, safe_serialization=True)
-    ids, mask = pad_batch(tok.encode_batch([TEXT[0], (TEXT[1], TEXT[2]), TEXT[3][:12]]), 0)
+    ids, mask, _ = reference_batch(tok, 0)
     with torch.no_grad():
         hidden = model.distilbert(input_ids=ids, attention_mask=mask).last_hidden_state
         logits = model(input_ids=ids, attention_mask=mask).logits
@@ -117,9 +118,7 @@ def albert():
     torch.manual_seed(0)
     model = AlbertModel(cfg).eval()
     model.save_pretrained(folder, safe_serialization=True)
-    ids, mask = pad_batch(tok.encode_batch([TEXT[0], (TEXT[1], TEXT[2]), TEXT[3][:12]]), 0)
-    types = torch.tensor([e.type_ids + [0] * (ids.shape[1] - len(e.type_ids)) for e in
-                          tok.encode_batch([TEXT[0], (TEXT[1], TEXT[2]), TEXT[3][:12]])])
+    ids, mask, types = reference_batch(tok, 0)
     with torch.no_grad():
         hidden = model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
     save_file({"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "last_hidden_state": hidden.contiguous()},
