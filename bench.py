@@ -15,6 +15,9 @@ pruned, dense, pruned, ...) after warm-up, and prints medians:
     measured        dense seconds / pruned seconds
     realised        measured / FLOPs speedup: how much of the saved arithmetic became time
     tokens/s        real tokens per second, dense and pruned
+With --split, batch 1 is also taken apart (encoders only): the layers alone on the tokens the
+predictors keep, their decisions replayed (the most any implementation of those decisions could
+gain), the same with the predictors computed, and the real pruned encoder, against the dense layers.
 When Hugging Face transformers is installed it also times our dense BERT against its BertModel on
 the same weights and batches, and the training step (forward, backward, AdamW) of ours with skim
 attention, our plain BERT and the reference.
@@ -66,10 +69,14 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch")
     p.add_argument("--no-reference", action="store_true", help="skip the Hugging Face comparison")
     p.add_argument("--no-train", action="store_true", help="skip the training-step throughput")
+    p.add_argument("--split", action="store_true", help="at batch 1, also time the layers alone on the kept tokens, "
+                   "with and without the predictors: where the pruned path's time goes")
     p.add_argument("--json", help="also write the dense-vs-pruned rows to this JSON file (report.py reads it)")
     args = p.parse_args(argv)
     if bool(args.checkpoint) == bool(args.model):
         p.error("pass exactly one of --checkpoint (fine-tuned Transkimmer) or --model (pretrained BERT)")
+    if args.split and args.batch_sizes and 1 not in args.batch_sizes:
+        p.error("--split times batch 1: include 1 in --batch-sizes")
     args.max_length = args.max_length or TASKS[args.task]["max_length"]
     return args
 
@@ -158,6 +165,46 @@ def pruned_pass(model, batches, cfg):
     return kept / (tokens * cfg.num_hidden_layers), dense / pruned
 
 
+def replay_cuts(enc, b):
+    """For one sequence (batch 1): the indices, per layer, of the tokens the pruned path keeps among
+    those entering the layer before (None: it keeps them all)."""
+    pos, cuts = b["attention_mask"][0].nonzero().squeeze(1), []
+    for m in enc(**b).keep_masks:
+        kept = m[0][pos].nonzero().squeeze(1)
+        cuts.append(kept if len(kept) < len(pos) else None)
+        pos = pos[kept]
+    return cuts
+
+
+def layers_on_kept(h, cuts, layers, predictors=None):
+    """The layers alone on the tokens the predictors keep, their decisions replayed from `cuts`:
+    no decision, no bookkeeping. With `predictors`, they are computed too (and their output unused)."""
+    x = h
+    for i, (layer, cut) in enumerate(zip(layers, cuts)):
+        if predictors is not None:
+            predictors[i](x)
+        x = layer(x if cut is None else x[:, cut], None)
+    return x   # (1, kept to the end, H)
+
+
+def cost_split(skim, dense, batches, device, repeats, warmup):
+    """Batch 1, encoders only (no embeddings, no head): where the pruned path's time goes. Times,
+    side by side, the dense layers; the layers alone on the tokens the predictors keep (the most
+    any implementation of these decisions could get); the same with the predictors computed; and
+    the real pruned encoder. Returns dense seconds / each one's seconds."""
+    enc, dense_layers = encoder(skim), encoder(dense).depth
+    layers, predictors = enc.depth, enc.predictors
+    states = [enc.embed(b["input_ids"], b["token_type_ids"]) for b in batches]
+    cuts = [replay_cuts(enc, b) for b in batches]
+    full = [None] * len(dense_layers)
+    times = interleaved([lambda i: layers_on_kept(states[i], full, dense_layers),
+                         lambda i: layers_on_kept(states[i], cuts[i], layers),
+                         lambda i: layers_on_kept(states[i], cuts[i], layers, predictors),
+                         lambda i: transkimmer.pruned_encode(states[i], batches[i]["attention_mask"], layers, predictors)],
+                        range(len(batches)), device, repeats, warmup)
+    return dict(zip(["dense", "kept_tokens_only", "with_predictors", "pruned"], [times[0] / t for t in times]))
+
+
 def main(argv=None):
     args = parse_args(argv)
     device = torch.device(args.device)
@@ -205,9 +252,13 @@ def main(argv=None):
                                             batches, device, args.repeats, args.warmup)
             r = dict(batch=bs, kept=kept, flops=fl, measured=t_dense / t_pruned, realised=t_dense / t_pruned / fl,
                      dense_tokens_per_s=tokens / t_dense, pruned_tokens_per_s=tokens / t_pruned)
-            rows.append(r)
             print(f"{bs:>5} | {kept:>5.2f} | {fl:>12.2f}x | {r['measured']:>7.2f}x | {r['realised']:>8.2f} | "
                   f"{r['dense_tokens_per_s']:>11.0f} | {r['pruned_tokens_per_s']:>12.0f}")
+            if args.split and bs == 1:
+                r["split"] = cost_split(skim, dense, batches, device, args.repeats, args.warmup)
+                print("      batch 1, encoder only, speedup against the dense layers: layers alone on the kept tokens "
+                      "{kept_tokens_only:.2f}x, with the predictors {with_predictors:.2f}x, pruned {pruned:.2f}x".format(**r["split"]))
+            rows.append(r)
 
     result = dict(checkpoint=args.checkpoint, model=args.model, task=args.task, max_length=args.max_length,
                   skim_fraction=None if args.checkpoint else args.skim_fraction,

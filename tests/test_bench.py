@@ -65,6 +65,7 @@ def test_bench_needs_one_model():
     (["--batch-sizes", "1,x"], "argument --batch-sizes: 'x' is not a whole number"),
     (["--repeats", "0"], "argument --repeats: must be >= 1"),
     (["--num-examples", "0"], "argument --num-examples: must be >= 1"),
+    (["--split", "--batch-sizes", "4"], "--split times batch 1: include 1 in --batch-sizes"),
 ])
 def test_bad_arguments_one_line(tmp_path, extra, says):
     import subprocess
@@ -114,3 +115,40 @@ def test_bench_on_long_documents(setup):
                        "--max-length", "128", "--repeats", "1", "--warmup", "0", "--no-reference", "--no-train",
                        "--device", "cpu"])
     assert rows[0]["batch"] == 4 and rows[0]["flops"] > 1.0
+
+
+def test_split_replays_what_pruning_computes(setup):
+    """--split's "layers alone on the kept tokens" must compute what the pruned encoder computes for
+    the tokens it keeps to the end (else its timing would not bound the pruned path's)."""
+    import torch
+    import transkimmer
+    from load_weights import load_pretrained
+    from model import encoder
+    glue, model_dir = setup
+    skim = load_pretrained(model_dir, skim=True, num_labels=2).eval()
+    texts = data.read_task("sst2", "dev", glue)[0]
+    batches = bench.make_batches(data.encode(data.load_tokenizer(model_dir), texts, 64), 1, 12, torch.device("cpu"))
+    bench.set_skim(skim, batches, 0.5, 1)
+    enc, cut_somewhere = encoder(skim), 0
+    with torch.no_grad():
+        for b in batches:
+            h = enc.embed(b["input_ids"], b["token_type_ids"])
+            cuts = bench.replay_cuts(enc, b)
+            out = transkimmer.pruned_encode(h, b["attention_mask"], enc.depth, enc.predictors)
+            to_the_end = out.keep_masks[-1][0].bool()
+            cut_somewhere += any(c is not None for c in cuts)
+            x = bench.layers_on_kept(h, cuts, enc.depth)
+            assert x.shape[1] == int(to_the_end.sum())
+            torch.testing.assert_close(x[0], out.last_hidden_state[0, to_the_end], rtol=1e-5, atol=1e-5)
+    assert cut_somewhere > 3
+
+
+def test_split_rows(setup, tmp_path):
+    glue, model = setup
+    rows = bench.main(["--model", model, "--data-dir", glue, "--batch-sizes", "1,4", "--num-examples", "16",
+                       "--repeats", "1", "--warmup", "0", "--no-reference", "--no-train", "--device", "cpu",
+                       "--split", "--json", str(tmp_path / "b.json")])
+    split = rows[0]["split"]
+    assert set(split) == {"dense", "kept_tokens_only", "with_predictors", "pruned"} and split["dense"] == 1.0
+    assert all(v > 0 for v in split.values()) and "split" not in rows[1]
+    assert json.load(open(tmp_path / "b.json"))["rows"][0]["split"] == split
