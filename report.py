@@ -243,6 +243,24 @@ def glue_table(folder):
     return "\n".join(lines) + "\n"
 
 
+def batch1_table(folder):
+    """Where batch-1 time goes (bench.py --split on each task's Transkimmer checkpoints, means over
+    seeds): speedups against the dense layers of the layers alone on the kept tokens, with the
+    predictors, and of the real pruned encoder; then the whole model's, as in the GLUE table."""
+    lines = ["| task | FLOPs speedup, batch 1 | layers alone on the kept tokens | + predictors | pruned encoder "
+             "| whole model (measured) |", "|---|---|---|---|---|---|"]
+    runs = glue_runs(folder)
+    for task in sorted({t for t, _ in runs}, key=lambda t: GLUE_ORDER.index(t) if t in GLUE_ORDER else 99):
+        rows = [r["bench"][1] for r in runs.get((task, "transkimmer"), []) if 1 in r.get("bench", {})
+                and "split" in r["bench"][1]]
+        if rows:
+            mean = lambda f: f"{statistics.mean(f(r) for r in rows):.2f}x"
+            lines.append(f"| {task} | {mean(lambda r: r['flops'])} | {mean(lambda r: r['split']['kept_tokens_only'])} "
+                         f"| {mean(lambda r: r['split']['with_predictors'])} | {mean(lambda r: r['split']['pruned'])} "
+                         f"| {mean(lambda r: r['measured'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def ablation_table(folder):
     """The README's recipe ablation table (and the baseline's lr grid): one row per result file
     (train.py's results.json, named <task>-<steps>-<what>.json), with the settings that make the recipe."""
@@ -311,7 +329,7 @@ def main(argv=None):
     p.add_argument("--lr-grid", help="print the baseline learning-rate grid from this folder (results/baseline-lr)")
     p.add_argument("--bench", help="print the speed table from this folder of bench.py --json files (results/bench)")
     p.add_argument("--readme", help="with --glue / --ablation / --lr-grid / --bench: write each table into this "
-                   "file's <!-- glue-table --> / <!-- ablation-table --> / <!-- lr-grid-table --> / <!-- speed-table --> block")
+                   "file's <!-- glue-table --> and <!-- batch1-table --> / <!-- ablation-table --> / <!-- lr-grid-table --> / <!-- speed-table --> block")
     p.add_argument("--out", default="report.html", help="the HTML page to write")
     p.add_argument("--svg", help="also write the layer-wise chart alone to this SVG file")
     p.add_argument("--fig3-svg", help="also write the metric-against-speedup chart alone to this SVG file "
@@ -321,7 +339,7 @@ def main(argv=None):
         if path and os.path.isdir(path):
             p.error(f"{flag} {path} is a folder: pass a file name")
     tables = [(marker, make(folder)) for marker, make, folder in
-              [("glue-table", glue_table, args.glue), ("ablation-table", ablation_table, args.ablation),
+              [("glue-table", glue_table, args.glue), ("batch1-table", batch1_table, args.glue), ("ablation-table", ablation_table, args.ablation),
                ("lr-grid-table", ablation_table, args.lr_grid),
                ("speed-table", speed_table, args.bench)] if folder]
     for marker, text in tables:

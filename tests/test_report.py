@@ -63,15 +63,21 @@ def test_glue_table_from_result_files(outs, tmp_path, capsys):
     for src, name in [(outs[0], "sst2-transkimmer-seed1"), (outs[1], "sst2-transkimmer-seed2"),
                       (outs[2], "sst2-baseline-seed1"), (outs[2], "sst2-baseline-seed2")]:
         shutil.copy(os.path.join(src, "results.json"), folder / f"{name}.json")
-    rows = [dict(batch=32, kept=0.5, flops=2.0, measured=1.8, realised=0.9), dict(batch=1, kept=0.5, flops=2.0, measured=1.1, realised=0.55)]
+    split = dict(dense=1.0, kept_tokens_only=1.3, with_predictors=1.1, pruned=1.0)
+    rows = [dict(batch=32, kept=0.5, flops=2.0, measured=1.8, realised=0.9),
+            dict(batch=1, kept=0.5, flops=2.0, measured=1.1, realised=0.55, split=split)]
     json.dump(dict(rows=rows), open(folder / "bench" / "sst2-transkimmer-seed1.json", "w"))
+    rows[1]["split"] = dict(split, pruned=0.9)
     json.dump(dict(rows=[dict(r, measured=r["measured"] + 0.2) for r in rows]), open(folder / "bench" / "sst2-transkimmer-seed2.json", "w"))
     readme = tmp_path / "README.md"
-    readme.write_text("before\n<!-- glue-table -->\nold table\n<!-- /glue-table -->\nafter\n")
+    readme.write_text("before\n<!-- glue-table -->\nold table\n<!-- /glue-table -->\nmiddle\n"
+                      "<!-- batch1-table -->\n<!-- /batch1-table -->\nafter\n")
     report.main(["--glue", str(folder), "--readme", str(readme)])
     runs = [json.load(open(os.path.join(f, "results.json"))) for f in outs]
     tk = [100 * r["metrics"]["accuracy"] for r in runs[:2]]
-    row = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("| sst2"))
+    printed = capsys.readouterr().out.splitlines()
+    row, batch1 = [l for l in printed if l.startswith("| sst2")]
+    assert batch1 == "| sst2 | 2.00x | 1.30x | 1.10x | 0.95x | 1.20x |"   # where batch-1 time goes: means of 2 seeds
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[1] == "accuracy" and cells[5] == "2 / 2" and cells[6] == "2 steps"   # the runs' --max-steps
     assert cells[3].startswith(f"{sum(tk) / 2:.1f} ± ")
@@ -80,8 +86,8 @@ def test_glue_table_from_result_files(outs, tmp_path, capsys):
     assert cells[9] == "1.90x (0.90 of FLOPs) / 1.20x (0.55 of FLOPs)"
     assert cells[10] == "93.0 → 92.3, 1.58x"                          # paper Table 3, BERT-base
     text = readme.read_text()
-    assert text.startswith("before\n<!-- glue-table -->\n| task |") and text.endswith("<!-- /glue-table -->\nafter\n")
-    assert "old table" not in text and row in text
+    assert text.startswith("before\n<!-- glue-table -->\n| task |") and "<!-- /glue-table -->\nmiddle\n" in text
+    assert "old table" not in text and row in text and text.endswith(batch1 + "\n<!-- /batch1-table -->\nafter\n")
 
 
 def test_ablation_table_from_result_files(outs, tmp_path, capsys):
