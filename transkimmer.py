@@ -113,7 +113,7 @@ def decide(logits, training, tau=1.0):
 def keep_cls(decision, pos):
     """[CLS] (original position 0) is always kept: the classifier reads it. decision (B, T) is a
     float or bool keep mask, pos (B, T) or (T,) the original positions of its tokens."""
-    return torch.where(pos == 0, torch.ones_like(decision), decision)
+    return decision.masked_fill(pos == 0, 1)
 
 
 # ----------------------------------------------------------------------------------------------
