@@ -36,6 +36,7 @@ import data
 import fetch
 import flops
 import transkimmer
+from evaluate import autocast
 from files import atomic_write_text
 from load_weights import load_model, load_pretrained
 from model import build, encoder, is_predictor
@@ -91,7 +92,7 @@ def set_skim(model, batches, fraction, layer):
         with torch.no_grad():
             pred.fc2.bias.copy_(torch.tensor([0.0, 10.0]))   # keep everything
     target = preds[layer]
-    w = torch.randn(target.fc2.weight.shape[1], generator=torch.Generator().manual_seed(0))
+    w = torch.randn(target.fc2.weight.shape[1], generator=torch.Generator().manual_seed(0)).to(target.fc2.weight.device)
     acts = []
     hook = target.fc2.register_forward_hook(lambda m, inp, out: acts.append(inp[0]))
     scores = []
@@ -124,8 +125,9 @@ def run_pass(fn, batches, device):
     if device.type == "cuda":
         torch.cuda.synchronize()
     t = time.perf_counter()
-    for b in batches:
-        fn(b)
+    with autocast(device):   # bf16 on CUDA, as train.py evaluates; full precision on CPU
+        for b in batches:
+            fn(b)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t
@@ -153,7 +155,7 @@ def pruned_pass(model, batches, cfg):
     """One pruned pass over the batches: (fraction of real tokens kept entering a layer, averaged
     over layers; dense FLOPs / pruned FLOPs, both as executed, see the module docstring)."""
     dense = pruned = kept = tokens = 0
-    with torch.no_grad():
+    with torch.no_grad(), autocast(next(model.parameters()).device):   # the decisions the timed passes make
         for b in batches:
             B, T = b["input_ids"].shape
             out = model(**b)
@@ -194,8 +196,9 @@ def cost_split(skim, dense, batches, device, repeats, warmup):
     the real pruned encoder. Returns dense seconds / each one's seconds."""
     enc, dense_layers = encoder(skim), encoder(dense).depth
     layers, predictors = enc.depth, enc.predictors
-    states = [enc.embed(b["input_ids"], b["token_type_ids"]) for b in batches]
-    cuts = [replay_cuts(enc, b) for b in batches]
+    with autocast(device):
+        states = [enc.embed(b["input_ids"], b["token_type_ids"]) for b in batches]
+        cuts = [replay_cuts(enc, b) for b in batches]
     full = [None] * len(dense_layers)
     times = interleaved([lambda i: layers_on_kept(states[i], full, dense_layers),
                          lambda i: layers_on_kept(states[i], cuts[i], layers),
@@ -286,7 +289,7 @@ def hf_model(tok_dir, device):
         if "skim" in json.load(f):   # a train.py checkpoint, in our own names: the reference would load
             print("(no reference comparison on a train.py checkpoint: pass --model, a Hugging Face folder)")
             return None               # it with random weights, and only warn
-    return BertModel.from_pretrained(tok_dir).to(device)
+    return BertModel.from_pretrained(tok_dir).float().to(device)   # float: a half-precision file loads as such
 
 
 def reference(args, tok_dir, dense, examples, sizes, device):
@@ -318,7 +321,7 @@ def training_throughput(args, tok_dir, skim, dense, examples, device, bs=32, ste
     ref = None if args.no_reference else hf_model(tok_dir, device)
     if ref is not None:
         from transformers import BertForSequenceClassification
-        ref = BertForSequenceClassification.from_pretrained(tok_dir, num_labels=2).to(device)
+        ref = BertForSequenceClassification.from_pretrained(tok_dir, num_labels=2).float().to(device)
         models["Hugging Face BertForSequenceClassification"] = ref
     fns = []
     for name, m in models.items():
