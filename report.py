@@ -12,7 +12,8 @@ The page holds, each with the table of numbers behind it (no network, no JavaScr
   - dev examples with every token coloured by the layer before which it was skimmed, black
     when kept through all layers (paper Table 5);
   - when several folders share a task (say, several skim coefficients (lambda) and the baseline): the
-    metric against FLOPs speedup, one point per folder, the plain-BERT baseline marked (Fig. 3).
+    metric against FLOPs speedup, one point per setting (seeds averaged, with their spread), the
+    plain-BERT baseline marked (Fig. 3).
 """
 
 import argparse
@@ -85,12 +86,21 @@ def line_chart(runs, width=680, height=300):
 
 
 def scatter_chart(runs, width=680, height=300):
-    """Fig. 3: main metric against FLOPs speedup (no padding); the baseline is a square."""
+    """Fig. 3: main metric against FLOPs speedup (no padding), one point per setting (runs with the
+    same label, e.g. the seeds of one lambda, are averaged, with bars of one standard deviation each
+    way); the baseline is a square."""
     metric = runs[0]["metric_names"][0]
-    xs = [r["flops_speedup_no_padding"] for r in runs]
-    ys = [r["metrics"][metric] for r in runs]
-    x0, x1 = min(xs + [1.0]) * 0.95, max(xs) * 1.05
-    y0, y1 = min(ys) - 0.01, max(ys) + 0.01
+    groups = {}
+    for r in runs:
+        groups.setdefault(r["label"], []).append((r["flops_speedup_no_padding"], r["metrics"][metric]))
+    points = []   # (label, baseline?, n, mean x, mean y, std x, std y)
+    for label, xy in groups.items():
+        xs, ys = zip(*xy)
+        sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
+        points.append((label, label == "plain BERT", len(xy), statistics.mean(xs), statistics.mean(ys), sd(xs), sd(ys)))
+    x0 = min([p[3] - p[5] for p in points] + [1.0]) * 0.95
+    x1 = max(p[3] + p[5] for p in points) * 1.05
+    y0, y1 = min(p[4] - p[6] for p in points) - 0.01, max(p[4] + p[6] for p in points) + 0.01
     left, right, top, bottom = 60, 20, 20, 40
     x = lambda v: left + (width - left - right) * (v - x0) / (x1 - x0)
     y = lambda v: top + (height - top - bottom) * (1 - (v - y0) / (y1 - y0))
@@ -104,17 +114,21 @@ def scatter_chart(runs, width=680, height=300):
              f'<text x="{width - right}" y="{height - bottom + 16}" text-anchor="middle">{x1:.2f}x</text>',
              f'<text x="{left - 4}" y="{y(y0) + 4:.1f}" text-anchor="end">{y0:.3f}</text>',
              f'<text x="{left - 4}" y="{y(y1) + 4:.1f}" text-anchor="end">{y1:.3f}</text>']
-    curve = sorted((a, b) for r, a, b in zip(runs, xs, ys) if not r["args"]["baseline"])
+    curve = sorted((p[3], p[4]) for p in points if not p[1])
     parts.append('<polyline fill="none" stroke="#1f77b4" stroke-opacity="0.4" points="'
                  + " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in curve) + '"/>')
-    for r, a, b in zip(runs, xs, ys):
-        if r["args"]["baseline"]:
+    for label, base, n, a, b, sa, sb in points:
+        if n > 1:   # one standard deviation over the seeds, each way
+            parts.append(f'<path class="spread" stroke="#999" d="M{x(a - sa):.1f},{y(b):.1f}H{x(a + sa):.1f}'
+                         f'M{x(a):.1f},{y(b - sb):.1f}V{y(b + sb):.1f}"/>')
+        if base:
             parts.append(f'<rect class="baseline" x="{x(a) - 4:.1f}" y="{y(b) - 4:.1f}" width="8" height="8" fill="black"/>')
         else:
             parts.append(f'<circle class="point" cx="{x(a):.1f}" cy="{y(b):.1f}" r="4" fill="#1f77b4"/>')
         right_half = x(a) > width / 2   # label on the side with room, so it is never clipped
+        text = label + (f" ({n} runs)" if n > 1 else "")
         parts.append(f'<text x="{x(a) + (-7 if right_half else 7):.1f}" y="{y(b) - 6:.1f}" '
-                     f'text-anchor="{"end" if right_half else "start"}">{html.escape(r["label"])}</text>')
+                     f'text-anchor="{"end" if right_half else "start"}">{html.escape(text)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -210,8 +224,9 @@ def glue_runs(folder):
 def glue_table(folder):
     """The markdown table of every task with results, means (± std over seeds, n = seeds)."""
     runs = glue_runs(folder)
-    head = ("| task | metric | baseline | Transkimmer | difference | seeds | epochs | FLOPs speedup no padding / sequence "
-            "| tokens kept entering each layer | measured speedup batch 32 / batch 1 "
+    head = ("| task | metric | baseline | Transkimmer | difference | seeds | epochs | trained on (runs) "
+            "| FLOPs speedup no padding / sequence | tokens kept entering each layer "
+            "| measured speedup batch 32 / batch 1 (checkpoints benched) "
             "| paper BERT-base (baseline → Transkimmer, speedup) | paper DistilBERT + Transkimmer (vs DistilBERT) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     speed = []
@@ -228,18 +243,21 @@ def glue_table(folder):
         benched = [r["bench"] for r in tk if "bench" in r]
         measured = " / ".join(f"{statistics.mean(bn[bs]['measured'] for bn in benched):.2f}x ({statistics.mean(bn[bs]['realised'] for bn in benched):.2f} of FLOPs)"
                               for bs in (32, 1) if benched and all(bs in bn for bn in benched))
+        measured += f" ({len(benched)})" if measured else ""
+        devices = [r["args"]["device"].split(":")[0] for r in base + tk]
+        trained_on = ", ".join(f"{d} {devices.count(d)}" for d in sorted(set(devices)))
         if no_pad:
             speed.append(statistics.mean(no_pad))
         paper = lambda d: f"{d[task][0]:.1f} → {d[task][1]:.1f}, {d[task][2]:.2f}x" if task in d else ""
         epochs = ", ".join(sorted({str(r["args"]["max_steps"]) + " steps" if r["args"].get("max_steps") else
                                    str(r["args"]["epochs"]) for r in base + tk}))
-        lines.append(f"| {task} | {metric} | {b_txt} | {t_txt} | {diff} | {len(base)} / {len(tk)} | {epochs} | "
+        lines.append(f"| {task} | {metric} | {b_txt} | {t_txt} | {diff} | {len(base)} / {len(tk)} | {epochs} | {trained_on} | "
                      + (f"{statistics.mean(no_pad):.2f}x / {statistics.mean(seq):.2f}x" if no_pad else "")
                      + f" | {kept} | {measured} | {paper(PAPER_BERT)} | {paper(PAPER_DISTILBERT)} |")
     if speed:
         pb = statistics.mean(v[2] for v in PAPER_BERT.values())
         pd = statistics.mean(v[2] for v in PAPER_DISTILBERT.values())
-        lines.append(f"| average | | | | | | | {statistics.mean(speed):.2f}x ({len(speed)} tasks) | | | {pb:.2f}x | {pd:.2f}x |")
+        lines.append(f"| average | | | | | | | | {statistics.mean(speed):.2f}x ({len(speed)} tasks) | | | {pb:.2f}x | {pd:.2f}x |")
     return "\n".join(lines) + "\n"
 
 

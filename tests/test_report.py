@@ -63,6 +63,9 @@ def test_glue_table_from_result_files(outs, tmp_path, capsys):
     for src, name in [(outs[0], "sst2-transkimmer-seed1"), (outs[1], "sst2-transkimmer-seed2"),
                       (outs[2], "sst2-baseline-seed1"), (outs[2], "sst2-baseline-seed2")]:
         shutil.copy(os.path.join(src, "results.json"), folder / f"{name}.json")
+    moved = json.load(open(folder / "sst2-baseline-seed2.json"))
+    moved["args"]["device"] = "cuda:0"                                  # one run trained on a GPU
+    json.dump(moved, open(folder / "sst2-baseline-seed2.json", "w"))
     split = dict(dense=1.0, kept_tokens_only=1.3, with_predictors=1.1, pruned=1.0)
     rows = [dict(batch=32, kept=0.5, flops=2.0, measured=1.8, realised=0.9),
             dict(batch=1, kept=0.5, flops=2.0, measured=1.1, realised=0.55, split=split)]
@@ -81,10 +84,11 @@ def test_glue_table_from_result_files(outs, tmp_path, capsys):
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[1] == "accuracy" and cells[5] == "2 / 2" and cells[6] == "2 steps"   # the runs' --max-steps
     assert cells[3].startswith(f"{sum(tk) / 2:.1f} ± ")
-    assert cells[7] == f"{sum(r['flops_speedup_no_padding'] for r in runs[:2]) / 2:.2f}x / " \
+    assert cells[7] == "cpu 3, cuda 1"                                  # each run's --device, counted
+    assert cells[8] == f"{sum(r['flops_speedup_no_padding'] for r in runs[:2]) / 2:.2f}x / " \
                        f"{sum(r['flops_speedup_sequence'] for r in runs[:2]) / 2:.2f}x"
-    assert cells[9] == "1.90x (0.90 of FLOPs) / 1.20x (0.55 of FLOPs)"
-    assert cells[10] == "93.0 → 92.3, 1.58x"                          # paper Table 3, BERT-base
+    assert cells[10] == "1.90x (0.90 of FLOPs) / 1.20x (0.55 of FLOPs) (2)"
+    assert cells[11] == "93.0 → 92.3, 1.58x"                          # paper Table 3, BERT-base
     text = readme.read_text()
     assert text.startswith("before\n<!-- glue-table -->\n| task |") and "<!-- /glue-table -->\nmiddle\n" in text
     assert "old table" not in text and row in text and text.endswith(batch1 + "\n<!-- /batch1-table -->\nafter\n")
@@ -159,3 +163,28 @@ def test_report_output_that_is_a_folder_is_refused_first(outs, tmp_path, capsys,
         report.main(args)
     assert f"{flag} {tmp_path / 'here'} is a folder: pass a file name" in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_fig3_averages_the_seeds_of_a_setting(outs, tmp_path):
+    """Fig. 3 with several seeds per lambda: one point per lambda, at the seeds' mean, with a bar of
+    one standard deviation each way; a setting with one seed has no bar."""
+    base = json.load(open(os.path.join(outs[1], "results.json")))
+    runs = []
+    for i, (f1, sp) in enumerate([(0.80, 1.5), (0.84, 1.7), (0.82, 1.6)]):   # three seeds of one lambda
+        r = json.loads(json.dumps(base))
+        r["metric_names"], r["metrics"], r["flops_speedup_no_padding"] = ["f1"], {"f1": f1}, sp
+        runs.append(dict(r, label="lambda 0.3"))
+    r = json.loads(json.dumps(runs[0]))
+    r["metrics"], r["flops_speedup_no_padding"] = {"f1": 0.86}, 1.0
+    runs.append(dict(r, label="plain BERT"))
+    svg = report.scatter_chart(runs)
+    assert svg.count('class="point"') == 1 and svg.count('class="baseline"') == 1
+    assert svg.count('class="spread"') == 1 and "lambda 0.3 (3 runs)" in svg
+    # the point sits at the mean (1.6x, 0.82), the bar spans one std (0.1x, 0.02) each way
+    cx, cy = (float(v) for v in re.search(r'class="point" cx="([\d.]+)" cy="([\d.]+)"', svg).groups())
+    d = [float(v) for v in re.findall(r"[\d.]+", re.search(r'class="spread" stroke="#999" d="([^"]+)"', svg)[1])]
+    x_lo, y_mid, x_hi, x_mid, y_lo, y_hi = d
+    assert x_mid == pytest.approx(cx, abs=0.1) and y_mid == pytest.approx(cy, abs=0.1)
+    assert (x_hi - cx) == pytest.approx(cx - x_lo, abs=0.2) and (cy - y_hi) == pytest.approx(y_lo - cy, abs=0.2)
+    x = lambda v: 60 + 600 * (v - 0.95) / (1.7 * 1.05 - 0.95)   # the axis: 0.95 x the baseline's 1.0x to 1.05 x (1.6 + 0.1)
+    assert cx == pytest.approx(x(1.6), abs=0.1) and x_hi == pytest.approx(x(1.7), abs=0.1)
