@@ -6,6 +6,7 @@ What did it learn? One self-contained HTML page from train.py output folders.
     python report.py out/sst2 --svg kept.svg           # also the layer-wise chart alone
     python report.py results/mrpc-lambda/*.json --fig3-svg fig3.svg   # results files; Fig. 3 alone
     python report.py --glue results/glue --ablation results/ablation --bench results/bench --readme README.md
+    python report.py --sweep results/mrpc-lambda results/cola-lambda --readme README.md   # mean per setting
 
 The page holds, each with the table of numbers behind it (no network, no JavaScript):
   - the fraction of tokens kept entering each layer, one curve per folder (paper Fig. 4);
@@ -328,6 +329,29 @@ def speed_table(folder):
     return "\n".join(lines + extra) + "\n"
 
 
+def sweep_table(folder):
+    """One row per setting of a sweep folder (result files named <name>-seed<N>.json): the runs of
+    one setting (its seeds) averaged, mean ± std, with the device(s) they trained on."""
+    groups = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        name = re.sub(r"-seed\d+$", "", os.path.basename(path)[:-5])
+        groups.setdefault(name, []).append(load(path))
+    head = ("| setting | lambda | runs (seeds) | trained on | metric | FLOPs speedup no padding "
+            "| tokens kept entering each layer |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name, runs in groups.items():
+        metric, a = runs[0]["metric_names"][0], runs[0]["args"]
+        score, _ = _mean_std([100 * r["metrics"][metric] for r in runs])
+        sp = [r["flops_speedup_no_padding"] for r in runs]
+        flops = f"{statistics.mean(sp):.2f}x" + (f" ± {statistics.stdev(sp):.2f}" if len(sp) > 1 else "")
+        kept = " ".join(f"{statistics.mean(k):.2f}" for k in zip(*[r["kept_fraction_per_layer"] for r in runs]))
+        seeds = ", ".join(str(r["args"]["seed"]) for r in runs)
+        devices = ", ".join(sorted({r["args"]["device"].split(":")[0] for r in runs}))
+        lines.append(f"| {name} | {'' if a['baseline'] else format(a['skim_coefficient'], 'g')} | {len(runs)} ({seeds}) "
+                     f"| {devices} | {metric} {score} | {flops} | {kept} |")
+    return "\n".join(lines) + "\n"
+
+
 def replace_between(path, marker, text):
     """Replace what stands between <!-- marker --> and <!-- /marker --> in a file, atomically."""
     with open(path) as f:
@@ -346,8 +370,11 @@ def main(argv=None):
     p.add_argument("--ablation", help="print the recipe ablation table from this folder (results/ablation)")
     p.add_argument("--lr-grid", help="print the baseline learning-rate grid from this folder (results/baseline-lr)")
     p.add_argument("--bench", help="print the speed table from this folder of bench.py --json files (results/bench)")
-    p.add_argument("--readme", help="with --glue / --ablation / --lr-grid / --bench: write each table into this "
-                   "file's <!-- glue-table --> and <!-- batch1-table --> / <!-- ablation-table --> / <!-- lr-grid-table --> / <!-- speed-table --> block")
+    p.add_argument("--sweep", nargs="+", default=[], help="print a table of each setting's mean over its seeds "
+                   "from these folders of result files (results/mrpc-lambda ...)")
+    p.add_argument("--readme", help="with --glue / --ablation / --lr-grid / --bench / --sweep: write each table into "
+                   "this file's <!-- glue-table --> and <!-- batch1-table --> / <!-- ablation-table --> / "
+                   "<!-- lr-grid-table --> / <!-- speed-table --> / <!-- sweep-table FOLDER-NAME --> block")
     p.add_argument("--out", default="report.html", help="the HTML page to write")
     p.add_argument("--svg", help="also write the layer-wise chart alone to this SVG file")
     p.add_argument("--fig3-svg", help="also write the metric-against-speedup chart alone to this SVG file "
@@ -360,6 +387,7 @@ def main(argv=None):
               [("glue-table", glue_table, args.glue), ("batch1-table", batch1_table, args.glue), ("ablation-table", ablation_table, args.ablation),
                ("lr-grid-table", ablation_table, args.lr_grid),
                ("speed-table", speed_table, args.bench)] if folder]
+    tables += [(f"sweep-table {os.path.basename(os.path.normpath(folder))}", sweep_table(folder)) for folder in args.sweep]
     for marker, text in tables:
         if args.readme:
             replace_between(args.readme, marker, text)
@@ -367,7 +395,8 @@ def main(argv=None):
     if tables:
         return
     if not args.folders:
-        p.error("pass train.py output folders, or --glue results/glue, --ablation results/ablation, --bench results/bench")
+        p.error("pass train.py output folders, or --glue results/glue, --ablation results/ablation, --bench results/bench, "
+                "--sweep results/mrpc-lambda")
     runs = [load(f) for f in args.folders]
     if args.fig3_svg and len({r["task"] for r in runs}) != 1:
         p.error(f"--fig3-svg: the runs given are of several tasks ({', '.join(sorted({r['task'] for r in runs}))}); "

@@ -188,3 +188,29 @@ def test_fig3_averages_the_seeds_of_a_setting(outs, tmp_path):
     assert (x_hi - cx) == pytest.approx(cx - x_lo, abs=0.2) and (cy - y_hi) == pytest.approx(y_lo - cy, abs=0.2)
     x = lambda v: 60 + 600 * (v - 0.95) / (1.7 * 1.05 - 0.95)   # the axis: 0.95 x the baseline's 1.0x to 1.05 x (1.6 + 0.1)
     assert cx == pytest.approx(x(1.6), abs=0.1) and x_hi == pytest.approx(x(1.7), abs=0.1)
+
+
+def test_sweep_table_averages_each_setting(outs, tmp_path, capsys):
+    """--sweep: one row per setting (files <name>-seed<N>.json), mean ± std over its seeds, written
+    into the README block named after the folder."""
+    import shutil
+    folder = tmp_path / "mrpc-lambda"
+    folder.mkdir()
+    for src, name in [(outs[0], "x-lambda0.3-seed1"), (outs[1], "x-lambda0.3-seed2"), (outs[2], "x-baseline-seed1")]:
+        run = json.load(open(os.path.join(src, "results.json")))
+        run["args"]["seed"] = int(name[-1])                               # the seed each run was given
+        json.dump(run, open(folder / f"{name}.json", "w"))
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- sweep-table mrpc-lambda -->\nold\n<!-- /sweep-table mrpc-lambda -->\nb\n")
+    report.main(["--sweep", str(folder), "--readme", str(readme)])
+    rows = {l.split("|")[1].strip(): [c.strip() for c in l.split("|")[1:-1]]
+            for l in capsys.readouterr().out.splitlines() if l.startswith("| x-")}
+    runs = [json.load(open(os.path.join(f, "results.json"))) for f in outs]
+    acc = [100 * r["metrics"]["accuracy"] for r in runs[:2]]
+    sp = [r["flops_speedup_no_padding"] for r in runs[:2]]
+    assert rows["x-lambda0.3"][2:4] == ["2 (1, 2)", "cpu"]
+    assert rows["x-lambda0.3"][4].startswith(f"accuracy {sum(acc) / 2:.1f} ± ")
+    assert rows["x-lambda0.3"][5].startswith(f"{sum(sp) / 2:.2f}x ± ")
+    assert rows["x-baseline"][1:3] == ["", "1 (1)"] and rows["x-baseline"][5] == f"{runs[2]['flops_speedup_no_padding']:.2f}x"
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("a\n<!-- sweep-table mrpc-lambda -->\n| setting |") and text.endswith("-->\nb\n")
