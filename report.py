@@ -18,14 +18,14 @@ The page holds, each with the table of numbers behind it (no network, no JavaScr
 """
 
 import argparse
-import glob
 import html
 import json
 import os
-import re
 import statistics
 
 from files import atomic_write_text
+from tables import (ablation_table, batch1_table, glue_table, replace_between, speed_table,
+                    sweep_table)
 
 COLORS = ["#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4", "#9467bd", "#e377c2",
           "#8c564b", "#7f7f7f", "#aec7e8", "#ffbb78"]   # one per layer; black = kept through all
@@ -181,186 +181,6 @@ def render(runs):
              ".tok{font-family:monospace;font-weight:bold}.example{border-left:3px solid #eee;padding-left:8px}")
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Transkimmer report</title>"
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
-
-
-# ----------------------------------------------------------------------------------------------
-# The README's GLUE table, from results/glue/<task>-<baseline|transkimmer>-seed<N>.json (train.py's
-# results.json) and results/glue/bench/<task>-transkimmer-seed<N>.json (bench.py --json).
-
-# Paper Table 3 (dev, main metric x100): (baseline, Transkimmer, FLOPs speedup with no padding).
-# BERT-base against BERT-base; DistilBERT + Transkimmer against DistilBERT itself (the table's
-# speedups are against BERT-base, DistilBERT alone being 1.98x: we divide by 1.98).
-PAPER_BERT = dict(cola=(57.8, 58.9, 1.75), rte=(65.7, 68.9, 2.85), mrpc=(88.9, 88.5, 3.13),
-                  sst2=(93.0, 92.3, 1.58), wnli=(56.3, 56.3, 5.56), stsb=(88.6, 87.4, 3.45))
-PAPER_DISTILBERT = dict(cola=(55.7, 55.1, 3.52 / 1.98), rte=(58.8, 59.2, 4.12 / 1.98), mrpc=(88.3, 87.8, 9.92 / 1.98),
-                        sst2=(90.6, 89.5, 5.01 / 1.98), wnli=(53.5, 56.3, 10.41 / 1.98), stsb=(87.0, 86.5, 3.47 / 1.98))
-GLUE_ORDER = ("cola", "rte", "mrpc", "sst2", "wnli", "stsb")
-RESULT_NAME = re.compile(r"(?P<task>[a-z0-9]+)-(?P<kind>baseline|transkimmer)-seed(?P<seed>\d+)\.json$")
-
-
-def _mean_std(xs):
-    if not xs:
-        return "", None
-    m = statistics.mean(xs)
-    return (f"{m:.1f}" if len(xs) == 1 else f"{m:.1f} ± {statistics.stdev(xs):.1f}"), m
-
-
-def glue_runs(folder):
-    """{(task, kind): [results, ...]} from the result files, with each one's bench rows attached."""
-    runs = {}
-    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
-        m = RESULT_NAME.search(os.path.basename(path))
-        if not m:
-            continue
-        with open(path) as f:
-            res = json.load(f)
-        bench = os.path.join(folder, "bench", os.path.basename(path))
-        if os.path.isfile(bench):
-            with open(bench) as f:
-                res["bench"] = {row["batch"]: row for row in json.load(f)["rows"]}
-        runs.setdefault((m["task"], m["kind"]), []).append(res)
-    return runs
-
-
-def glue_table(folder):
-    """The markdown table of every task with results, means (± std over seeds, n = seeds)."""
-    runs = glue_runs(folder)
-    head = ("| task | metric | baseline | Transkimmer | difference | seeds | epochs | trained on (runs) "
-            "| FLOPs speedup no padding / sequence | tokens kept entering each layer "
-            "| measured speedup batch 32 / batch 1 (checkpoints benched) "
-            "| paper BERT-base (baseline → Transkimmer, speedup) | paper DistilBERT + Transkimmer (vs DistilBERT) |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    speed = []
-    for task in sorted({t for t, _ in runs}, key=lambda t: GLUE_ORDER.index(t) if t in GLUE_ORDER else 99):
-        base, tk = runs.get((task, "baseline"), []), runs.get((task, "transkimmer"), [])
-        metric = (base or tk)[0]["metric_names"][0]
-        score = lambda rs: [100 * r["metrics"][metric] for r in rs]
-        b_txt, b = _mean_std(score(base))
-        t_txt, t = _mean_std(score(tk))
-        diff = f"{t - b:+.1f}" if b is not None and t is not None else ""
-        no_pad = [r["flops_speedup_no_padding"] for r in tk]
-        seq = [r["flops_speedup_sequence"] for r in tk]
-        kept = " ".join(f"{statistics.mean(k):.2f}" for k in zip(*[r["kept_fraction_per_layer"] for r in tk]))
-        benched = [r["bench"] for r in tk if "bench" in r]
-        measured = " / ".join(f"{statistics.mean(bn[bs]['measured'] for bn in benched):.2f}x ({statistics.mean(bn[bs]['realised'] for bn in benched):.2f} of FLOPs)"
-                              for bs in (32, 1) if benched and all(bs in bn for bn in benched))
-        measured += f" ({len(benched)})" if measured else ""
-        devices = [r["args"]["device"].split(":")[0] for r in base + tk]
-        trained_on = ", ".join(f"{d} {devices.count(d)}" for d in sorted(set(devices)))
-        if no_pad:
-            speed.append(statistics.mean(no_pad))
-        paper = lambda d: f"{d[task][0]:.1f} → {d[task][1]:.1f}, {d[task][2]:.2f}x" if task in d else ""
-        epochs = ", ".join(sorted({str(r["args"]["max_steps"]) + " steps" if r["args"].get("max_steps") else
-                                   str(r["args"]["epochs"]) for r in base + tk}))
-        lines.append(f"| {task} | {metric} | {b_txt} | {t_txt} | {diff} | {len(base)} / {len(tk)} | {epochs} | {trained_on} | "
-                     + (f"{statistics.mean(no_pad):.2f}x / {statistics.mean(seq):.2f}x" if no_pad else "")
-                     + f" | {kept} | {measured} | {paper(PAPER_BERT)} | {paper(PAPER_DISTILBERT)} |")
-    if speed:
-        pb = statistics.mean(v[2] for v in PAPER_BERT.values())
-        pd = statistics.mean(v[2] for v in PAPER_DISTILBERT.values())
-        lines.append(f"| average | | | | | | | | {statistics.mean(speed):.2f}x ({len(speed)} tasks) | | | {pb:.2f}x | {pd:.2f}x |")
-    return "\n".join(lines) + "\n"
-
-
-def batch1_table(folder):
-    """Where batch-1 time goes (bench.py --split on each task's Transkimmer checkpoints, means over
-    seeds): speedups against the dense layers of the layers alone on the kept tokens, with the
-    predictors, and of the real pruned encoder; then the whole model's, as in the GLUE table."""
-    lines = ["| task | FLOPs speedup, batch 1 | layers alone on the kept tokens | + predictors | pruned encoder "
-             "| whole model (measured) |", "|---|---|---|---|---|---|"]
-    runs = glue_runs(folder)
-    for task in sorted({t for t, _ in runs}, key=lambda t: GLUE_ORDER.index(t) if t in GLUE_ORDER else 99):
-        rows = [r["bench"][1] for r in runs.get((task, "transkimmer"), []) if 1 in r.get("bench", {})
-                and "split" in r["bench"][1]]
-        if rows:
-            mean = lambda f: f"{statistics.mean(f(r) for r in rows):.2f}x"
-            lines.append(f"| {task} | {mean(lambda r: r['flops'])} | {mean(lambda r: r['split']['kept_tokens_only'])} "
-                         f"| {mean(lambda r: r['split']['with_predictors'])} | {mean(lambda r: r['split']['pruned'])} "
-                         f"| {mean(lambda r: r['measured'])} |")
-    return "\n".join(lines) + "\n"
-
-
-def ablation_table(folder):
-    """The README's recipe ablation table (and the baseline's lr grid): one row per result file
-    (train.py's results.json, named <task>-<steps>-<what>.json), with the settings that make the recipe."""
-    head = ("| run | model | tau | lr | predictor lr | lambda delay + ramp | metric | FLOPs speedup no padding / sequence "
-            "| tokens kept entering each layer | train time |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
-        with open(path) as f:
-            r = json.load(f)
-        a, metric = r["args"], r["metric_names"][0]
-        if a["baseline"]:
-            model, tau, plr, warm = "plain BERT", "", "", ""
-        else:
-            held = "constant" if a.get("predictor_lr_decay") is False else "decayed"   # older runs: decayed
-            model, tau, plr = "Transkimmer", f"{a['tau']:g}", f"{a['predictor_lr']:g}, {held}"
-            warm = f"{a.get('skim_delay', 0.0):.2g} + {a.get('skim_warmup', 0.0):.2g}"
-        kept = " ".join(f"{k:.2f}" for k in r["kept_fraction_per_layer"])
-        lines.append(f"| {os.path.basename(path)[:-5]} | {model} | {tau} | {a['lr']:g} | {plr} | {warm} "
-                     f"| {metric} {100 * r['metrics'][metric]:.1f} | {r['flops_speedup_no_padding']:.2f}x / "
-                     f"{r['flops_speedup_sequence']:.2f}x | {kept} | {r['train_seconds'] / 60:.0f} min |")
-    return "\n".join(lines) + "\n"
-
-
-def speed_table(folder):
-    """The README's speed table: one row per batch size of each bench.py --json file in the folder,
-    then what else each bench measured (our BERT against Hugging Face's, training throughput)."""
-    head = ("| run | skimmed | task | device, threads | batch | kept | FLOPs speedup (as executed) | measured speedup "
-            "| realised (measured / FLOPs) | dense tokens/s | pruned tokens/s |")
-    lines, extra = [head, "|" + "---|" * (head.count("|") - 1)], []
-    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
-        with open(path) as f:
-            b = json.load(f)
-        name = os.path.basename(path)[:-5]
-        what = (f"trained: {b['checkpoint']}" if b["checkpoint"] else
-                f"{b['skim_fraction']:.0%} of tokens before layer {b['skim_layer']}, no training")
-        for r in b["rows"]:
-            lines.append(f"| {name} | {what} | {b['task']} | {b['device_name']}, "
-                         f"{b['threads']} | {r['batch']} | {r['kept']:.2f} | {r['flops']:.2f}x | {r['measured']:.2f}x "
-                         f"| {r['realised']:.2f} | {r['dense_tokens_per_s']:.0f} | {r['pruned_tokens_per_s']:.0f} |")
-        if b.get("reference"):
-            extra.append(f"\n{name}, our dense BERT against Hugging Face `BertModel` ({b['reference'][0]['attention']} "
-                         "attention), same weights, reference seconds / ours: " + ", ".join(
-                             f"batch {r['batch']} {r['reference_s'] / r['ours_s']:.2f}x" for r in b["reference"]) + ".")
-        if b.get("training"):
-            extra.append(f"\n{name}, training step (forward, backward, AdamW) at batch 32, examples/s: " + ", ".join(
-                f"{k} {v:.1f}" for k, v in b["training"].items()) + ".")
-    return "\n".join(lines + extra) + "\n"
-
-
-def sweep_table(folder):
-    """One row per setting of a sweep folder (result files named <name>-seed<N>.json): the runs of
-    one setting (its seeds) averaged, mean ± std, with the device(s) they trained on."""
-    groups = {}
-    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
-        name = re.sub(r"-seed\d+$", "", os.path.basename(path)[:-5])
-        groups.setdefault(name, []).append(load(path))
-    head = ("| setting | lambda | runs (seeds) | trained on | metric | FLOPs speedup no padding "
-            "| tokens kept entering each layer |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for name, runs in groups.items():
-        metric, a = runs[0]["metric_names"][0], runs[0]["args"]
-        score, _ = _mean_std([100 * r["metrics"][metric] for r in runs])
-        sp = [r["flops_speedup_no_padding"] for r in runs]
-        flops = f"{statistics.mean(sp):.2f}x" + (f" ± {statistics.stdev(sp):.2f}" if len(sp) > 1 else "")
-        kept = " ".join(f"{statistics.mean(k):.2f}" for k in zip(*[r["kept_fraction_per_layer"] for r in runs]))
-        seeds = ", ".join(str(r["args"]["seed"]) for r in runs)
-        devices = ", ".join(sorted({r["args"]["device"].split(":")[0] for r in runs}))
-        lines.append(f"| {name} | {'' if a['baseline'] else format(a['skim_coefficient'], 'g')} | {len(runs)} ({seeds}) "
-                     f"| {devices} | {metric} {score} | {flops} | {kept} |")
-    return "\n".join(lines) + "\n"
-
-
-def replace_between(path, marker, text):
-    """Replace what stands between <!-- marker --> and <!-- /marker --> in a file, atomically."""
-    with open(path) as f:
-        doc = f.read()
-    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
-    if start not in doc or end not in doc:
-        raise SystemExit(f"error: {path} has no {start} ... {end} block to fill")
-    before, rest = doc.split(start, 1)
-    atomic_write_text(path, before + start + "\n" + text + rest[rest.index(end):])
 
 
 def main(argv=None):

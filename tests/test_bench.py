@@ -81,7 +81,7 @@ def test_bad_arguments_one_line(tmp_path, extra, says):
 
 def test_bench_json_feeds_the_speed_table(setup, tmp_path):
     """bench.py --json records what the README's speed table shows; report.py --bench renders it."""
-    import report
+    import tables
     glue, model = setup
     folder = tmp_path / "bench"
     folder.mkdir()
@@ -93,7 +93,7 @@ def test_bench_json_feeds_the_speed_table(setup, tmp_path):
     assert saved["rows"] == rows and saved["skim_fraction"] == 0.5 and saved["device_name"]
     r = rows[0]
     assert r["pruned_tokens_per_s"] / r["dense_tokens_per_s"] == pytest.approx(r["measured"])
-    table = report.speed_table(str(folder)).splitlines()
+    table = tables.speed_table(str(folder)).splitlines()
     assert len(table) == 3 and table[2].startswith("| half | 50% of tokens before layer 0")
     assert f"| {r['measured']:.2f}x |" in table[2]
 

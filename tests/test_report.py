@@ -193,7 +193,6 @@ def test_fig3_averages_the_seeds_of_a_setting(outs, tmp_path):
 def test_sweep_table_averages_each_setting(outs, tmp_path, capsys):
     """--sweep: one row per setting (files <name>-seed<N>.json), mean ± std over its seeds, written
     into the README block named after the folder."""
-    import shutil
     folder = tmp_path / "mrpc-lambda"
     folder.mkdir()
     for src, name in [(outs[0], "x-lambda0.3-seed1"), (outs[1], "x-lambda0.3-seed2"), (outs[2], "x-baseline-seed1")]:
