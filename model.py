@@ -68,6 +68,7 @@ class BertConfig:
     skim_mu0: float = 5.0                   # mean of the unbalanced last-layer bias, Eq. 9
     skim_coefficient: float = 0.3           # lambda, the harmony coefficient of Eq. 7 (Table 2)
     skim_input_layernorm: bool = False      # the authors' extra LayerNorm before the predictor MLP
+    skim_predictor_width: int = None        # the predictor MLP's hidden width; None = hidden_size (Eq. 2)
 
     @classmethod
     def from_dict(cls, d):
@@ -90,6 +91,9 @@ class BertConfig:
             v = getattr(cfg, f)
             if not isinstance(v, int) or isinstance(v, bool) or v < (0 if f == "type_vocab_size" and family == "distilbert" else 1):
                 raise ValueError(f"config.json: {f} must be a whole number >= 1, got {v!r}")
+        w = cfg.skim_predictor_width
+        if w is not None and (not isinstance(w, int) or isinstance(w, bool) or w < 1):
+            raise ValueError(f"config.json: skim_predictor_width must be a whole number >= 1 or null, got {w!r}")
         if cfg.head not in ("classifier", "span"):
             raise ValueError(f"config.json: head must be 'classifier' or 'span', got {cfg.head!r}")
         if cfg.id2label is not None and not isinstance(cfg.id2label, dict):
@@ -208,7 +212,8 @@ class BertModel(nn.Module):
         self.predictors = None
         if cfg.skim:
             self.predictors = nn.ModuleList(
-                transkimmer.SkimPredictor(cfg.hidden_size, cfg.layer_norm_eps, cfg.skim_input_layernorm)
+                transkimmer.SkimPredictor(cfg.hidden_size, cfg.layer_norm_eps, cfg.skim_input_layernorm,
+                                          cfg.skim_predictor_width)
                 for _ in range(cfg.num_hidden_layers))
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, prune=None):

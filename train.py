@@ -93,6 +93,8 @@ def parse_args(argv=None):
     g.add_argument("--tau", type=POSITIVE, default=BertConfig.skim_tau, help="Gumbel-softmax temperature, Eq. 5 "
                    "(paper: 0.1, which cannot start training; see model.py)")
     g.add_argument("--mu0", type=number(float), default=BertConfig.skim_mu0, help="unbalanced bias mean of the predictors, Eq. 9")
+    g.add_argument("--predictor-width", type=POSITIVE_INT, help="hidden width of the predictor MLP (default: the "
+                   "model's hidden size, as Eq. 2; smaller is cheaper at batch 1)")
     g.add_argument("--predictor-lr", type=POSITIVE, help="learning rate of the skim predictors (default: "
                    f"{PREDICTOR_LR_TIMES_STEPS:g} / the run's steps, 2e-4 for 400; paper: one lr for all, pass --lr's value)")
     g.add_argument("--predictor-lr-decay", action="store_true", help="decay the predictors' lr with the "
@@ -200,6 +202,7 @@ def load_checkpoint(args):
         raise SystemExit(f"error: {args.checkpoint} was fine-tuned on {c.finetuning_task}, not {args.task}: "
                          f"pass --task {c.finetuning_task}")
     args.baseline, args.skim_coefficient, args.tau, args.mu0 = not c.skim, c.skim_coefficient, c.skim_tau, c.skim_mu0
+    args.predictor_width = c.skim_predictor_width
     return model
 
 
@@ -219,6 +222,7 @@ def load(args, device):
         tok_dir = fetch.model_dir(args.model, args.cache_dir)
         model = load_pretrained(tok_dir, skim=not args.baseline, finetuning_task=args.task, skim_coefficient=
                                 args.skim_coefficient, skim_tau=args.tau, skim_mu0=args.mu0,
+                                skim_predictor_width=args.predictor_width,
                                 **head_for(args.task, classes))
     if args.max_length > model.config.max_tokens:
         raise SystemExit(f"error: --max-length {args.max_length} exceeds the {model.config.max_tokens} positions "

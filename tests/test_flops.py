@@ -7,7 +7,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import flops
 from tiny import make_batch, skimming_model, tiny_config
-from model import BertConfig, build
+from model import BertConfig, build, encoder
 
 
 def measured(model, ids, mask):
@@ -30,10 +30,12 @@ def test_flops_plain_model_matches_flop_counter(n, family):
     assert abs(flops.bert_flops(n, cfg) / got - 1) < 0.01, (flops.bert_flops(n, cfg), got)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_flops_pruned_model_matches_flop_counter(seed):
-    """Batch size 1: the pruned model runs each layer on exactly the kept tokens."""
-    model = skimming_model(seed=seed, hidden_size=64, intermediate_size=256).eval()
+@pytest.mark.parametrize("seed,width", [(0, None), (1, None), (2, None), (0, 16), (1, 16)])
+def test_flops_pruned_model_matches_flop_counter(seed, width):
+    """Batch size 1: the pruned model runs each layer on exactly the kept tokens (with the paper's
+    H x H predictors, and with narrower ones)."""
+    model = skimming_model(seed=seed, hidden_size=64, intermediate_size=256, skim_predictor_width=width).eval()
+    assert encoder(model).predictors[0].fc1.out_features == (width or 64)
     ids, mask = make_batch([40], seed=seed)
     got, out = measured(model, ids, mask)
     kept = [int(m.sum()) for m in out.keep_masks]

@@ -177,3 +177,24 @@ def test_predictor_lr_is_constant_backbone_lr_decays():
         opt.step()
         sched.step()
     assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([5e-5, 5e-5, 5e-4, 5e-4])
+
+
+def test_narrow_predictor_trains_saves_and_reloads(setup, tmp_path):
+    """--predictor-width K: predictors Linear(H->K) -> LayerNorm(K) -> GELU -> Linear(K->2), saved in
+    the checkpoint's config, reloaded by --eval-only with the same numbers, and counted in the FLOPs."""
+    import flops
+    from load_weights import load_model
+    from model import encoder
+    out, res = run(setup, tmp_path, "sst2", "--predictor-width", "8")
+    assert res["args"]["predictor_width"] == 8
+    model = load_model(os.path.join(out, "checkpoint"))
+    pred = encoder(model).predictors[0]
+    assert (pred.fc1.out_features, pred.ln.normalized_shape, pred.fc2.in_features) == (8, (8,), 8)
+    H = model.config.hidden_size
+    assert flops.predictor_flops(10, model.config) == 2 * 10 * H * 8 + 4 * 10 * 8
+    glue, _ = setup
+    again = train.main(["--task", "sst2", "--eval-only", "--checkpoint", os.path.join(out, "checkpoint"),
+                        "--data-dir", glue, "--device", "cpu", "--out-dir", str(tmp_path / "ev")])
+    assert again["metrics"] == res["metrics"]
+    assert json.load(open(tmp_path / "ev" / "eval-results.json"))["args"]["predictor_width"] == 8   # from the checkpoint
+    assert again["flops_speedup_no_padding"] == pytest.approx(res["flops_speedup_no_padding"])
