@@ -32,7 +32,7 @@ def args_for(setup, out, *extra):
     ("--epochs", "0", "must be >= 1"), ("--epochs", "-1", "must be >= 1"),
     ("--max-steps", "0", "must be >= 1"), ("--max-steps", "-3", "must be >= 1"),
     ("--max-length", "1", "must be >= 8"), ("--max-length", "0", "must be >= 8"),
-    ("--predictor-lr", "0", "must be > 0"), ("--lr", "-1e-5", "must be > 0"),
+    ("--predictor-lr", "0", "must be > 0"), ("--predictor-width", "0", "must be"), ("--lr", "-1e-5", "must be > 0"),
     ("--clip", "-1", "must be > 0"), ("--tau", "0", "must be > 0"), ("--tau", "-1", "must be > 0"),
     ("--tau", "nan", "not a finite number"), ("--lr", "inf", "not a finite number"),
     ("--warmup", "1.5", "must be < 1"), ("--skim-warmup", "2", "must be <= 1"),
