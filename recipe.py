@@ -11,16 +11,26 @@ import torch
 
 from model import is_predictor
 
-PREDICTOR_LR_TIMES_STEPS = 0.08   # the default predictor lr x the run's steps (see below)
+PREDICTOR_REACH = 0.08 * 384   # the default predictor lr x the run's steps x the predictor's width (see below)
+
+
+def default_predictor_lr(steps, width):
+    """The predictors' default lr: PREDICTOR_REACH / (steps x width), i.e. 0.08 / steps at width 384
+    (MiniLM's hidden size, where it was measured: 2e-4 for 400 steps) and half that at bert-base's 768."""
+    return PREDICTOR_REACH / (steps * width)
+
 
 # The default recipe (its values are train.py's flag defaults). Departure from the paper (tau 0.1,
 # one lr of 2e-5, lambda fixed), which never skims: see docs in model.py on tau, and the README's ablation table for what each piece gives.
 #   tau = 1              the straight-through gradient is alive within a few logits of the boundary
 #   predictor lr         the predictors are new modules that must cross a logit gap of 2 mu0 = 10
 #                        within the run. Adam moves each weight by about lr per step whatever the
-#                        gradient's size, so how far they can go is lr x steps: we fix that product
-#                        (2e-4 x 400 steps, measured on SST-2), so short and long runs give them the
-#                        same reach. Held constant (see optimizer_for). Tied to the backbone's lr
+#                        gradient's size, and the logit sums the moves of the last Linear's K inputs
+#                        (K = the predictor's width, H in Eq. 2), so how far it can go is lr x steps
+#                        x K: we fix that product (2e-4 x 400 steps at K = 384, measured on SST-2
+#                        with MiniLM), so short and long runs, and wider or narrower predictors, get
+#                        the same reach. (Measured on CoLA: at K = 64 the unscaled lr never skims, the
+#                        scaled one does.) Held constant (see optimizer_for). Tied to the backbone's lr
 #                        (5e-5, or 2e-4 decayed with it) they barely move in 400 steps.
 #   lambda delay, ramp   lambda is 0 for the first third of the steps (the run fine-tunes as the
 #                        baseline does, as LTP and ToP start from a fine-tuned model), then ramps

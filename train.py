@@ -44,7 +44,7 @@ import transkimmer
 from evaluate import autocast, evaluate_dev
 from model import BertConfig
 from tasks import CUSTOM, OWN_DATA, TASKS, classes_of, encode_split, head_for, metric_names, read_splits
-from recipe import PREDICTOR_LR_TIMES_STEPS, optimizer_for, skim_coefficient_at
+from recipe import default_predictor_lr, optimizer_for, skim_coefficient_at
 from files import atomic_write_text, unwritable
 from load_weights import load_model, load_pretrained, save_checkpoint
 
@@ -96,7 +96,8 @@ def parse_args(argv=None):
     g.add_argument("--predictor-width", type=POSITIVE_INT, help="hidden width of the predictor MLP (default: the "
                    "model's hidden size, as Eq. 2; smaller is cheaper at batch 1)")
     g.add_argument("--predictor-lr", type=POSITIVE, help="learning rate of the skim predictors (default: "
-                   f"{PREDICTOR_LR_TIMES_STEPS:g} / the run's steps, 2e-4 for 400; paper: one lr for all, pass --lr's value)")
+                   "0.08 x 384 / (the run's steps x the predictor's width): 2e-4 for 400 steps at width 384; "
+                   "paper: one lr for all, pass --lr's value)")
     g.add_argument("--predictor-lr-decay", action="store_true", help="decay the predictors' lr with the "
                    "backbone's (paper) instead of holding it constant")
     g.add_argument("--skim-delay", type=number(float, 0, 1, high_open=True), default=1 / 3,
@@ -288,7 +289,8 @@ def main(argv=None):
     data.check_encoded(train, tokenizer, model.config.vocab_size, tok_dir)
     steps_per_epoch = data.num_batches(len(train), args.batch_size, world)
     total = args.max_steps or steps_per_epoch * args.epochs
-    args.predictor_lr = args.predictor_lr or PREDICTOR_LR_TIMES_STEPS / total   # results.json records it
+    width = model.config.skim_predictor_width or model.config.hidden_size
+    args.predictor_lr = args.predictor_lr or default_predictor_lr(total, width)   # results.json records it
     log(f"{args.task}: {len(train)} train / {len(next(iter(dev_sets.values()))[0])} dev examples, {total} steps, "
         f"{'baseline BERT' if args.baseline else f'Transkimmer lambda={args.skim_coefficient} tau={args.tau}'}, "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, device {device}, {world} process(es)")

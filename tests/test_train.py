@@ -154,7 +154,8 @@ def test_run_reports_its_last_evaluation(setup, tmp_path):
     saved = json.load(open(os.path.join(out, "results.json")))
     assert [h["epoch"] for h in saved["history"]] == [1, 2, 3]
     assert saved["epoch"] == 3 and saved["metrics"] == saved["history"][-1]["metrics"] == res["metrics"]
-    assert saved["args"]["predictor_lr"] == pytest.approx(recipe.PREDICTOR_LR_TIMES_STEPS / saved["step"])
+    H = json.load(open(os.path.join(out, "checkpoint", "config.json")))["hidden_size"]
+    assert saved["args"]["predictor_lr"] == pytest.approx(0.08 * 384 / (saved["step"] * H))
     again = train.main(["--task", "sst2", "--eval-only", "--checkpoint", os.path.join(out, "checkpoint"),
                         "--data-dir", glue, "--device", "cpu", "--out-dir", str(tmp_path / "ev")])
     assert again["metrics"] == saved["metrics"]
@@ -187,6 +188,7 @@ def test_narrow_predictor_trains_saves_and_reloads(setup, tmp_path):
     from model import encoder
     out, res = run(setup, tmp_path, "sst2", "--predictor-width", "8")
     assert res["args"]["predictor_width"] == 8
+    assert res["args"]["predictor_lr"] == pytest.approx(0.08 * 384 / (3 * 8))   # the reach lr x steps x width held
     model = load_model(os.path.join(out, "checkpoint"))
     pred = encoder(model).predictors[0]
     assert (pred.fc1.out_features, pred.ln.normalized_shape, pred.fc2.in_features) == (8, (8,), 8)
