@@ -22,8 +22,7 @@ def layer_flops(n, cfg):
 
 
 def predictor_flops(n, cfg):
-    H = cfg.hidden_size
-    K = cfg.skim_predictor_width or H   # the MLP's hidden width (H, as in Eq. 2, unless set smaller)
+    H, K = cfg.hidden_size, cfg.predictor_width   # K: the MLP's hidden width (H, as in Eq. 2, unless set smaller)
     return 2 * n * H * K + 4 * n * K
 
 

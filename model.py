@@ -70,6 +70,11 @@ class BertConfig:
     skim_input_layernorm: bool = False      # the authors' extra LayerNorm before the predictor MLP
     skim_predictor_width: int = None        # the predictor MLP's hidden width; None = hidden_size (Eq. 2)
 
+    @property
+    def predictor_width(self):
+        """The skim predictors' hidden width: skim_predictor_width, else hidden_size (Eq. 2)."""
+        return self.skim_predictor_width or self.hidden_size
+
     @classmethod
     def from_dict(cls, d):
         """From a Hugging Face style config.json; unknown keys (model_type, ...) are ignored."""
@@ -213,7 +218,7 @@ class BertModel(nn.Module):
         if cfg.skim:
             self.predictors = nn.ModuleList(
                 transkimmer.SkimPredictor(cfg.hidden_size, cfg.layer_norm_eps, cfg.skim_input_layernorm,
-                                          cfg.skim_predictor_width)
+                                          cfg.predictor_width)
                 for _ in range(cfg.num_hidden_layers))
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, prune=None):

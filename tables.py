@@ -35,6 +35,16 @@ def _mean_std(xs):
     return (f"{m:.1f}" if len(xs) == 1 else f"{m:.1f} ± {statistics.stdev(xs):.1f}"), m
 
 
+def _kept_means(runs):
+    """The runs' mean fraction of tokens kept entering each layer, as "1.00 0.87 ..."."""
+    return " ".join(f"{statistics.mean(k):.2f}" for k in zip(*[r["kept_fraction_per_layer"] for r in runs]))
+
+
+def _in_glue_order(runs):
+    """The tasks of glue_runs' keys, in the paper's order (others after)."""
+    return sorted({t for t, _ in runs}, key=lambda t: GLUE_ORDER.index(t) if t in GLUE_ORDER else 99)
+
+
 def glue_runs(folder):
     """{(task, kind): [results, ...]} from the result files, with each one's bench rows attached."""
     runs = {}
@@ -61,7 +71,7 @@ def glue_table(folder):
             "| paper BERT-base (baseline → Transkimmer, speedup) | paper DistilBERT + Transkimmer (vs DistilBERT) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     speed = []
-    for task in sorted({t for t, _ in runs}, key=lambda t: GLUE_ORDER.index(t) if t in GLUE_ORDER else 99):
+    for task in _in_glue_order(runs):
         base, tk = runs.get((task, "baseline"), []), runs.get((task, "transkimmer"), [])
         metric = (base or tk)[0]["metric_names"][0]
         score = lambda rs: [100 * r["metrics"][metric] for r in rs]
@@ -70,7 +80,7 @@ def glue_table(folder):
         diff = f"{t - b:+.1f}" if b is not None and t is not None else ""
         no_pad = [r["flops_speedup_no_padding"] for r in tk]
         seq = [r["flops_speedup_sequence"] for r in tk]
-        kept = " ".join(f"{statistics.mean(k):.2f}" for k in zip(*[r["kept_fraction_per_layer"] for r in tk]))
+        kept = _kept_means(tk)
         benched = [r["bench"] for r in tk if "bench" in r]
         measured = " / ".join(f"{statistics.mean(bn[bs]['measured'] for bn in benched):.2f}x ({statistics.mean(bn[bs]['realised'] for bn in benched):.2f} of FLOPs)"
                               for bs in (32, 1) if benched and all(bs in bn for bn in benched))
@@ -99,7 +109,7 @@ def batch1_table(folder):
     lines = ["| task | FLOPs speedup, batch 1 | layers alone on the kept tokens | + predictors | pruned encoder "
              "| whole model (measured) |", "|---|---|---|---|---|---|"]
     runs = glue_runs(folder)
-    for task in sorted({t for t, _ in runs}, key=lambda t: GLUE_ORDER.index(t) if t in GLUE_ORDER else 99):
+    for task in _in_glue_order(runs):
         rows = [r["bench"][1] for r in runs.get((task, "transkimmer"), []) if 1 in r.get("bench", {})
                 and "split" in r["bench"][1]]
         if rows:
@@ -175,7 +185,7 @@ def sweep_table(folder):
         score, _ = _mean_std([100 * r["metrics"][metric] for r in runs])
         sp = [r["flops_speedup_no_padding"] for r in runs]
         flops = f"{statistics.mean(sp):.2f}x" + (f" ± {statistics.stdev(sp):.2f}" if len(sp) > 1 else "")
-        kept = " ".join(f"{statistics.mean(k):.2f}" for k in zip(*[r["kept_fraction_per_layer"] for r in runs]))
+        kept = _kept_means(runs)
         seeds = ", ".join(str(r["args"]["seed"]) for r in runs)
         devices = ", ".join(sorted({r["args"]["device"].split(":")[0] for r in runs}))
         lines.append(f"| {name} | {'' if a['baseline'] else format(a['skim_coefficient'], 'g')} | {len(runs)} ({seeds}) "

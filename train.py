@@ -289,8 +289,7 @@ def main(argv=None):
     data.check_encoded(train, tokenizer, model.config.vocab_size, tok_dir)
     steps_per_epoch = data.num_batches(len(train), args.batch_size, world)
     total = args.max_steps or steps_per_epoch * args.epochs
-    width = model.config.skim_predictor_width or model.config.hidden_size
-    args.predictor_lr = args.predictor_lr or default_predictor_lr(total, width)   # results.json records it
+    args.predictor_lr = args.predictor_lr or default_predictor_lr(total, model.config.predictor_width)   # in results.json
     log(f"{args.task}: {len(train)} train / {len(next(iter(dev_sets.values()))[0])} dev examples, {total} steps, "
         f"{'baseline BERT' if args.baseline else f'Transkimmer lambda={args.skim_coefficient} tau={args.tau}'}, "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, device {device}, {world} process(es)")

@@ -227,20 +227,23 @@ def masked_encode(h, attention_mask, layers, predictors, tau, training):
     return SkimOutput(forward_skimmed(states, masks), masks, skim_loss(masks, attention_mask))
 
 
+def _flat_rows(idx, T):
+    """Row idx[b, j] of sequence b as a row of the flattened (B*T, H) batch: (B*T',) indices."""
+    return (idx + T * torch.arange(idx.shape[0], device=idx.device)[:, None]).flatten()
+
+
 def gather_rows(x, idx):
     """x[b, idx[b, j]] for x (B, T, H) and idx (B, T'): (B, T', H). One index_select on the B*T
     rows (x.gather with idx expanded over H reads an index per element: ~10x slower on CPU)."""
     B, T, H = x.shape
-    flat = (idx + T * torch.arange(B, device=x.device)[:, None]).flatten()
-    return x.reshape(B * T, H).index_select(0, flat).view(B, idx.shape[1], H)
+    return x.reshape(B * T, H).index_select(0, _flat_rows(idx, T)).view(B, idx.shape[1], H)
 
 
 def scatter_rows_(out, idx, x):
     """out[b, idx[b, j]] = x[b, j] in place, for out (B, T, H), idx (B, T'), x (B, T', H); the
     inverse of gather_rows. Rows written twice (only the spare slot in this file) get either value."""
     B, T, H = out.shape
-    flat = (idx + T * torch.arange(B, device=out.device)[:, None]).flatten()
-    out.view(B * T, H).index_copy_(0, flat, x.reshape(-1, H).to(out.dtype))
+    out.view(B * T, H).index_copy_(0, _flat_rows(idx, T), x.reshape(-1, H).to(out.dtype))
 
 
 def compact(x, pos, keep):
