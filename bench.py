@@ -21,12 +21,16 @@ gain), the same with the predictors computed, and the real pruned encoder, again
 When Hugging Face transformers is installed it also times our dense BERT against its BertModel on
 the same weights and batches, and the training step (forward, backward, AdamW) of ours with skim
 attention, our plain BERT and the reference.
+With --cuda-graphs (CUDA only) the dense and the pruned encoders are also timed as CUDA graphs
+(graphs.py), in the same interleaved passes: "graphs" is dense graphed / pruned graphed, and
+"dense graphed" is how much graphs speed up the dense model itself.
 """
 
 import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from types import SimpleNamespace
 
@@ -35,6 +39,7 @@ import torch
 import data
 import fetch
 import flops
+import graphs
 import transkimmer
 from evaluate import autocast
 from files import atomic_write_text
@@ -72,12 +77,17 @@ def parse_args(argv=None):
     p.add_argument("--no-train", action="store_true", help="skip the training-step throughput")
     p.add_argument("--split", action="store_true", help="at batch 1, also time the layers alone on the kept tokens, "
                    "with and without the predictors: where the pruned path's time goes")
+    p.add_argument("--cuda-graphs", action="store_true", help="also time both encoders replayed as CUDA graphs (graphs.py)")
+    p.add_argument("--graph-bucket", type=POSITIVE_INT, default=16, help="with --cuda-graphs: kept widths are rounded up to a multiple of this")
+    p.add_argument("--profile", help="also write torch.profiler's top lines for one pass of each timed model, per batch size, to this file")
     p.add_argument("--json", help="also write the dense-vs-pruned rows to this JSON file (report.py reads it)")
     args = p.parse_args(argv)
     if bool(args.checkpoint) == bool(args.model):
         p.error("pass exactly one of --checkpoint (fine-tuned Transkimmer) or --model (pretrained BERT)")
     if args.split and args.batch_sizes and 1 not in args.batch_sizes:
         p.error("--split times batch 1: include 1 in --batch-sizes")
+    if args.cuda_graphs and args.device != "cuda":
+        p.error("--cuda-graphs needs --device cuda (CUDA graphs exist only on NVIDIA GPUs)")
     args.max_length = args.max_length or TASKS[args.task]["max_length"]
     return args
 
@@ -149,6 +159,28 @@ def make_batches(examples, bs, n, device):
     labels = [0] * len(examples)
     return [{k: v.to(device) for k, v in b.items() if k in BATCH_KEYS}
             for b in data.batches(examples, labels, bs)]
+
+
+def profile(fns, names, batches, device, bs):
+    """torch.profiler over one pass of each fn (after one untimed pass): its top 25 lines by self time."""
+    from torch.profiler import ProfilerActivity, profile as record
+    cuda = device.type == "cuda"
+    text = ""
+    for name, fn in zip(names, fns):
+        run_pass(fn, batches, device)
+        with record(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda) as p:
+            run_pass(fn, batches, device)
+        table = p.key_averages().table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=25)
+        text += f"== batch {bs}, {len(batches)} batches: {name}\n{table}\n"
+    return text
+
+
+def with_runner(model, runner):
+    """model(**batch) with its encoder run by `runner` (graphs.Graphed), or eagerly (None)."""
+    def fn(b):
+        encoder(model).runner = runner
+        return model(**b)
+    return fn
 
 
 def pruned_pass(model, batches, cfg):
@@ -242,7 +274,7 @@ def main(argv=None):
           f"{args.task} dev sentences, " + (f"checkpoint {args.checkpoint}" if args.checkpoint else
                                              f"{args.skim_fraction:.0%} skimmed before layer {args.skim_layer}"))
 
-    rows = []
+    rows, profiles = [], []
     print(f"{'batch':>5} | {'kept':>5} | {'FLOPs speedup':>13} | {'measured':>8} | {'realised':>8} | "
           f"{'dense tok/s':>11} | {'pruned tok/s':>12}")
     with torch.no_grad():
@@ -250,13 +282,22 @@ def main(argv=None):
             batches = make_batches(examples, bs, args.num_examples // (8 if bs == 1 else 1), device)
             tokens = sum(int(b["attention_mask"].sum()) for b in batches)
             kept, fl = pruned_pass(skim, batches, cfg)
-            t_dense, t_pruned = interleaved([lambda b: dense(**b),
-                                             lambda b: skim(**b)],
-                                            batches, device, args.repeats, args.warmup)
+            fns = [with_runner(dense, None), with_runner(skim, None)]
+            if args.cuda_graphs:
+                fns += [with_runner(dense, graphs.Graphed(encoder(dense), args.graph_bucket)),
+                        with_runner(skim, graphs.Graphed(encoder(skim), args.graph_bucket))]
+            t_dense, t_pruned, *t_graphed = interleaved(fns, batches, device, args.repeats, args.warmup)
+            if args.profile:
+                profiles.append(profile(fns, ["dense", "pruned", "dense, CUDA graphs", "pruned, CUDA graphs"], batches, device, bs))
             r = dict(batch=bs, kept=kept, flops=fl, measured=t_dense / t_pruned, realised=t_dense / t_pruned / fl,
                      dense_tokens_per_s=tokens / t_dense, pruned_tokens_per_s=tokens / t_pruned)
             print(f"{bs:>5} | {kept:>5.2f} | {fl:>12.2f}x | {r['measured']:>7.2f}x | {r['realised']:>8.2f} | "
                   f"{r['dense_tokens_per_s']:>11.0f} | {r['pruned_tokens_per_s']:>12.0f}")
+            if t_graphed:
+                r.update(graphed_measured=t_graphed[0] / t_graphed[1], dense_graphed_speedup=t_dense / t_graphed[0],
+                         graph_bucket=args.graph_bucket)
+                print(f"      CUDA graphs: pruned {r['graphed_measured']:.2f}x the graphed dense "
+                      f"({tokens / t_graphed[1]:.0f} tok/s); graphs make the dense model {r['dense_graphed_speedup']:.2f}x")
             if args.split and bs == 1:
                 r["split"] = cost_split(skim, dense, batches, device, args.repeats, args.warmup)
                 print("      batch 1, encoder only, speedup against the dense layers: layers alone on the kept tokens "
@@ -272,6 +313,9 @@ def main(argv=None):
         result["reference"] = reference(args, tok_dir, dense, examples, sizes, device)
     if not args.no_train:
         result["training"] = training_throughput(args, tok_dir, skim, dense, examples, device)
+    if args.profile:
+        atomic_write_text(args.profile, f"python bench.py {' '.join(argv or sys.argv[1:])}\n{device_name(device)}, torch "
+                          f"{torch.__version__}, {torch.get_num_threads()} threads\n\n" + "\n".join(profiles))
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=2))
     return rows

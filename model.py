@@ -215,6 +215,7 @@ class BertModel(nn.Module):
         self.depth = [self.layers[0]] * cfg.num_hidden_layers if cfg.model_type == "albert" else list(self.layers)
         self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.model_type != "distilbert" else None
         self.predictors = None
+        self.runner = None   # graphs.py sets it: inference replayed as CUDA graphs
         if cfg.skim:
             self.predictors = nn.ModuleList(
                 transkimmer.SkimPredictor(cfg.hidden_size, cfg.layer_norm_eps, cfg.skim_input_layernorm,
@@ -231,15 +232,20 @@ class BertModel(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         h = self.embed(input_ids, token_type_ids)  # (B, T, H)
+        graphed = self.runner is not None and not self.training
         if self.predictors is None:
-            for layer in self.depth:
-                h = layer(h, attention_mask)
+            if graphed:
+                h = self.runner(h, attention_mask)
+            else:
+                for layer in self.depth:
+                    h = layer(h, attention_mask)
             return EncoderOutput(h, self.pool(h))
         prune = (not self.training) if prune is None else prune
         if prune and self.training:
             raise ValueError("real pruning is for inference: call model.eval() first")
         if prune:   # inference: tokens really removed
-            out = transkimmer.pruned_encode(h, attention_mask, self.depth, self.predictors)
+            out = self.runner(h, attention_mask) if graphed else \
+                transkimmer.pruned_encode(h, attention_mask, self.depth, self.predictors)
         else:       # training (or the masked reference at inference): Eq. 4 attention
             out = transkimmer.masked_encode(h, attention_mask, self.depth, self.predictors,
                                             self.config.skim_tau, self.training)

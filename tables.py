@@ -147,7 +147,7 @@ def speed_table(folder):
     """The README's speed table: one row per batch size of each bench.py --json file in the folder,
     then what else each bench measured (our BERT against Hugging Face's, training throughput)."""
     head = ("| run | skimmed | task | device, threads | batch | kept | FLOPs speedup (as executed) | measured speedup "
-            "| realised (measured / FLOPs) | dense tokens/s | pruned tokens/s |")
+            "| realised (measured / FLOPs) | dense tokens/s | pruned tokens/s | CUDA graphs: pruned / dense, both graphed |")
     lines, extra = [head, "|" + "---|" * (head.count("|") - 1)], []
     for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
         with open(path) as f:
@@ -158,7 +158,8 @@ def speed_table(folder):
         for r in b["rows"]:
             lines.append(f"| {name} | {what} | {b['task']} | {b['device_name']}, "
                          f"{b['threads']} | {r['batch']} | {r['kept']:.2f} | {r['flops']:.2f}x | {r['measured']:.2f}x "
-                         f"| {r['realised']:.2f} | {r['dense_tokens_per_s']:.0f} | {r['pruned_tokens_per_s']:.0f} |")
+                         f"| {r['realised']:.2f} | {r['dense_tokens_per_s']:.0f} | {r['pruned_tokens_per_s']:.0f} | "
+                         + (f"{r['graphed_measured']:.2f}x (bucket {r['graph_bucket']}) |" if "graphed_measured" in r else "- |"))
         if b.get("reference"):
             extra.append(f"\n{name}, our dense BERT against Hugging Face `BertModel` ({b['reference'][0]['attention']} "
                          "attention), same weights, reference seconds / ours: " + ", ".join(

@@ -66,6 +66,7 @@ def test_bench_needs_one_model():
     (["--repeats", "0"], "argument --repeats: must be >= 1"),
     (["--num-examples", "0"], "argument --num-examples: must be >= 1"),
     (["--split", "--batch-sizes", "4"], "--split times batch 1: include 1 in --batch-sizes"),
+    (["--cuda-graphs", "--device", "cpu"], "--cuda-graphs needs --device cuda"),
 ])
 def test_bad_arguments_one_line(tmp_path, extra, says):
     import subprocess
@@ -95,7 +96,23 @@ def test_bench_json_feeds_the_speed_table(setup, tmp_path):
     assert r["pruned_tokens_per_s"] / r["dense_tokens_per_s"] == pytest.approx(r["measured"])
     table = tables.speed_table(str(folder)).splitlines()
     assert len(table) == 3 and table[2].startswith("| half | 50% of tokens before layer 0")
-    assert f"| {r['measured']:.2f}x |" in table[2]
+    assert f"| {r['measured']:.2f}x |" in table[2] and table[2].endswith("| - |")   # no CUDA graphs timed
+    saved["rows"][0].update(graphed_measured=1.234, graph_bucket=16)                 # as --cuda-graphs records
+    json.dump(saved, open(path, "w"))
+    assert tables.speed_table(str(folder)).splitlines()[2].endswith("| 1.23x (bucket 16) |")
+
+
+def test_bench_profile_writes_top_lines(setup, tmp_path):
+    glue, model = setup
+    path = tmp_path / "profile.txt"
+    bench.main(["--model", model, "--data-dir", glue, "--batch-sizes", "1,2", "--num-examples", "8", "--repeats", "1",
+                "--warmup", "0", "--no-reference", "--no-train", "--device", "cpu", "--profile", str(path)])
+    text = path.read_text()
+    assert text.startswith("python bench.py --model")
+    sections = [line for line in text.splitlines() if line.startswith("== ")]
+    assert sections == ["== batch 1, 1 batches: dense", "== batch 1, 1 batches: pruned",
+                        "== batch 2, 4 batches: dense", "== batch 2, 4 batches: pruned"]
+    assert text.count("aten::addmm") >= 4 and "Self CPU time total" in text
 
 
 def test_bench_without_data_dir_fetches_as_train_does(tmp_path, monkeypatch):

@@ -1,0 +1,168 @@
+"""
+Real pruning on a GPU without the launch overhead: the encoder cut into fixed-shape steps, one per
+layer, each recorded once as a CUDA graph and then replayed with a single launch.
+
+Why. `transkimmer.pruned_encode` launches about three times the kernels of the dense encoder
+(predictor, decision, sort, gathers, scatters) and waits once per layer for the host to learn how
+many tokens remain. On an H100 the host, not the arithmetic, then sets the time: pruned inference
+ran at 0.33-0.66x of dense although the GPU's own work shrank (README, Speed). A CUDA graph is
+replayed with one launch, however many kernels it holds.
+
+What it computes: exactly what `pruned_encode` computes, the same decisions and the same layers on
+the same kept tokens, and the same SkimOutput (tests/test_graphs.py). Only the shapes differ, so
+that a few graphs serve every batch:
+  - the batch's length T and each layer's kept width T' (the batch's largest kept count) are
+    rounded up to a multiple of `bucket`; the extra slots are padding, masked out of attention like
+    a short row's, never written out;
+  - attention is always masked (pruned_encode drops the mask when no row is short).
+Each layer still needs its one host read (how many tokens remain picks the next graph).
+
+    enc = model.bert (or model); enc.runner = Graphed(enc, bucket=16)   # then model(**batch) as usual
+    enc.runner = None                                                   # back to the eager encoder
+
+The dense model (skim=False) is graphed too, one graph per batch shape, so that bench.py
+(`--cuda-graphs`) compares like with like. `graphs=False` runs the very same steps eagerly: that
+is how the CPU tests check the steps, and how a machine without CUDA runs this file.
+"""
+
+import torch
+
+import transkimmer
+from transkimmer import SkimOutput, decide, gather_rows, keep_cls, scatter_rows_
+
+
+def round_up(n, bucket, limit):
+    """The width a step computes on: n rounded up to a multiple of bucket, at most limit."""
+    return min(-(-n // bucket) * bucket, limit)
+
+
+class Graphed:
+    """Inference for a BertModel `enc` (eval mode, no gradients): the pruned encoder when
+    enc.predictors exists, else the dense one. Call it as enc calls its encoder: (h, attention_mask)
+    -> SkimOutput (pruned; keep masks as pruned_encode gives them) or the last hidden state (dense)."""
+
+    def __init__(self, enc, bucket=16, graphs=True):
+        self.layers, self.predictors, self.bucket, self.graphs = enc.depth, enc.predictors, bucket, graphs
+        self.buffers, self.steps = {}, {}        # static tensors by (B, T, parity, width); graphs by key
+        self.pool = None                          # one memory pool for every graph: they run one at a time
+
+    # -- the steps: each reads and writes only static tensors (self.buffers), so it can be replayed
+
+    def state(self, B, W, parity, width, like):
+        """The static tensors of a layer's input at this width, for batches of B padded to W: x (B, width,
+        H) states, pos (B, width) original positions, valid (B, width) a real token, and the decision
+        on them: keep, order (kept first), n (B,) kept counts, widest (1,) the largest."""
+        key = (B, W, parity, width)
+        if key not in self.buffers:
+            long = dict(dtype=torch.long, device=like.device)
+            self.buffers[key] = dict(x=like.new_zeros(B, width, like.shape[-1]), pos=torch.zeros(B, width, **long),
+                                     valid=torch.zeros(B, width, dtype=torch.bool, device=like.device),
+                                     keep=torch.zeros(B, width, dtype=torch.bool, device=like.device),
+                                     order=torch.zeros(B, width, **long), n=torch.zeros(B, **long),
+                                     widest=torch.zeros(1, **long))
+        return self.buffers[key]
+
+    def decide(self, i, s):
+        """Before layer i: pruned_encode's decision and the order that puts the kept tokens first."""
+        keep = keep_cls(decide(self.predictors[i](s["x"]), training=False), s["pos"]) & s["valid"]
+        s["keep"].copy_(keep)
+        s["n"].copy_(keep.sum(1))
+        s["order"].copy_(torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices)
+        s["widest"].copy_(s["n"].max().view(1))
+
+    def layer(self, i, s, t, out, exits):
+        """Layer i from state s to state t (t's width: the bucketed kept count): the tokens skimmed
+        here leave (Eq. 3), the kept ones are gathered (Eq. 1) and go through the layer."""
+        spare = out.shape[1] - 1
+        target = torch.where(s["keep"] | ~s["valid"], spare, s["pos"])   # only the leaving tokens are written
+        scatter_rows_(out, target, s["x"])
+        exits.scatter_(1, target, i)
+        idx = s["order"][:, :t["x"].shape[1]]
+        t["pos"].copy_(s["pos"].gather(1, idx))
+        t["valid"].copy_(torch.arange(idx.shape[1], device=idx.device) < s["n"][:, None])
+        t["x"].copy_(self.layers[i](gather_rows(s["x"], idx), t["valid"]))
+
+    def finish(self, s, out, exits):
+        """After the last layer: the tokens kept to the end leave with H^L."""
+        target = torch.where(s["valid"], s["pos"], out.shape[1] - 1)
+        scatter_rows_(out, target, s["x"])
+        exits.scatter_(1, target, len(self.layers))
+
+    def run(self, key, fn):
+        """fn() eagerly, or its CUDA graph: recorded the first time this key comes, replayed after.
+        fn must be idempotent (it reads one set of static tensors and writes another)."""
+        if not self.graphs:
+            return fn()
+        if key not in self.steps:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):                 # warm up outside the graph, as CUDA graphs require
+                fn()
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self.pool):
+                fn()
+            self.pool = graph.pool()
+            self.steps[key] = graph
+        self.steps[key].replay()
+
+    # -- the encoders
+
+    @torch.no_grad()
+    def __call__(self, h, attention_mask):
+        device = h.device.type
+        amp = torch.is_autocast_enabled(device)
+        # autocast's cache of cast weights must stay off: a graph would keep reading a freed cache
+        with torch.autocast(device, dtype=torch.get_autocast_dtype(device), enabled=amp, cache_enabled=False):
+            return self.dense(h, attention_mask) if self.predictors is None else self.pruned(h, attention_mask)
+
+    def start(self, h, attention_mask):
+        """The first state: the batch padded to a multiple of bucket (a few graphs serve all lengths)."""
+        B, T, _ = h.shape
+        width = -(-T // self.bucket) * self.bucket
+        s = self.state(B, width, 0, width, h)
+        s["x"].zero_()
+        s["x"][:, :T].copy_(h)
+        s["pos"].copy_(torch.arange(width, device=h.device).expand(B, width))
+        s["valid"].zero_()
+        s["valid"][:, :T].copy_(attention_mask.bool())   # padding is skimmed before layer 0
+        return s, width
+
+    def dense(self, h, attention_mask):
+        s, width = self.start(h, attention_mask)
+        B, T, _ = h.shape
+        t = self.state(B, width, 1, width, h)
+
+        def step():
+            x = s["x"]
+            for layer in self.layers:
+                x = layer(x, s["valid"])
+            t["x"].copy_(x)
+        self.run(("dense", B, width), step)
+        return t["x"][:, :T].clone()
+
+    def pruned(self, h, attention_mask):
+        s, width = self.start(h, attention_mask)
+        B, T, H = h.shape
+        W, L = width, len(self.layers)
+        io = self.buffers.setdefault(("io", B, W), dict(out=h.new_zeros(B, W + 1, H),
+                                                         exits=torch.zeros(B, W + 1, dtype=torch.long, device=h.device)))
+        out, exits = io["out"], io["exits"]        # (B, W + 1): the last slot takes the writes of tokens not leaving
+        out[:, :T].copy_(h)                        # padding leaves with H^0
+        exits.zero_()
+        self.run(("decide", B, W), lambda: self.decide(0, s))
+        for i in range(L):
+            new = round_up(int(s["widest"]), self.bucket, width)      # the layer's one host read
+            t = self.state(B, W, (i + 1) % 2, new, h)
+
+            def step(i=i, s=s, t=t):
+                self.layer(i, s, t, out, exits)
+                if i + 1 < L:
+                    self.decide(i + 1, t)
+                else:
+                    self.finish(t, out, exits)
+            self.run(("layer", i, B, W, width, new), step)
+            s, width = t, new
+        entered = exits[:, :T, None] > torch.arange(L, device=h.device)    # (B, T, L): kept entering layer i
+        masks = list(entered.to(h.dtype).unbind(-1))
+        return SkimOutput(out[:, :T].clone(), masks, transkimmer.skim_loss(masks, attention_mask))
