@@ -23,7 +23,8 @@ the same weights and batches, and the training step (forward, backward, AdamW) o
 attention, our plain BERT and the reference.
 With --cuda-graphs (CUDA only) the dense and the pruned encoders are also timed as CUDA graphs
 (graphs.py), in the same interleaved passes: "graphs" is dense graphed / pruned graphed, and
-"dense graphed" is how much graphs speed up the dense model itself.
+"dense graphed" is how much graphs speed up the dense model itself. Then both models, in all four
+timings, keep their Linear weights in bf16 (graphs.bf16_linears: what autocast computes, cast once).
 """
 
 import argparse
@@ -270,6 +271,8 @@ def main(argv=None):
     sizes = args.batch_sizes or ([1, 32, 128] if device.type == "cuda" else [1, 32])
     if not args.checkpoint:
         set_skim(skim, make_batches(examples, 32, args.num_examples, device), args.skim_fraction, args.skim_layer)
+    if args.cuda_graphs:   # both models, all four timings: the same numbers under autocast, no per-call casts
+        graphs.bf16_linears(skim), graphs.bf16_linears(dense)
     print(f"device {device} ({torch.get_num_threads()} threads), {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, "
           f"{args.task} dev sentences, " + (f"checkpoint {args.checkpoint}" if args.checkpoint else
                                              f"{args.skim_fraction:.0%} skimmed before layer {args.skim_layer}"))

@@ -31,6 +31,16 @@ import transkimmer
 from transkimmer import SkimOutput, decide, gather_rows, keep_cls, scatter_rows_
 
 
+def bf16_linears(model):
+    """Store every Linear's weight and bias in bf16, once, for inference under bf16 autocast: the
+    same numbers autocast computes (it casts them to bf16 at every call), without the casts, which
+    a CUDA graph would otherwise redo at every replay. Returns the model."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            m.to(torch.bfloat16)
+    return model
+
+
 def round_up(n, bucket, limit):
     """The width a step computes on: n rounded up to a multiple of bucket, at most limit."""
     return min(-(-n // bucket) * bucket, limit)

@@ -5,7 +5,7 @@ test records and replays them as graphs and is skipped without a GPU."""
 import pytest
 import torch
 
-from graphs import Graphed, round_up
+from graphs import Graphed, bf16_linears, round_up
 from model import build
 from tiny import make_batch, skimming_model, tiny_config
 
@@ -64,6 +64,18 @@ def test_dense_steps_equal_dense_layers():
         model.bert.runner = Graphed(model.bert, graphs=False)
         steps = model(ids, mask).logits
     assert (eager - steps).abs().max() < 1e-5
+
+
+def test_bf16_linears_compute_what_autocast_computes():
+    model = skimming_model(seed=1, num_labels=3).eval()
+    stored = bf16_linears(skimming_model(seed=1, num_labels=3).eval())
+    assert stored.bert.layers[0].attn.q.weight.dtype == torch.bfloat16
+    assert stored.bert.layers[0].ln1.weight.dtype == torch.float32       # LayerNorms stay in fp32, as autocast runs them
+    ids, mask = make_batch([16, 11, 7, 3], seed=2)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        a, b = model(ids, mask), stored(ids, mask)
+    assert all(torch.equal(x, y) for x, y in zip(a.keep_masks, b.keep_masks))
+    assert torch.equal(a.logits, b.logits)
 
 
 def test_training_ignores_the_runner():
