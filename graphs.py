@@ -27,8 +27,7 @@ is how the CPU tests check the steps, and how a machine without CUDA runs this f
 
 import torch
 
-import transkimmer
-from transkimmer import SkimOutput, decide, gather_rows, keep_cls, scatter_rows_
+from transkimmer import decide, exit_output, gather_rows, keep_cls, scatter_rows_
 
 
 def bf16_linears(model):
@@ -129,7 +128,7 @@ class Graphed:
     def start(self, h, attention_mask):
         """The first state: the batch padded to a multiple of bucket (a few graphs serve all lengths)."""
         B, T, _ = h.shape
-        width = -(-T // self.bucket) * self.bucket
+        width = round_up(T, self.bucket, T + self.bucket)
         s = self.state(B, width, 0, width, h)
         s["x"].zero_()
         s["x"][:, :T].copy_(h)
@@ -155,9 +154,9 @@ class Graphed:
         s, width = self.start(h, attention_mask)
         B, T, H = h.shape
         W, L = width, len(self.layers)
-        io = self.buffers.setdefault(("io", B, W), dict(out=h.new_zeros(B, W + 1, H),
-                                                         exits=torch.zeros(B, W + 1, dtype=torch.long, device=h.device)))
-        out, exits = io["out"], io["exits"]        # (B, W + 1): the last slot takes the writes of tokens not leaving
+        if ("io", B, W) not in self.buffers:       # (B, W + 1): the last slot takes the writes of tokens not leaving
+            self.buffers["io", B, W] = h.new_zeros(B, W + 1, H), torch.zeros(B, W + 1, dtype=torch.long, device=h.device)
+        out, exits = self.buffers["io", B, W]
         out[:, :T].copy_(h)                        # padding leaves with H^0
         exits.zero_()
         self.run(("decide", B, W), lambda: self.decide(0, s))
@@ -173,6 +172,4 @@ class Graphed:
                     self.finish(t, out, exits)
             self.run(("layer", i, B, W, width, new), step)
             s, width = t, new
-        entered = exits[:, :T, None] > torch.arange(L, device=h.device)    # (B, T, L): kept entering layer i
-        masks = list(entered.to(h.dtype).unbind(-1))
-        return SkimOutput(out[:, :T].clone(), masks, transkimmer.skim_loss(masks, attention_mask))
+        return exit_output(out[:, :T].clone(), exits[:, :T], attention_mask, L)

@@ -301,6 +301,12 @@ def pruned_encode(h, attention_mask, layers, predictors):
     target = torch.where(valid, pos, spare)                # the rest leave with H^L
     scatter_rows_(out, target, x)
     exits.scatter_(1, target, L)
-    entered = exits[:, :T, None] > torch.arange(L, device=h.device)    # (B, T, L): kept entering layer i
-    masks = list(entered.to(h.dtype).unbind(-1))
-    return SkimOutput(out[:, :T], masks, skim_loss(masks, attention_mask))
+    return exit_output(out[:, :T], exits[:, :T], attention_mask, L)
+
+
+def exit_output(out, exits, attention_mask, L):
+    """The SkimOutput of a pruned encoder from its output (B, T, H) and the number of layers each
+    token entered (B, T): the keep masks are m_i = [exits > i]."""
+    entered = exits[..., None] > torch.arange(L, device=exits.device)   # (B, T, L): kept entering layer i
+    masks = list(entered.to(out.dtype).unbind(-1))
+    return SkimOutput(out, masks, skim_loss(masks, attention_mask))
