@@ -20,6 +20,9 @@ Each layer still needs its one host read (how many tokens remain picks the next 
     enc = model.bert (or model); enc.runner = Graphed(enc, bucket=16)   # then model(**batch) as usual
     enc.runner = None                                                   # back to the eager encoder
 
+Make it after the model has its device and dtype (a graph reads its weights where they were), and
+keep it for one model: each new batch shape is recorded once and kept, with its static tensors.
+
 The dense model (skim=False) is graphed too, one graph per batch shape, so that bench.py
 (`--cuda-graphs`) compares like with like. `graphs=False` runs the very same steps eagerly: that
 is how the CPU tests check the steps, and how a machine without CUDA runs this file.
