@@ -21,10 +21,11 @@ gain), the same with the predictors computed, and the real pruned encoder, again
 When Hugging Face transformers is installed it also times our dense BERT against its BertModel on
 the same weights and batches, and the training step (forward, backward, AdamW) of ours with skim
 attention, our plain BERT and the reference.
-With --cuda-graphs (CUDA only) the dense and the pruned encoders are also timed as CUDA graphs
-(graphs.py), in the same interleaved passes: "graphs" is dense graphed / pruned graphed, and
-"dense graphed" is how much graphs speed up the dense model itself. Then both models, in all four
-timings, keep their Linear weights in bf16 (graphs.bf16_linears: what autocast computes, cast once).
+With --cuda-graphs (CUDA, inference only) the dense and the pruned encoders are also timed as CUDA
+graphs (graphs.py), in the same interleaved passes: the pruned model's speedup when both are
+graphed (dense graphed seconds / pruned graphed seconds), and how much graphs speed up the dense
+model itself. Then both models, in all four timings, keep their Linear weights in bf16
+(graphs.bf16_linears: what autocast computes, cast once).
 """
 
 import argparse
@@ -89,6 +90,8 @@ def parse_args(argv=None):
         p.error("--split times batch 1: include 1 in --batch-sizes")
     if args.cuda_graphs and args.device != "cuda":
         p.error("--cuda-graphs needs --device cuda (CUDA graphs exist only on NVIDIA GPUs)")
+    if args.cuda_graphs and not (args.no_reference and args.no_train):
+        p.error("--cuda-graphs times inference with bf16 weights: add --no-reference --no-train")
     args.max_length = args.max_length or TASKS[args.task]["max_length"]
     return args
 
@@ -306,6 +309,7 @@ def main(argv=None):
                 print("      batch 1, encoder only, speedup against the dense layers: layers alone on the kept tokens "
                       "{kept_tokens_only:.2f}x, with the predictors {with_predictors:.2f}x, pruned {pruned:.2f}x".format(**r["split"]))
             rows.append(r)
+        encoder(dense).runner = encoder(skim).runner = None   # (what follows runs eagerly)
 
     result = dict(checkpoint=args.checkpoint, model=args.model, task=args.task, max_length=args.max_length,
                   skim_fraction=None if args.checkpoint else args.skim_fraction,

@@ -53,6 +53,12 @@ def test_bench_checkpoint(setup, tmp_path, capsys):
         bench.main(["--checkpoint", os.path.join(base, "checkpoint"), "--data-dir", glue])
 
 
+def test_cuda_graphs_time_inference_only(capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--model", "m", "--cuda-graphs", "--device", "cuda", "--no-train"])
+    assert "--cuda-graphs times inference with bf16 weights: add --no-reference --no-train" in capsys.readouterr().err
+
+
 def test_bench_needs_one_model():
     with pytest.raises(SystemExit):
         bench.parse_args([])
