@@ -46,6 +46,17 @@ def test_steps_equal_pruned_encode(bucket, lengths):
     model.bert.runner = None
 
 
+@pytest.mark.parametrize("family", ["albert", "distilbert"])
+def test_steps_equal_pruned_encode_other_families(family):
+    """ALBERT runs one shared layer at every depth, DistilBERT has no pooler: the steps take the
+    encoder's depth and predictors as pruned_encode does."""
+    model = skimming_model(seed=1, num_labels=3, model_type=family).eval()
+    ids, mask = make_batch([16, 11, 7, 3], seed=2)
+    steps = skimming_model(seed=1, num_labels=3, model_type=family).eval()
+    steps.bert.runner = Graphed(steps.bert, bucket=4, graphs=False)
+    _same(model, steps, ids, mask)
+
+
 def test_steps_reuse_buffers_across_batches():
     """The static tensors are reused: a second batch of the same shape must not see the first one."""
     model = skimming_model(seed=1, num_labels=3).eval()
