@@ -55,7 +55,9 @@ class Graphed:
 
     def __init__(self, enc, bucket=16, graphs=True):
         self.layers, self.predictors, self.bucket, self.graphs = enc.depth, enc.predictors, bucket, graphs
-        self.buffers, self.steps = {}, {}        # static tensors by (B, T, parity, width); graphs by key
+        # static tensors by (B, padded length, parity, width): layer i reads parity i % 2 and writes
+        # the other, so a step never overwrites what it reads; graphs by step and shapes
+        self.buffers, self.steps = {}, {}
         self.pool = None                          # one memory pool for every graph: they run one at a time
 
     # -- the steps: each reads and writes only static tensors (self.buffers), so it can be replayed
