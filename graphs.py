@@ -30,7 +30,7 @@ is how the CPU tests check the steps, and how a machine without CUDA runs this f
 
 import torch
 
-from transkimmer import decide, exit_output, gather_rows, keep_cls, scatter_rows_
+from transkimmer import decide, exit_output, gather_rows, keep_cls, kept_first, leave_
 
 
 def bf16_linears(model):
@@ -81,7 +81,7 @@ class Graphed:
         keep = keep_cls(decide(self.predictors[i](s["x"]), training=False), s["pos"]) & s["valid"]
         s["keep"].copy_(keep)
         s["n"].copy_(keep.sum(1))
-        s["order"].copy_(torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices)
+        s["order"].copy_(kept_first(keep))
         s["widest"].copy_(s["n"].max().view(1))
 
     def layer(self, i, s, t, out, exits):
@@ -89,8 +89,7 @@ class Graphed:
         here leave (Eq. 3), the kept ones are gathered (Eq. 1) and go through the layer."""
         spare = out.shape[1] - 1
         target = torch.where(s["keep"] | ~s["valid"], spare, s["pos"])   # only the leaving tokens are written
-        scatter_rows_(out, target, s["x"])
-        exits.scatter_(1, target, i)
+        leave_(out, exits, s["x"], target, i)
         idx = s["order"][:, :t["x"].shape[1]]
         t["pos"].copy_(s["pos"].gather(1, idx))
         t["valid"].copy_(torch.arange(idx.shape[1], device=idx.device) < s["n"][:, None])
@@ -99,8 +98,7 @@ class Graphed:
     def finish(self, s, out, exits):
         """After the last layer: the tokens kept to the end leave with H^L."""
         target = torch.where(s["valid"], s["pos"], out.shape[1] - 1)
-        scatter_rows_(out, target, s["x"])
-        exits.scatter_(1, target, len(self.layers))
+        leave_(out, exits, s["x"], target, len(self.layers))
 
     def run(self, key, fn):
         """fn() eagerly, or its CUDA graph: recorded the first time this key comes, replayed after.

@@ -246,6 +246,20 @@ def scatter_rows_(out, idx, x):
     out.view(B * T, H).index_copy_(0, _flat_rows(idx, T), x.reshape(-1, H).to(out.dtype))
 
 
+def kept_first(keep):
+    """keep (B, T) bool -> (B, T) indices that put each row's kept tokens first, in their original
+    order (a stable sort of "skimmed")."""
+    return torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices
+
+
+def leave_(out, exits, x, target, i):
+    """Eq. 3 at inference, in place: the tokens of x (B, T', H) leave having entered i layers. Row j
+    of sequence b is written to out[b, target[b, j]], its original position (the spare slot for the
+    rows that do not leave), and exits records i there."""
+    scatter_rows_(out, target, x)
+    exits.scatter_(1, target, i)
+
+
 def compact(x, pos, keep):
     """The Gather of Eq. 1, for a whole batch at once: move each row's kept tokens to the front.
 
@@ -263,7 +277,7 @@ def compact(x, pos, keep):
     # The one host-device synchronisation of a layer, and unavoidable: the next tensor's size
     # depends on the decisions. (max, min) come back together; min tells if any row is short.
     t_new, t_min = (int(v) for v in torch.stack([n.max(), n.min()]).tolist())
-    order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices[:, :t_new]  # kept first
+    order = kept_first(keep)[:, :t_new]
     x = gather_rows(x, order)                                                # (B, T', H)
     pos = pos.gather(1, order)                                               # (B, T')
     valid = torch.arange(t_new, device=x.device) < n[:, None]                # (B, T')
@@ -294,13 +308,11 @@ def pruned_encode(h, attention_mask, layers, predictors):
         if B > 1 or kept[0].shape[1] < x.shape[1]:        # (one sequence that skims nothing here: no one leaves)
             stays = keep if full else keep | ~valid
             target = torch.where(stays, spare, pos)        # the tokens skimmed here leave (Eq. 3)
-            scatter_rows_(out, target, x)
-            exits.scatter_(1, target, i)
+            leave_(out, exits, x, target, i)
         x, pos, valid, full = kept
         x = layer(x, None if full else valid)              # plain attention on the kept tokens
     target = torch.where(valid, pos, spare)                # the rest leave with H^L
-    scatter_rows_(out, target, x)
-    exits.scatter_(1, target, L)
+    leave_(out, exits, x, target, L)
     return exit_output(out[:, :T], exits[:, :T], attention_mask, L)
 
 
