@@ -71,7 +71,7 @@ def test_glue_table_from_result_files(outs, tmp_path, capsys):
             dict(batch=1, kept=0.5, flops=2.0, measured=1.1, realised=0.55, split=split)]
     json.dump(dict(rows=rows), open(folder / "bench" / "sst2-transkimmer-seed1.json", "w"))
     rows[1]["split"] = dict(split, pruned=0.9)
-    json.dump(dict(rows=[dict(r, measured=r["measured"] + 0.2) for r in rows]), open(folder / "bench" / "sst2-transkimmer-seed2.json", "w"))
+    json.dump(dict(rows=[dict(r, measured=r["measured"] + 0.2, realised=r["realised"] + 0.04) for r in rows]), open(folder / "bench" / "sst2-transkimmer-seed2.json", "w"))
     readme = tmp_path / "README.md"
     readme.write_text("before\n<!-- glue-table -->\nold table\n<!-- /glue-table -->\nmiddle\n"
                       "<!-- batch1-table -->\n<!-- /batch1-table -->\nafter\n")
@@ -87,7 +87,7 @@ def test_glue_table_from_result_files(outs, tmp_path, capsys):
     assert cells[7] == "cpu 3, cuda 1"                                  # each run's --device, counted
     assert cells[8] == f"{sum(r['flops_speedup_no_padding'] for r in runs[:2]) / 2:.2f}x / " \
                        f"{sum(r['flops_speedup_sequence'] for r in runs[:2]) / 2:.2f}x"
-    assert cells[10] == "1.90x (0.90 of FLOPs) / 1.20x (0.55 of FLOPs) (2)"
+    assert cells[10] == "1.90x, 0.92 of FLOPs (lowest 0.90) / 1.20x (lowest 1.10x) (2)"   # means, and the lowest checkpoint
     assert cells[11] == "93.0 → 92.3, 1.58x"                          # paper Table 3, BERT-base
     text = readme.read_text()
     assert text.startswith("before\n<!-- glue-table -->\n| task |") and "<!-- /glue-table -->\nmiddle\n" in text
