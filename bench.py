@@ -44,18 +44,13 @@ import flops
 import graphs
 import transkimmer
 from evaluate import autocast
-from files import atomic_write_text
+from files import atomic_write_text, output_problem
 from load_weights import load_model, load_pretrained
 from model import build, encoder, is_predictor
 from tasks import QA, TASKS, read_splits
-from train import POSITIVE_INT, number
+from train import POSITIVE_INT, check_device, number
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def batch_sizes(text):
-    """--batch-sizes: comma-separated whole numbers >= 1."""
-    return [POSITIVE_INT(s) for s in text.split(",")]
 
 
 def parse_args(argv=None):
@@ -70,7 +65,7 @@ def parse_args(argv=None):
     p.add_argument("--cache-dir", default=fetch.DEFAULT_CACHE, help="where downloads are kept")
     p.add_argument("--num-examples", type=POSITIVE_INT, default=512, help="dev examples per timed pass (batch 1: / 8)")
     p.add_argument("--max-length", type=number(int, 8), help="truncate sentences to this many tokens (default: the task's, Table 2)")
-    p.add_argument("--batch-sizes", type=batch_sizes, default=None, help="comma-separated (default: 1,32 on CPU, 1,32,128 on CUDA)")
+    p.add_argument("--batch-sizes", type=lambda text: [POSITIVE_INT(v) for v in text.split(",")], default=None, help="comma-separated (default: 1,32 on CPU, 1,32,128 on CUDA)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     p.add_argument("--repeats", type=POSITIVE_INT, default=7, help="timed passes per model; the median is reported")
     p.add_argument("--warmup", type=number(int, 0), default=2, help="untimed passes first")
@@ -92,6 +87,10 @@ def parse_args(argv=None):
         p.error("--cuda-graphs needs --device cuda (CUDA graphs exist only on NVIDIA GPUs)")
     if args.cuda_graphs and not (args.no_reference and args.no_train):
         p.error("--cuda-graphs times inference with bf16 weights: add --no-reference --no-train")
+    check_device(p, args.device)
+    for flag, path in (("--json", args.json), ("--profile", args.profile)):
+        if path and output_problem(flag, path):
+            p.error(output_problem(flag, path))
     args.max_length = args.max_length or TASKS[args.task]["max_length"]
     return args
 

@@ -24,9 +24,21 @@ def unwritable(path):
     return None if os.access(parent, os.W_OK | os.X_OK) else parent
 
 
+def output_problem(flag, path):
+    """Why the file `path`, given with `flag`, cannot be written (one line naming both), or None;
+    checked before any work, so that a long run never ends in a traceback at its last step."""
+    if os.path.isdir(path):
+        return f"{flag} {path} is a folder: pass a file name"
+    if unwritable(path):
+        return f"{flag} {path}: {unwritable(path)} is not writable; pass a file in a folder you can write to"
+    return None
+
+
 def atomic_write(path, write):
-    """Call write(tmp_path) for a temporary file beside `path`, then rename it onto `path`."""
+    """Call write(tmp_path) for a temporary file beside `path` (its folder made if missing), then
+    rename it onto `path`."""
     folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-" + os.path.basename(path))
     os.close(fd)
     try:

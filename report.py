@@ -23,7 +23,7 @@ import json
 import os
 import statistics
 
-from files import atomic_write_text
+from files import atomic_write_text, output_problem
 from tables import (ablation_table, batch1_table, glue_table, replace_between, speed_table,
                     sweep_table)
 
@@ -201,16 +201,18 @@ def main(argv=None):
                    "(the runs given must share one task)")
     args = p.parse_args(argv)
     for flag, path in (("--out", args.out), ("--svg", args.svg), ("--fig3-svg", args.fig3_svg), ("--readme", args.readme)):
-        if path and os.path.isdir(path):
-            p.error(f"{flag} {path} is a folder: pass a file name")
+        if path and output_problem(flag, path):
+            p.error(output_problem(flag, path))
+    if args.readme and not os.path.isfile(args.readme):
+        p.error(f"--readme {args.readme}: no such file; pass the README whose marked blocks take the tables")
     tables = [(marker, make(folder)) for marker, make, folder in
               [("glue-table", glue_table, args.glue), ("batch1-table", batch1_table, args.glue), ("ablation-table", ablation_table, args.ablation),
                ("lr-grid-table", ablation_table, args.lr_grid),
                ("speed-table", speed_table, args.bench)] if folder]
     tables += [(f"sweep-table {os.path.basename(os.path.normpath(folder))}", sweep_table(folder)) for folder in args.sweep]
-    for marker, text in tables:
-        if args.readme:
-            replace_between(args.readme, marker, text)
+    if args.readme and tables:
+        replace_between(args.readme, tables)
+    for _, text in tables:
         print(text)
     if tables:
         return

@@ -197,12 +197,18 @@ def sweep_table(folder):
     return "\n".join(lines) + "\n"
 
 
-def replace_between(path, marker, text):
-    """Replace what stands between <!-- marker --> and <!-- /marker --> in a file, atomically."""
+def replace_between(path, blocks):
+    """Replace what stands between <!-- marker --> and <!-- /marker --> in a file, for each
+    (marker, text) of blocks: every marker is checked first, then the file is written once,
+    atomically (a missing block leaves the file as it was)."""
     with open(path) as f:
         doc = f.read()
-    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
-    if start not in doc or end not in doc:
-        raise SystemExit(f"error: {path} has no {start} ... {end} block to fill")
-    before, rest = doc.split(start, 1)
-    atomic_write_text(path, before + start + "\n" + text + rest[rest.index(end):])
+    missing = [m for m, _ in blocks if f"<!-- {m} -->" not in doc or f"<!-- /{m} -->" not in doc]
+    if missing:
+        raise SystemExit(f"error: {path} has no " + ", ".join(f"<!-- {m} --> ... <!-- /{m} -->" for m in missing)
+                         + " block to fill: add the markers where the table goes")
+    for marker, text in blocks:
+        start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+        before, rest = doc.split(start, 1)
+        doc = before + start + "\n" + text + rest[rest.index(end):]
+    atomic_write_text(path, doc)

@@ -157,16 +157,21 @@ def results_path(args):
     return os.path.join(args.out_dir, "eval-results.json" if args.eval_only else "results.json")
 
 
+def check_device(p, text):
+    """--device names cpu, or cuda on a machine that has it (train.py and bench.py)."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        p.error(f"--device {text!r} is not a device: use cpu, cuda or cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        p.error(f"--device {text}: this machine has no CUDA GPU (torch {torch.__version__}); use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        p.error(f"--device {text}: only cpu and cuda are supported")
+
+
 def check_environment(p, args):
     """What can be checked before any work: the device, torchrun's variables, the output folder."""
-    try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        p.error(f"--device {args.device!r} is not a device: use cpu, cuda or cuda:N")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        p.error(f"--device {args.device}: this machine has no CUDA GPU (torch {torch.__version__}); use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        p.error(f"--device {args.device}: only cpu and cuda are supported")
+    check_device(p, args.device)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not all(v in os.environ for v in ("RANK", "MASTER_ADDR")):
         p.error("WORLD_SIZE is set but RANK or MASTER_ADDR is not: launch several processes with torchrun, "
                 "or unset WORLD_SIZE")

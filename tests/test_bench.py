@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+import torch
 
 import bench
 import data
@@ -73,6 +74,11 @@ def test_bench_needs_one_model():
     (["--num-examples", "0"], "argument --num-examples: must be >= 1"),
     (["--split", "--batch-sizes", "4"], "--split times batch 1: include 1 in --batch-sizes"),
     (["--cuda-graphs", "--device", "cpu"], "--cuda-graphs needs --device cuda"),
+    (["--device", "gpu"], "--device 'gpu' is not a device: use cpu, cuda or cuda:N"),
+    pytest.param(["--device", "cuda"], "--device cuda: this machine has no CUDA GPU",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
+    (["--json", "."], "--json . is a folder: pass a file name"),        # refused before the work, not at its end
+    (["--profile", "."], "--profile . is a folder: pass a file name"),
 ])
 def test_bad_arguments_one_line(tmp_path, extra, says):
     import subprocess
@@ -91,8 +97,7 @@ def test_bench_json_feeds_the_speed_table(setup, tmp_path):
     import tables
     glue, model = setup
     folder = tmp_path / "bench"
-    folder.mkdir()
-    path = str(folder / "half.json")
+    path = str(folder / "half.json")                  # (the folder is made)
     rows = bench.main(["--model", model, "--data-dir", glue, "--batch-sizes", "2", "--num-examples", "8",
                        "--repeats", "1", "--warmup", "0", "--no-reference", "--no-train", "--device", "cpu",
                        "--skim-fraction", "0.5", "--json", path])

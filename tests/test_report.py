@@ -213,3 +213,21 @@ def test_sweep_table_averages_each_setting(outs, tmp_path, capsys):
     assert rows["x-baseline"][1:3] == ["", "1 (1)"] and rows["x-baseline"][5] == f"{runs[2]['flops_speedup_no_padding']:.2f}x"
     text = readme.read_text()
     assert "old" not in text and text.startswith("a\n<!-- sweep-table mrpc-lambda -->\n| setting |") and text.endswith("-->\nb\n")
+
+
+def test_readme_that_is_missing_or_lacks_a_block_is_left_alone(outs, tmp_path, capsys):
+    """--readme names a file that must exist, and every table's block must be in it before any is
+    written: a README without one of them is not half-updated."""
+    import shutil
+    folder = tmp_path / "glue"
+    folder.mkdir()
+    shutil.copy(os.path.join(outs[0], "results.json"), folder / "sst2-transkimmer-seed1.json")
+    with pytest.raises(SystemExit):
+        report.main(["--glue", str(folder), "--readme", str(tmp_path / "nope.md")])
+    assert f"--readme {tmp_path / 'nope.md'}: no such file" in capsys.readouterr().err
+    readme = tmp_path / "README.md"
+    before = "a\n<!-- glue-table -->\nold\n<!-- /glue-table -->\nb\n"   # no batch1-table block
+    readme.write_text(before)
+    with pytest.raises(SystemExit, match="no <!-- batch1-table --> ... <!-- /batch1-table --> block"):
+        report.main(["--glue", str(folder), "--readme", str(readme)])
+    assert readme.read_text() == before
