@@ -66,6 +66,8 @@ def number(kind, low=None, high=None, low_open=False, high_open=False):
 
 
 POSITIVE_INT, POSITIVE = number(int, 1), number(float, 0, low_open=True)
+SKIM_SETTINGS = ("skim_coefficient", "tau", "mu0", "predictor_width", "predictor_lr", "predictor_lr_decay",
+                 "skim_delay", "skim_warmup")   # the "skimming" flags: a --baseline run has no use for them
 
 
 def parse_args(argv=None):
@@ -138,6 +140,10 @@ def parse_args(argv=None):
     if args.task and (args.text_column or args.text_pair_column or args.label_column):
         p.error("--text-column, --text-pair-column and --label-column name the columns of --train-file/--dev-file; "
                 f"--task {args.task} has its own")
+    skim_set = [f"--{d.replace('_', '-')}" for d in SKIM_SETTINGS if getattr(args, d) != p.get_default(d)]
+    if args.baseline and skim_set:
+        p.error(f"{' '.join(skim_set)} set{'s' if len(skim_set) == 1 else ''} skimming, but --baseline trains the "
+                "plain BERT, which has none: drop one or the other")
     if args.dev_file and args.data_dir:
         p.error("--data-dir holds GLUE tasks; your own data is read from --train-file and --dev-file alone")
     if args.dev_file:

@@ -52,6 +52,8 @@ def test_every_number_is_range_checked_before_any_work(setup, tmp_path, capsys, 
     (["--checkpoint", "somewhere"], "--checkpoint is read with --eval-only alone"),
     (["--device", "foo"], "--device 'foo' is not a device"),
     (["--device", "cuda"], "no CUDA GPU"),
+    (["--baseline", "--predictor-width", "64"], "--predictor-width sets skimming, but --baseline trains the plain BERT"),
+    (["--baseline", "--tau", "0.5", "--skim-delay", "0"], "--tau --skim-delay set skimming, but --baseline"),
 ])
 def test_other_argument_mistakes(setup, tmp_path, capsys, extra, says):
     if extra[-1] == "cuda" and torch.cuda.is_available():
