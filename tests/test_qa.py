@@ -155,7 +155,8 @@ def test_tiny_model_learns_a_dozen_questions(tmp_path, mode):
     torch.manual_seed(0)
     res = train.main(["--task", "squad_v2", "--data-dir", str(folder), "--model", write_model(str(tmp_path / "m")),
                       "--device", "cpu", "--max-steps", "300", "--batch-size", "12", "--lr", "3e-3", "--max-length", "64",
-                      "--skim-coefficient", "1", "--predictor-lr", "1e-2", "--eval-every-epoch", "300", "--log-every", "100", "--out-dir", str(tmp_path / "out"), *mode])
+                      "--eval-every-epoch", "300", "--log-every", "100", "--out-dir", str(tmp_path / "out"),
+                      *(mode or ["--skim-coefficient", "1", "--predictor-lr", "1e-2"])])
     assert res["metrics"]["exact"] == 1.0 and res["metrics"]["NoAns_total"] == 3, res["metrics"]
     saved = json.load(open(tmp_path / "out" / "results.json"))
     assert saved["metric_names"][:2] == ["f1", "exact"] and saved["task"] == "squad_v2"
