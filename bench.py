@@ -44,7 +44,7 @@ import flops
 import graphs
 import transkimmer
 from evaluate import autocast
-from files import atomic_write_text, output_problem
+from files import atomic_write_text, check_outputs
 from load_weights import load_model, load_pretrained
 from model import build, encoder, is_predictor
 from tasks import QA, TASKS, read_splits
@@ -88,9 +88,7 @@ def parse_args(argv=None):
     if args.cuda_graphs and not (args.no_reference and args.no_train):
         p.error("--cuda-graphs times inference with bf16 weights: add --no-reference --no-train")
     check_device(p, args.device)
-    for flag, path in (("--json", args.json), ("--profile", args.profile)):
-        if path and output_problem(flag, path):
-            p.error(output_problem(flag, path))
+    check_outputs(p, [("--json", args.json), ("--profile", args.profile)])
     args.max_length = args.max_length or TASKS[args.task]["max_length"]
     return args
 

@@ -29,9 +29,17 @@ def output_problem(flag, path):
     checked before any work, so that a long run never ends in a traceback at its last step."""
     if os.path.isdir(path):
         return f"{flag} {path} is a folder: pass a file name"
-    if unwritable(path):
-        return f"{flag} {path}: {unwritable(path)} is not writable; pass a file in a folder you can write to"
-    return None
+    stop = unwritable(path)
+    return stop and f"{flag} {path}: {stop} is not writable; pass a file in a folder you can write to"
+
+
+def check_outputs(p, outputs):
+    """Stop an argparse parser `p` on the first (flag, path) of outputs that cannot be written (None
+    paths, flags not given, are skipped)."""
+    for flag, path in outputs:
+        problem = path and output_problem(flag, path)
+        if problem:
+            p.error(problem)
 
 
 def atomic_write(path, write):

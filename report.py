@@ -23,7 +23,7 @@ import json
 import os
 import statistics
 
-from files import atomic_write_text, output_problem
+from files import atomic_write_text, check_outputs
 from tables import (ablation_table, batch1_table, glue_table, replace_between, speed_table,
                     sweep_table)
 
@@ -200,9 +200,7 @@ def main(argv=None):
     p.add_argument("--fig3-svg", help="also write the metric-against-speedup chart alone to this SVG file "
                    "(the runs given must share one task)")
     args = p.parse_args(argv)
-    for flag, path in (("--out", args.out), ("--svg", args.svg), ("--fig3-svg", args.fig3_svg), ("--readme", args.readme)):
-        if path and output_problem(flag, path):
-            p.error(output_problem(flag, path))
+    check_outputs(p, [("--out", args.out), ("--svg", args.svg), ("--fig3-svg", args.fig3_svg), ("--readme", args.readme)])
     if args.readme and not os.path.isfile(args.readme):
         p.error(f"--readme {args.readme}: no such file; pass the README whose marked blocks take the tables")
     tables = [(marker, make(folder)) for marker, make, folder in
