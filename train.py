@@ -30,6 +30,7 @@ README); the paper's exact settings: --tau 0.1 --lr 2e-5 --predictor-lr 2e-5 --p
 """
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -335,7 +336,10 @@ def main(argv=None):
             dist.barrier()
         if step >= total:
             break
-    if distributed:
+    if distributed:   # DDP's reducer holds the process group: free it first, so that no rank tears
+        del train_model   # down gloo's connections while the other still has them open (a peer's
+        gc.collect()      # "connection closed" in gloo's threads aborts the process)
+        dist.barrier()
         dist.destroy_process_group()
     return result
 
