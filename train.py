@@ -145,6 +145,9 @@ def parse_args(argv=None):
     if args.baseline and skim_set:
         p.error(f"{' '.join(skim_set)} set{'s' if len(skim_set) == 1 else ''} skimming, but --baseline trains the "
                 "plain BERT, which has none: drop one or the other")
+    if args.skim_delay + args.skim_warmup > 1 + 1e-9:   # (1e-9: sums such as 0.6 + 0.4 in floating point)
+        p.error(f"--skim-delay {args.skim_delay:g} + --skim-warmup {args.skim_warmup:g} > 1: lambda would still be "
+                "ramping when training ends; make them sum to at most 1")
     if args.dev_file and args.data_dir:
         p.error("--data-dir holds GLUE tasks; your own data is read from --train-file and --dev-file alone")
     if args.dev_file:
