@@ -123,24 +123,32 @@ def batch1_table(folder):
     return "\n".join(lines) + "\n"
 
 
+def rate(lr):
+    """A learning rate as people write them: 1e-04, 2e-05, 2.5e-05."""
+    return f"{lr:.1e}".replace(".0e", "e")
+
+
 def ablation_table(folder):
     """The README's recipe ablation table (and the baseline's lr grid): one row per result file
     (train.py's results.json, named <task>-<steps>-<what>.json), with the settings that make the recipe."""
     head = ("| run | model | tau | lr | predictor lr | lambda delay + ramp | metric | FLOPs speedup no padding / sequence "
             "| tokens kept entering each layer | train time |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+    runs = []
+    for path in glob.glob(os.path.join(folder, "*.json")):
         with open(path) as f:
-            r = json.load(f)
+            runs.append((path, json.load(f)))
+    # per task: the baseline first, then by learning rate, then by name
+    for path, r in sorted(runs, key=lambda pr: (pr[1]["task"], not pr[1]["args"]["baseline"], pr[1]["args"]["lr"], pr[0])):
         a, metric = r["args"], r["metric_names"][0]
         if a["baseline"]:
             model, tau, plr, warm = "plain BERT", "", "", ""
         else:
             held = "constant" if a.get("predictor_lr_decay") is False else "decayed"   # older runs: decayed
-            model, tau, plr = "Transkimmer", f"{a['tau']:g}", f"{a['predictor_lr']:g}, {held}"
+            model, tau, plr = "Transkimmer", f"{a['tau']:g}", f"{rate(a['predictor_lr'])}, {held}"
             warm = f"{a.get('skim_delay', 0.0):.2g} + {a.get('skim_warmup', 0.0):.2g}"
         kept = " ".join(f"{k:.2f}" for k in r["kept_fraction_per_layer"])
-        lines.append(f"| {os.path.basename(path)[:-5]} | {model} | {tau} | {a['lr']:g} | {plr} | {warm} "
+        lines.append(f"| {os.path.basename(path)[:-5]} | {model} | {tau} | {rate(a['lr'])} | {plr} | {warm} "
                      f"| {metric} {100 * r['metrics'][metric]:.1f} | {r['flops_speedup_no_padding']:.2f}x / "
                      f"{r['flops_speedup_sequence']:.2f}x | {kept} | {r['train_seconds'] / 60:.0f} min |")
     return "\n".join(lines) + "\n"

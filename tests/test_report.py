@@ -7,6 +7,7 @@ import re
 import pytest
 
 import report
+import tables
 import train
 from tiny import write_glue, write_model
 
@@ -99,14 +100,16 @@ def test_ablation_table_from_result_files(outs, tmp_path, capsys):
     folder = tmp_path / "ablation"
     folder.mkdir()
     shutil.copy(os.path.join(outs[0], "results.json"), folder / "sst2-2-recipe.json")
-    shutil.copy(os.path.join(outs[2], "results.json"), folder / "sst2-2-baseline.json")
+    shutil.copy(os.path.join(outs[2], "results.json"), folder / "sst2-2-the-baseline.json")   # (after "recipe" by name)
     report.main(["--ablation", str(folder)])
-    rows = {l.split("|")[1].strip(): [c.strip() for c in l.split("|")[1:-1]]
-            for l in capsys.readouterr().out.splitlines() if l.startswith("| sst2")}
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("| sst2")]
+    rows = {l.split("|")[1].strip(): [c.strip() for c in l.split("|")[1:-1]] for l in lines}
+    assert list(rows) == ["sst2-2-the-baseline", "sst2-2-recipe"]   # the baseline first, then by learning rate
     run = json.load(open(os.path.join(outs[0], "results.json")))
-    assert rows["sst2-2-recipe"][1:6] == ["Transkimmer", "1", "5e-05", f"{run['args']['predictor_lr']:g}, constant", "0.33 + 0.33"]
+    assert rows["sst2-2-recipe"][1:6] == ["Transkimmer", "1", "5e-05", f"{tables.rate(run['args']['predictor_lr'])}, constant", "0.33 + 0.33"]
+    assert [tables.rate(x) for x in (1e-4, 2e-5, 2.5e-5, 0.0002)] == ["1e-04", "2e-05", "2.5e-05", "2e-04"]
     assert rows["sst2-2-recipe"][6] == f"accuracy {100 * run['metrics']['accuracy']:.1f}"
-    assert rows["sst2-2-baseline"][1:3] == ["plain BERT", ""]
+    assert rows["sst2-2-the-baseline"][1:3] == ["plain BERT", ""]
 
 
 def test_report_needs_no_torch():
