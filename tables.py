@@ -128,11 +128,17 @@ def rate(lr):
     return f"{lr:.1e}".replace(".0e", "e")
 
 
+def train_time(r):
+    """How long a run trained, and on what: "36 min, cpu", "25 s, cuda"."""
+    t = r["train_seconds"]
+    return (f"{t / 60:.0f} min" if t >= 120 else f"{t:.0f} s") + f", {r['args'].get('device', 'cpu')}"
+
+
 def ablation_table(folder):
     """The README's recipe ablation table (and the baseline's lr grid): one row per result file
     (train.py's results.json, named <task>-<steps>-<what>.json), with the settings that make the recipe."""
     head = ("| run | model | tau | lr | predictor lr | lambda delay + ramp | metric | FLOPs speedup no padding / sequence "
-            "| tokens kept entering each layer | train time |")
+            "| tokens kept entering each layer | train time, device |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     runs = []
     for path in glob.glob(os.path.join(folder, "*.json")):
@@ -150,7 +156,7 @@ def ablation_table(folder):
         kept = " ".join(f"{k:.2f}" for k in r["kept_fraction_per_layer"])
         lines.append(f"| {os.path.basename(path)[:-5]} | {model} | {tau} | {rate(a['lr'])} | {plr} | {warm} "
                      f"| {metric} {100 * r['metrics'][metric]:.1f} | {r['flops_speedup_no_padding']:.2f}x / "
-                     f"{r['flops_speedup_sequence']:.2f}x | {kept} | {r['train_seconds'] / 60:.0f} min |")
+                     f"{r['flops_speedup_sequence']:.2f}x | {kept} | {train_time(r)} |")
     return "\n".join(lines) + "\n"
 
 
