@@ -266,7 +266,8 @@ def compact(x, pos, keep):
     x (B, T, H) states, pos (B, T) their original positions, keep (B, T) bool. Returns the states
     and positions of the kept tokens, in their original order, in (B, T') tensors where T' is the
     largest kept count of the batch; valid (B, T'), True where a row holds a real kept token; and
-    full, True when no row is short (then attention needs no mask at all).
+    full, True when no row is short (then attention needs no mask at all). When some row keeps all
+    T tokens, T' = T: nothing moves (the copy would gain nothing) and valid is keep itself.
     """
     if keep.shape[0] == 1:   # one sequence: an index is enough (nonzero syncs with the host once)
         idx = keep[0].nonzero().squeeze(1)                                   # (T',)
@@ -277,6 +278,8 @@ def compact(x, pos, keep):
     # The one host-device synchronisation of a layer, and unavoidable: the next tensor's size
     # depends on the decisions. (max, min) come back together; min tells if any row is short.
     t_new, t_min = (int(v) for v in torch.stack([n.max(), n.min()]).tolist())
+    if t_new == keep.shape[1]:     # (padding before layer 0 always: batches are padded to their longest row)
+        return x, pos, keep, t_min == t_new
     order = kept_first(keep)[:, :t_new]
     x = gather_rows(x, order)                                                # (B, T', H)
     pos = pos.gather(1, order)                                               # (B, T')

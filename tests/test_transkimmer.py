@@ -25,6 +25,9 @@ def test_eq1_gather_compacts_kept_tokens_in_order():
     assert y[0, :, 0].tolist() == [0.0, 2.0, 4.0] and y[1, :2, 0].tolist() == [5.0, 6.0]
     assert valid.tolist() == [[True, True, True], [True, True, False]]
     assert not full and transkimmer.compact(x, pos, keep[[0, 0]])[3]   # no short row: full
+    keep[1] = True                                       # a row keeps all T: nothing can shrink, nothing moves
+    y, p, valid, full = transkimmer.compact(x, pos, keep)
+    assert y is x and p is pos and torch.equal(valid, keep) and not full
 
 
 def test_eq1_pruned_layers_see_fewer_tokens():
