@@ -265,26 +265,27 @@ def compact(x, pos, keep):
 
     x (B, T, H) states, pos (B, T) their original positions, keep (B, T) bool. Returns the states
     and positions of the kept tokens, in their original order, in (B, T') tensors where T' is the
-    largest kept count of the batch; valid (B, T'), True where a row holds a real kept token; and
-    full, True when no row is short (then attention needs no mask at all). When some row keeps all
+    largest kept count of the batch; valid (B, T'), True where a row holds a real kept token; full,
+    True when no row is short (then attention needs no mask at all); and count, the number of kept
+    tokens in the batch (a Python int). When some row keeps all
     T tokens, T' = T: nothing moves (the copy would gain nothing) and valid is keep itself.
     """
     if keep.shape[0] == 1:   # one sequence: an index is enough (nonzero syncs with the host once)
         idx = keep[0].nonzero().squeeze(1)                                   # (T',)
         if idx.shape[0] < keep.shape[1]:                                     # (nothing skimmed: no copy)
             x, pos = x[:, idx], pos[:, idx]
-        return x, pos, keep.new_ones(1, idx.shape[0]), True
+        return x, pos, keep.new_ones(1, idx.shape[0]), True, idx.shape[0]
     n = keep.sum(1)                                                          # (B,)
     # The one host-device synchronisation of a layer, and unavoidable: the next tensor's size
-    # depends on the decisions. (max, min) come back together; min tells if any row is short.
-    t_new, t_min = (int(v) for v in torch.stack([n.max(), n.min()]).tolist())
+    # depends on the decisions. (max, min, sum) come back together; min tells if any row is short.
+    t_new, t_min, count = (int(v) for v in torch.stack([n.max(), n.min(), n.sum()]).tolist())
     if t_new == keep.shape[1]:     # (padding before layer 0 always: batches are padded to their longest row)
-        return x, pos, keep, t_min == t_new
+        return x, pos, keep, t_min == t_new, count
     order = kept_first(keep)[:, :t_new]
     x = gather_rows(x, order)                                                # (B, T', H)
     pos = pos.gather(1, order)                                               # (B, T')
     valid = torch.arange(t_new, device=x.device) < n[:, None]                # (B, T')
-    return x, pos, valid, t_min == t_new
+    return x, pos, valid, t_min == t_new, count
 
 
 def pruned_encode(h, attention_mask, layers, predictors):
@@ -302,17 +303,17 @@ def pruned_encode(h, attention_mask, layers, predictors):
     out = torch.cat([h, h.new_zeros(B, 1, H)], dim=1)      # (B, T+1, H): padding leaves with H^0
     exits = torch.zeros(B, T + 1, dtype=torch.long, device=h.device)   # (B, T+1): layers entered
     pos = torch.arange(T, device=h.device).expand(B, T)
-    x, pos, valid, full = compact(h, pos, attention_mask.bool())       # padding skimmed before layer 0
+    x, pos, valid, full, count = compact(h, pos, attention_mask.bool())   # padding skimmed before layer 0
     for i, (layer, pred) in enumerate(zip(layers, predictors)):
         keep = keep_cls(decide(pred(x), training=False), pos)          # (B, T') bool
         if not full:                                       # (a full batch has no padding slot to mask)
             keep = keep & valid
         kept = compact(x, pos, keep)
-        if B > 1 or kept[0].shape[1] < x.shape[1]:        # (one sequence that skims nothing here: no one leaves)
+        if kept[4] < count:                                # (a layer that skims nothing: no one leaves)
             stays = keep if full else keep | ~valid
             target = torch.where(stays, spare, pos)        # the tokens skimmed here leave (Eq. 3)
             leave_(out, exits, x, target, i)
-        x, pos, valid, full = kept
+        x, pos, valid, full, count = kept
         x = layer(x, None if full else valid)              # plain attention on the kept tokens
     target = torch.where(valid, pos, spare)                # the rest leave with H^L
     leave_(out, exits, x, target, L)
