@@ -308,8 +308,8 @@ def pruned_encode(h, attention_mask, layers, predictors):
         keep = keep_cls(decide(pred(x), training=False), pos)          # (B, T') bool
         if not full:                                       # (a full batch has no padding slot to mask)
             keep = keep & valid
-        kept = compact(x, pos, keep)
-        if kept[4] < count:                                # (a layer that skims nothing: no one leaves)
+        kept = compact(x, pos, keep)                       # (x, pos, valid, full, count) of the kept tokens
+        if kept[-1] < count:                               # (a layer that skims nothing: no one leaves)
             stays = keep if full else keep | ~valid
             target = torch.where(stays, spare, pos)        # the tokens skimmed here leave (Eq. 3)
             leave_(out, exits, x, target, i)
