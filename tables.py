@@ -88,7 +88,7 @@ def glue_table(folder):
             measured = (f"{statistics.mean(r['measured'] for r in b32):.2f}x, {statistics.mean(r['realised'] for r in b32):.2f} "
                         f"of FLOPs (lowest {min(r['realised'] for r in b32):.2f}) / {statistics.mean(r['measured'] for r in b1):.2f}x "
                         f"(lowest {min(r['measured'] for r in b1):.2f}x) ({len(benched)})")
-        devices = [r["args"]["device"].split(":")[0] for r in base + tk]
+        devices = [device_kind(r) for r in base + tk]
         trained_on = ", ".join(f"{d} {devices.count(d)}" for d in sorted(set(devices)))
         if no_pad:
             speed.append(statistics.mean(no_pad))
@@ -128,10 +128,15 @@ def rate(lr):
     return f"{lr:.1e}".replace(".0e", "e")
 
 
+def device_kind(r):
+    """The kind of device a run trained on: "cpu", "cuda" (for "cuda:1" too)."""
+    return r["args"]["device"].split(":")[0]
+
+
 def train_time(r):
     """How long a run trained, and on what: "36 min, cpu", "25 s, cuda"."""
     t = r["train_seconds"]
-    return (f"{t / 60:.0f} min" if t >= 120 else f"{t:.0f} s") + f", {r['args'].get('device', 'cpu')}"
+    return (f"{t / 60:.0f} min" if t >= 120 else f"{t:.0f} s") + f", {device_kind(r)}"
 
 
 def ablation_table(folder):
@@ -205,7 +210,7 @@ def sweep_table(folder):
         flops = f"{statistics.mean(sp):.2f}x" + (f" ± {statistics.stdev(sp):.2f}" if len(sp) > 1 else "")
         kept = _kept_means(runs)
         seeds = ", ".join(str(r["args"]["seed"]) for r in runs)
-        devices = ", ".join(sorted({r["args"]["device"].split(":")[0] for r in runs}))
+        devices = ", ".join(sorted({device_kind(r) for r in runs}))
         lines.append(f"| {name} | {'' if a['baseline'] else format(a['skim_coefficient'], 'g')} | {len(runs)} ({seeds}) "
                      f"| {devices} | {metric} {score} | {flops} | {kept} |")
     return "\n".join(lines) + "\n"

@@ -267,8 +267,8 @@ def compact(x, pos, keep):
     and positions of the kept tokens, in their original order, in (B, T') tensors where T' is the
     largest kept count of the batch; valid (B, T'), True where a row holds a real kept token; full,
     True when no row is short (then attention needs no mask at all); and count, the number of kept
-    tokens in the batch (a Python int). When some row keeps all
-    T tokens, T' = T: nothing moves (the copy would gain nothing) and valid is keep itself.
+    tokens in the batch (a Python int). When some row keeps all T tokens, T' = T: nothing moves
+    (the copy would gain nothing) and valid is keep itself.
     """
     if keep.shape[0] == 1:   # one sequence: an index is enough (nonzero syncs with the host once)
         idx = keep[0].nonzero().squeeze(1)                                   # (T',)

@@ -109,7 +109,7 @@ def test_ablation_table_from_result_files(outs, tmp_path, capsys):
     assert rows["sst2-2-recipe"][1:6] == ["Transkimmer", "1", "5e-05", f"{tables.rate(run['args']['predictor_lr'])}, constant", "0.33 + 0.33"]
     assert [tables.rate(x) for x in (1e-4, 2e-5, 2.5e-5, 0.0002)] == ["1e-04", "2e-05", "2.5e-05", "2e-04"]
     run_at = lambda t, device: dict(train_seconds=t, args=dict(device=device))
-    assert [tables.train_time(run_at(t, d)) for t, d in ((2159.5, "cpu"), (25.4, "cuda"))] == ["36 min, cpu", "25 s, cuda"]
+    assert [tables.train_time(run_at(t, d)) for t, d in ((2159.5, "cpu"), (25.4, "cuda:1"))] == ["36 min, cpu", "25 s, cuda"]
     assert rows["sst2-2-recipe"][6] == f"accuracy {100 * run['metrics']['accuracy']:.1f}"
     assert rows["sst2-2-the-baseline"][1:3] == ["plain BERT", ""]
 
