@@ -78,6 +78,7 @@ def parse_args(argv=None):
     p.add_argument("--graph-bucket", type=POSITIVE_INT, default=16, help="with --cuda-graphs: kept widths are rounded up to a multiple of this")
     p.add_argument("--profile", help="also write torch.profiler's top lines for one pass of each timed model, per batch size, to this file")
     p.add_argument("--json", help="also write the dense-vs-pruned rows to this JSON file (report.py reads it)")
+    p.add_argument("--overwrite", action="store_true", help="replace the --json and --profile files if they exist")
     args = p.parse_args(argv)
     if bool(args.checkpoint) == bool(args.model):
         p.error("pass exactly one of --checkpoint (fine-tuned Transkimmer) or --model (pretrained BERT)")
@@ -88,7 +89,7 @@ def parse_args(argv=None):
     if args.cuda_graphs and not (args.no_reference and args.no_train):
         p.error("--cuda-graphs times inference with bf16 weights: add --no-reference --no-train")
     check_device(p, args.device)
-    check_outputs(p, [("--json", args.json), ("--profile", args.profile)])
+    check_outputs(p, [("--json", args.json), ("--profile", args.profile)], args.overwrite)
     args.max_length = args.max_length or TASKS[args.task]["max_length"]
     return args
 

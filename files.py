@@ -24,20 +24,23 @@ def unwritable(path):
     return None if os.access(parent, os.W_OK | os.X_OK) else parent
 
 
-def output_problem(flag, path):
+def output_problem(flag, path, overwrite=True):
     """Why the file `path`, given with `flag`, cannot be written (one line naming both), or None;
-    checked before any work, so that a long run never ends in a traceback at its last step."""
+    checked before any work, so that a long run never ends in a traceback at its last step.
+    overwrite=False: a file already there is a result the user has, kept unless they say so."""
     if os.path.isdir(path):
         return f"{flag} {path} is a folder: pass a file name"
+    if not overwrite and os.path.exists(path):
+        return f"{flag} {path} already exists: pass another file, or --overwrite to replace it"
     stop = unwritable(path)
     return stop and f"{flag} {path}: {stop} is not writable; pass a file in a folder you can write to"
 
 
-def check_outputs(p, outputs):
+def check_outputs(p, outputs, overwrite=True):
     """Stop an argparse parser `p` on the first (flag, path) of outputs that cannot be written (None
     paths, flags not given, are skipped)."""
     for flag, path in outputs:
-        problem = path and output_problem(flag, path)
+        problem = path and output_problem(flag, path, overwrite)
         if problem:
             p.error(problem)
 

@@ -18,13 +18,13 @@ The page holds, each with the table of numbers behind it (no network, no JavaScr
 """
 
 import argparse
+import glob
 import html
-import json
 import os
 import statistics
 
 from files import atomic_write_text, check_outputs
-from tables import (ablation_table, batch1_table, glue_table, replace_between, speed_table,
+from tables import (ablation_table, batch1_table, glue_table, read_result, replace_between, speed_table,
                     sweep_table)
 
 COLORS = ["#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4", "#9467bd", "#e377c2",
@@ -39,19 +39,15 @@ def load(folder):
         path = eval_only
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: pass output folders written by train.py, or their results files")
+    res = read_result(path)   # a broken or NaN run stops here, its file named
     try:
-        with open(path) as f:
-            res = json.load(f)
         a = res["args"]
         res["label"] = "plain BERT" if a["baseline"] else f"lambda {a['skim_coefficient']:g}"
         res["name"] = f"{os.path.basename(os.path.normpath(folder)).removesuffix('.json')} (" + \
             ("plain BERT)" if a["baseline"] else f"Transkimmer, lambda={a['skim_coefficient']:g})")
-        needed = [res[k] for k in ("task", "metric_names", "metrics", "kept_fraction_per_layer", "flops_speedup_no_padding")]
-    except (ValueError, KeyError, TypeError) as e:   # empty, truncated, {} or not train.py's
-        raise ValueError(f"{path} is not a results file of train.py ({type(e).__name__}: {e}): "
+    except (KeyError, TypeError) as e:   # args not train.py's
+        raise ValueError(f"{path} is not a results file of train.py (args: {type(e).__name__}: {e}): "
                          f"pass the folder of a finished run") from None
-    if any(v is None for v in needed[2:]) or any(v is None for v in res["metrics"].values()):
-        raise ValueError(f"{path}: the run has missing or non-finite numbers (a NaN run?); it is not plotted")
     res["folder"] = folder
     return res
 
@@ -203,6 +199,11 @@ def main(argv=None):
     check_outputs(p, [("--out", args.out), ("--svg", args.svg), ("--fig3-svg", args.fig3_svg), ("--readme", args.readme)])
     if args.readme and not os.path.isfile(args.readme):
         p.error(f"--readme {args.readme}: no such file; pass the README whose marked blocks take the tables")
+    for flag, folder in [("--glue", args.glue), ("--ablation", args.ablation), ("--lr-grid", args.lr_grid),
+                         ("--bench", args.bench)] + [("--sweep", f) for f in args.sweep]:
+        if folder and not glob.glob(os.path.join(folder, "*.json")):   # an empty table would replace the README's
+            p.error(f"{flag} {folder}: " + ("no .json result files in it" if os.path.isdir(folder) else "no such folder")
+                    + "; pass the folder that holds the runs' result files (results/glue, ...)")
     tables = [(marker, make(folder)) for marker, make, folder in
               [("glue-table", glue_table, args.glue), ("batch1-table", batch1_table, args.glue), ("ablation-table", ablation_table, args.ablation),
                ("lr-grid-table", ablation_table, args.lr_grid),

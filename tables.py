@@ -28,6 +28,30 @@ GLUE_ORDER = ("cola", "rte", "mrpc", "sst2", "wnli", "stsb")
 RESULT_NAME = re.compile(r"(?P<task>[a-z0-9]+)-(?P<kind>baseline|transkimmer)-seed(?P<seed>\d+)\.json$")
 
 
+RUN_KEYS = ("task", "metric_names", "metrics", "kept_fraction_per_layer", "flops_speedup_no_padding", "args")
+BENCH_KEYS = ("task", "checkpoint", "device_name", "threads", "rows")
+
+
+def read_result(path, keys=RUN_KEYS):
+    """One result file, train.py's results.json (or bench.py --json's, keys=BENCH_KEYS), with what the
+    tables and the report read checked first: a file that is not one raises ValueError naming it."""
+    writer = "bench.py --json" if keys is BENCH_KEYS else "train.py"
+    try:
+        with open(path) as f:
+            res = json.load(f)
+        missing = [k for k in keys if k not in res]
+    except (ValueError, TypeError) as e:   # empty, truncated, or not an object
+        missing = [f"({type(e).__name__}: {e})"]
+    if missing:
+        raise ValueError(f"{path} is not a results file of {writer} (no {', '.join(missing)}): "
+                         "pass the files of finished runs")
+    if keys is RUN_KEYS and (None in (res["metrics"], res["kept_fraction_per_layer"], res["flops_speedup_no_padding"])
+                             or None in res["metrics"].values()):
+        raise ValueError(f"{path}: the run has missing or non-finite numbers (a NaN run?): "
+                         "pass the files of finished runs")
+    return res
+
+
 def _mean_std(xs):
     if not xs:
         return "", None
@@ -52,12 +76,10 @@ def glue_runs(folder):
         m = RESULT_NAME.search(os.path.basename(path))
         if not m:
             continue
-        with open(path) as f:
-            res = json.load(f)
+        res = read_result(path)
         bench = os.path.join(folder, "bench", os.path.basename(path))
         if os.path.isfile(bench):
-            with open(bench) as f:
-                res["bench"] = {row["batch"]: row for row in json.load(f)["rows"]}
+            res["bench"] = {row["batch"]: row for row in read_result(bench, BENCH_KEYS)["rows"]}
         runs.setdefault((m["task"], m["kind"]), []).append(res)
     return runs
 
@@ -147,8 +169,7 @@ def ablation_table(folder):
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     runs = []
     for path in glob.glob(os.path.join(folder, "*.json")):
-        with open(path) as f:
-            runs.append((path, json.load(f)))
+        runs.append((path, read_result(path)))
     # per task: the baseline first, then by learning rate, then by name
     for path, r in sorted(runs, key=lambda pr: (pr[1]["task"], not pr[1]["args"]["baseline"], pr[1]["args"]["lr"], pr[0])):
         a, metric = r["args"], r["metric_names"][0]
@@ -172,8 +193,7 @@ def speed_table(folder):
             "| realised (measured / FLOPs) | dense tokens/s | pruned tokens/s | CUDA graphs: pruned / dense, both graphed |")
     lines, extra = [head, "|" + "---|" * (head.count("|") - 1)], []
     for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
-        with open(path) as f:
-            b = json.load(f)
+        b = read_result(path, BENCH_KEYS)
         name = os.path.basename(path)[:-5]
         what = (f"trained: {b['checkpoint']}" if b["checkpoint"] else
                 f"{b['skim_fraction']:.0%} of tokens before layer {b['skim_layer']}, no training")
@@ -198,8 +218,7 @@ def sweep_table(folder):
     groups = {}
     for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
         name = re.sub(r"-seed\d+$", "", os.path.basename(path)[:-5])
-        with open(path) as f:
-            groups.setdefault(name, []).append(json.load(f))
+        groups.setdefault(name, []).append(read_result(path))
     head = ("| setting | lambda | runs (seeds) | trained on | metric | FLOPs speedup no padding "
             "| tokens kept entering each layer |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]

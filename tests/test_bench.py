@@ -180,3 +180,20 @@ def test_split_rows(setup, tmp_path):
     assert set(split) == {"dense", "kept_tokens_only", "with_predictors", "pruned"} and split["dense"] == 1.0
     assert all(v > 0 for v in split.values()) and "split" not in rows[1]
     assert json.load(open(tmp_path / "b.json"))["rows"][0]["split"] == split
+
+
+def test_bench_keeps_the_files_it_would_overwrite(setup, tmp_path, capsys):
+    """--json and --profile are measurements: a file already there is refused before any work,
+    untouched, unless --overwrite says to replace it."""
+    glue, model = setup
+    js, prof = tmp_path / "b.json", tmp_path / "p.txt"
+    js.write_text("earlier"), prof.write_text("earlier")
+    run = ["--model", model, "--data-dir", glue, "--batch-sizes", "2", "--num-examples", "4", "--repeats", "1",
+           "--warmup", "0", "--no-reference", "--no-train", "--device", "cpu"]
+    for flag, path in [("--json", js), ("--profile", prof)]:
+        with pytest.raises(SystemExit):
+            bench.main(run + [flag, str(path)])
+        assert f"{flag} {path} already exists: pass another file, or --overwrite to replace it" in capsys.readouterr().err
+        assert path.read_text() == "earlier"
+    bench.main(run + ["--json", str(js), "--profile", str(prof), "--overwrite"])
+    assert json.load(open(js))["rows"][0]["batch"] == 2 and prof.read_text().startswith("python bench.py")

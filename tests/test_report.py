@@ -70,9 +70,11 @@ def test_glue_table_from_result_files(outs, tmp_path, capsys):
     split = dict(dense=1.0, kept_tokens_only=1.3, with_predictors=1.1, pruned=1.0)
     rows = [dict(batch=32, kept=0.5, flops=2.0, measured=1.8, realised=0.9),
             dict(batch=1, kept=0.5, flops=2.0, measured=1.1, realised=0.55, split=split)]
-    json.dump(dict(rows=rows), open(folder / "bench" / "sst2-transkimmer-seed1.json", "w"))
+    about = dict(task="sst2", checkpoint="runs/x/checkpoint", device_name="cpu", threads=1)   # as bench.py --json writes
+    json.dump(dict(about, rows=rows), open(folder / "bench" / "sst2-transkimmer-seed1.json", "w"))
     rows[1]["split"] = dict(split, pruned=0.9)
-    json.dump(dict(rows=[dict(r, measured=r["measured"] + 0.2, realised=r["realised"] + 0.04) for r in rows]), open(folder / "bench" / "sst2-transkimmer-seed2.json", "w"))
+    json.dump(dict(about, rows=[dict(r, measured=r["measured"] + 0.2, realised=r["realised"] + 0.04) for r in rows]),
+              open(folder / "bench" / "sst2-transkimmer-seed2.json", "w"))
     readme = tmp_path / "README.md"
     readme.write_text("before\n<!-- glue-table -->\nold table\n<!-- /glue-table -->\nmiddle\n"
                       "<!-- batch1-table -->\n<!-- /batch1-table -->\nafter\n")
@@ -235,4 +237,31 @@ def test_readme_that_is_missing_or_lacks_a_block_is_left_alone(outs, tmp_path, c
     readme.write_text(before)
     with pytest.raises(SystemExit, match="no <!-- batch1-table --> ... <!-- /batch1-table --> block"):
         report.main(["--glue", str(folder), "--readme", str(readme)])
+    assert readme.read_text() == before
+
+
+@pytest.mark.parametrize("flag", ["--glue", "--ablation", "--lr-grid", "--bench", "--sweep"])
+@pytest.mark.parametrize("folder", ["missing", "empty", "broken"])
+def test_table_folders_that_hold_no_results_leave_the_readme_alone(outs, tmp_path, flag, folder):
+    """A mistyped, empty or foreign folder is one line naming the flag (or the file), before the
+    README is touched: an empty table would otherwise silently replace the real one."""
+    import subprocess
+    import sys
+    path = tmp_path / "results"
+    if folder != "missing":
+        path.mkdir()
+    if folder == "broken":    # a JSON file that is not a result: named as the culprit
+        (path / ("sst2-transkimmer-seed1.json" if flag == "--glue" else "x.json")).write_text('{"rows": 1}')
+    readme = tmp_path / "README.md"
+    blocks = ["glue-table", "batch1-table", "ablation-table", "lr-grid-table", "speed-table", "sweep-table results"]
+    before = "".join(f"<!-- {b} -->\nkept\n<!-- /{b} -->\n" for b in blocks)
+    readme.write_text(before)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, os.path.join(root, "report.py"), flag, str(path), "--readme", str(readme)],
+                       capture_output=True, text=True, timeout=60)
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-1500:]
+    says = {"missing": f"{flag} {path}: no such folder", "empty": f"{flag} {path}: no .json result files in it",
+            "broken": "x.json is not a results file of" if flag != "--glue" else "seed1.json is not a results file of"}
+    assert says[folder] in last, last
     assert readme.read_text() == before
