@@ -47,7 +47,7 @@ from model import BertConfig
 from tasks import CUSTOM, OWN_DATA, TASKS, classes_of, encode_split, head_for, metric_names, read_splits
 from recipe import default_predictor_lr, optimizer_for, skim_coefficient_at
 from files import atomic_write_text, unwritable
-from load_weights import load_model, load_pretrained, save_checkpoint
+from load_weights import load_model, load_pretrained, read_config, save_checkpoint
 
 def number(kind, low=None, high=None, low_open=False, high_open=False):
     """An argparse type: a finite int or float in a range; a bad value is argparse's one-line error."""
@@ -222,6 +222,21 @@ def load_checkpoint(args):
     return model
 
 
+def check_start(args, tok_dir):
+    """--model may be a checkpoint of train.py: two-stage training starts Transkimmer from the fine-tuned
+    baseline. Refused before any work when it cannot be what the user means."""
+    path = os.path.join(tok_dir, "config.json")
+    c = read_config(path)                  # (a broken file is named here)
+    with open(path) as f:
+        ours = "skim" in json.load(f)      # train.py wrote it (a Hugging Face config has no such key)
+    if ours and c.finetuning_task and c.finetuning_task != args.task and args.task != CUSTOM:
+        raise SystemExit(f"error: --model {args.model} was fine-tuned on {c.finetuning_task}, not {args.task}: "
+                         f"its classifier answers another task; pass the pretrained model, or a checkpoint of {args.task}")
+    if c.skim and args.baseline:
+        raise SystemExit(f"error: --model {args.model} is a Transkimmer checkpoint and --baseline fine-tunes a plain "
+                         "BERT: pass the pretrained model or a --baseline checkpoint, or leave out --baseline")
+
+
 def load(args, device):
     """The model (pretrained with a fresh head and fresh predictors, or --checkpoint for --eval-only),
     its tokenizer and that tokenizer's folder, the dev sets, the training set and the label strings."""
@@ -234,8 +249,9 @@ def load(args, device):
             raise SystemExit(f"error: {args.checkpoint} has {has(c.head, c.num_labels)}, task {args.task} needs "
                              f"{has(need['head'], need['num_labels'])}: evaluate it on the task it was trained for")
     else:
-        dev_sets, train, classes = read_splits(args)
         tok_dir = fetch.model_dir(args.model, args.cache_dir)
+        check_start(args, tok_dir)
+        dev_sets, train, classes = read_splits(args)
         model = load_pretrained(tok_dir, skim=not args.baseline, finetuning_task=args.task, skim_coefficient=
                                 args.skim_coefficient, skim_tau=args.tau, skim_mu0=args.mu0,
                                 skim_predictor_width=args.predictor_width,

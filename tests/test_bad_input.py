@@ -89,6 +89,23 @@ def test_out_dir_that_is_a_file_or_holds_a_run(setup, tmp_path, capsys):
     assert json.loads((out / "results.json").read_text())["args"]["lr"] == 1e-4
 
 
+def test_a_checkpoint_as_the_start_of_another_run(setup, tmp_path, monkeypatch):
+    """--model may be a train.py checkpoint (two-stage training: Transkimmer from the fine-tuned baseline);
+    one of another task, or a Transkimmer checkpoint under --baseline, is one line before any work."""
+    glue, _ = setup
+    base, skim = tmp_path / "base", tmp_path / "skim"
+    train.main(args_for(setup, base, "--baseline"))
+    train.main(args_for(setup, skim))
+    train.main(args_for((glue, str(base / "checkpoint")), tmp_path / "two-stage"))       # the baseline, then skimming
+    read = []
+    monkeypatch.setattr(train, "read_splits", lambda *a, **k: read.append(1))          # no work before the refusal
+    for start, extra, says in [(base, ["--task", "cola"], "was fine-tuned on sst2, not cola: its classifier answers another task"),
+                               (skim, ["--baseline"], "is a Transkimmer checkpoint and --baseline fine-tunes a plain BERT")]:
+        with pytest.raises(SystemExit, match=says):
+            train.main(args_for((glue, str(start / "checkpoint")), tmp_path / "out", *extra))
+    assert not read
+
+
 def test_read_only_out_dir_refused_before_training(setup, tmp_path, capsys, monkeypatch):
     ro = tmp_path / "ro"
     ro.mkdir()
