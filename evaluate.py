@@ -82,3 +82,8 @@ def evaluate_dev(model, dev_sets, metric_names, device, max_length, batch_size, 
 def autocast(device):
     """bf16 autocast on CUDA; full precision on CPU."""
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
+if __name__ == "__main__":   # the name sounds like a command: say which one evaluates
+    raise SystemExit("evaluate.py is the evaluation used by train.py, not a command: evaluate a checkpoint with "
+                     "python train.py --eval-only --checkpoint DIR --task T --data-dir D")

@@ -281,3 +281,12 @@ def test_unclear_cases_end_in_one_clear_line(setup, tmp_path, case):
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-1500:]
     assert last.startswith("error: ") or ": error: " in last, last
     assert says in last, last
+
+
+def test_evaluate_py_run_as_a_command_names_the_one_that_evaluates():
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, os.path.join(root, "evaluate.py"), "--checkpoint", "x"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "python train.py --eval-only --checkpoint" in r.stderr
