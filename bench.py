@@ -6,7 +6,7 @@ Is pruned inference really faster? Dense BERT against Transkimmer with real prun
     # without training: predictors set to skim half the tokens before layer 0
     python bench.py --model /path/to/bert --skim-fraction 0.5 --skim-layer 0 --data-dir ../shared/data/glue
 
-On real sentences (SST-2 dev by default), in their file order, batches padded to their longest
+On real sentences (the checkpoint's task's dev set, else SST-2's), in their file order, batches padded to their longest
 sentence, it times the dense model and the pruned one on the same batches, interleaved (dense,
 pruned, dense, pruned, ...) after warm-up, and prints medians:
     FLOPs speedup   dense FLOPs / pruned FLOPs, both as executed (flops.py): the dense model on
@@ -21,10 +21,9 @@ gain), the same with the predictors computed, and the real pruned encoder, again
 When Hugging Face transformers is installed it also times our dense BERT against its BertModel on
 the same weights and batches, and the training step (forward, backward, AdamW) of ours with skim
 attention, our plain BERT and the reference.
-With --cuda-graphs (CUDA, inference only) the dense and the pruned encoders are also timed as CUDA
-graphs (graphs.py), in the same interleaved passes: the pruned model's speedup when both are
-graphed (dense graphed seconds / pruned graphed seconds), and how much graphs speed up the dense
-model itself. Then both models, in all four timings, keep their Linear weights in bf16
+With --cuda-graphs (CUDA, inference only) both encoders are also timed as CUDA graphs (graphs.py)
+in the same passes: the pruned model's speedup when both are graphed, and the graphs' own gain on
+the dense model. Both models then keep their Linear weights in bf16 in all four timings
 (graphs.bf16_linears: what autocast computes, cast once).
 """
 
@@ -45,7 +44,7 @@ import graphs
 import transkimmer
 from evaluate import autocast
 from files import atomic_write_text, check_outputs
-from load_weights import load_model, load_pretrained
+from load_weights import load_model, load_pretrained, read_config
 from model import build, encoder, is_predictor
 from tasks import QA, TASKS, read_splits
 from train import POSITIVE_INT, check_device, number
@@ -59,7 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--model", help="a pretrained BERT folder (or hub name); predictors set by --skim-*")
     p.add_argument("--skim-fraction", type=number(float, 0, 1, high_open=True), default=0.5, help="share of real tokens to skim (no checkpoint)")
     p.add_argument("--skim-layer", type=number(int, 0), default=0, help="skim them before this layer (no checkpoint)")
-    p.add_argument("--task", default="sst2", choices=sorted(set(TASKS) - {QA}), help="GLUE (or long-document) task whose dev (test) texts are used")
+    p.add_argument("--task", choices=sorted(set(TASKS) - {QA}), help="GLUE (or long-document) task whose dev (test) texts "
+                   "are used (default: the checkpoint's own, else sst2)")
     p.add_argument("--data-dir", help="folder in the GLUE layout (<dir>/SST-2/dev.tsv, ...); default: download "
                    "the task once into --cache-dir, as train.py does")
     p.add_argument("--cache-dir", default=fetch.DEFAULT_CACHE, help="where downloads are kept")
@@ -90,6 +90,14 @@ def parse_args(argv=None):
         p.error("--cuda-graphs times inference with bf16 weights: add --no-reference --no-train")
     check_device(p, args.device)
     check_outputs(p, [("--json", args.json), ("--profile", args.profile)], args.overwrite)
+    trained = args.checkpoint and os.path.isfile(os.path.join(args.checkpoint, "config.json")) and \
+        read_config(os.path.join(args.checkpoint, "config.json")).finetuning_task
+    timed = trained if trained in TASKS and trained != QA else None   # a task whose texts bench.py reads
+    if args.task and timed and args.task != timed:                    # another task's texts: other decisions
+        p.error(f"--task {args.task}: {args.checkpoint} was fine-tuned on {timed}: pass --task {timed}, or leave it out")
+    if trained and not (args.task or timed):
+        p.error(f"--checkpoint {args.checkpoint} was fine-tuned on {trained}, whose texts bench.py does not read: pass --task")
+    args.task = args.task or timed or "sst2"
     args.max_length = args.max_length or TASKS[args.task]["max_length"]
     return args
 

@@ -197,3 +197,22 @@ def test_bench_keeps_the_files_it_would_overwrite(setup, tmp_path, capsys):
         assert path.read_text() == "earlier"
     bench.main(run + ["--json", str(js), "--profile", str(prof), "--overwrite"])
     assert json.load(open(js))["rows"][0]["batch"] == 2 and prof.read_text().startswith("python bench.py")
+
+
+def test_bench_times_a_checkpoint_on_its_own_task(setup, tmp_path, capsys):
+    """Without --task a checkpoint is timed on its own task's sentences (not SST-2's); another --task,
+    whose sentences would get other decisions, is one line before any work."""
+    glue, model = setup
+    out = str(tmp_path / "mrpc")
+    train.main(["--task", "mrpc", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "1",
+                "--batch-size", "8", "--out-dir", out])
+    ckpt = os.path.join(out, "checkpoint")
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--checkpoint", ckpt, "--task", "sst2"])
+    assert f"--task sst2: {ckpt} was fine-tuned on mrpc: pass --task mrpc, or leave it out" in capsys.readouterr().err
+    js = tmp_path / "b.json"
+    bench.main(["--checkpoint", ckpt, "--data-dir", glue, "--batch-sizes", "4", "--num-examples", "8", "--repeats", "1",
+                "--warmup", "0", "--no-train", "--no-reference", "--device", "cpu", "--json", str(js)])
+    saved = json.load(open(js))
+    assert saved["task"] == "mrpc" and saved["max_length"] == 128
+    assert "mrpc dev sentences" in capsys.readouterr().out
