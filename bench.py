@@ -6,9 +6,9 @@ Is pruned inference really faster? Dense BERT against Transkimmer with real prun
     # without training: predictors set to skim half the tokens before layer 0
     python bench.py --model /path/to/bert --skim-fraction 0.5 --skim-layer 0 --data-dir ../shared/data/glue
 
-On real sentences (the checkpoint's task's dev set, else SST-2's), in their file order, batches padded to their longest
-sentence, it times the dense model and the pruned one on the same batches, interleaved (dense,
-pruned, dense, pruned, ...) after warm-up, and prints medians:
+On real sentences (the dev set of the checkpoint's task, else SST-2's), in their file order, batches
+padded to their longest sentence, it times the dense model and the pruned one on the same batches,
+interleaved (dense, pruned, dense, pruned, ...) after warm-up, and prints medians:
     FLOPs speedup   dense FLOPs / pruned FLOPs, both as executed (flops.py): the dense model on
                     the padded batches, the pruned one on the tokens each layer really processes
                     (T' = the batch's largest kept count), its predictors included

@@ -26,8 +26,7 @@ PAPER_DISTILBERT = dict(cola=(55.7, 55.1, 3.52 / 1.98), rte=(58.8, 59.2, 4.12 / 
                         sst2=(90.6, 89.5, 5.01 / 1.98), wnli=(53.5, 56.3, 10.41 / 1.98), stsb=(87.0, 86.5, 3.47 / 1.98))
 GLUE_ORDER = ("cola", "rte", "mrpc", "sst2", "wnli", "stsb")
 RESULT_NAME = re.compile(r"(?P<task>[a-z0-9]+)-(?P<kind>baseline|transkimmer)-seed(?P<seed>\d+)\.json$")
-
-
+# What the tables and the report page read from train.py's results files and bench.py --json's.
 RUN_KEYS = ("task", "metric_names", "metrics", "kept_fraction_per_layer", "flops_speedup_no_padding", "args")
 BENCH_KEYS = ("task", "checkpoint", "device_name", "threads", "rows")
 
@@ -167,9 +166,7 @@ def ablation_table(folder):
     head = ("| run | model | tau | lr | predictor lr | lambda delay + ramp | metric | FLOPs speedup no padding / sequence "
             "| tokens kept entering each layer | train time, device |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    runs = []
-    for path in glob.glob(os.path.join(folder, "*.json")):
-        runs.append((path, read_result(path)))
+    runs = [(path, read_result(path)) for path in glob.glob(os.path.join(folder, "*.json"))]
     # per task: the baseline first, then by learning rate, then by name
     for path, r in sorted(runs, key=lambda pr: (pr[1]["task"], not pr[1]["args"]["baseline"], pr[1]["args"]["lr"], pr[0])):
         a, metric = r["args"], r["metric_names"][0]
