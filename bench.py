@@ -44,7 +44,7 @@ import graphs
 import transkimmer
 from evaluate import autocast
 from files import atomic_write_text, check_outputs
-from load_weights import load_model, load_pretrained, read_config
+from load_weights import load_model, load_pretrained, read_config, saved_by_train
 from model import build, encoder, is_predictor
 from tasks import QA, TASKS, read_splits
 from train import POSITIVE_INT, check_device, number
@@ -342,10 +342,9 @@ def hf_model(tok_dir, device):
     except ImportError:
         print("(transformers not installed: no reference comparison)")
         return None
-    with open(os.path.join(tok_dir, "config.json")) as f:
-        if "skim" in json.load(f):   # a train.py checkpoint, in our own names: the reference would load
-            print("(no reference comparison on a train.py checkpoint: pass --model, a Hugging Face folder)")
-            return None               # it with random weights, and only warn
+    if saved_by_train(tok_dir):   # our own tensor names: the reference would load it with random weights, and only warn
+        print("(no reference comparison on a train.py checkpoint: pass --model, a Hugging Face folder)")
+        return None
     return BertModel.from_pretrained(tok_dir).float().to(device)   # float: a half-precision file loads as such
 
 

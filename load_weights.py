@@ -128,6 +128,13 @@ def read_config(path):
         raise BadInput(f"{path}: {e}") from None
 
 
+def saved_by_train(folder):
+    """Whether a checkpoint folder was written by train.py (our own tensor names; a Hugging Face
+    config.json has no "skim" key). Its config.json must be readable (read_config first)."""
+    with open(os.path.join(folder, "config.json")) as f:
+        return "skim" in json.load(f)
+
+
 def load_pretrained(path, skim=False, num_labels=None, **overrides):
     """A model with the weights of the checkpoint folder `path`.
 
