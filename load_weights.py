@@ -107,7 +107,8 @@ def checkpoint_name(key, family="bert"):
     return key
 
 
-def _paths(folder):
+def checkpoint_files(folder):
+    """(config.json, model.safetensors) of a checkpoint folder; a missing one is an error naming it."""
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise MissingInput(f"checkpoint folder {folder!r} does not exist: pass a folder holding "
@@ -144,7 +145,7 @@ def load_pretrained(path, skim=False, num_labels=None, **overrides):
     the predictors are freshly initialised (Eqs. 8-9) unless the checkpoint has them.
     overrides: other BertConfig fields (skim_tau, skim_coefficient, dropout, ...).
     """
-    config_path, weights_path = _paths(path)
+    config_path, weights_path = checkpoint_files(path)
     cfg = read_config(config_path)
     cfg.skim, cfg.num_labels = skim, num_labels or 0
     for k, v in overrides.items():
@@ -158,7 +159,7 @@ def load_pretrained(path, skim=False, num_labels=None, **overrides):
 
 def load_model(path):
     """Reload a model saved by `save_model`: its config as saved, every tensor required."""
-    config_path, weights_path = _paths(path)
+    config_path, weights_path = checkpoint_files(path)
     model = build(read_config(config_path))
     _load_into(model, weights_path, may_be_new=())
     return model

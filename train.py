@@ -47,7 +47,7 @@ from model import BertConfig
 from tasks import CUSTOM, OWN_DATA, TASKS, classes_of, encode_split, head_for, metric_names, read_splits
 from recipe import default_predictor_lr, optimizer_for, skim_coefficient_at
 from files import atomic_write_text, unwritable
-from load_weights import load_model, load_pretrained, read_config, save_checkpoint, saved_by_train
+from load_weights import checkpoint_files, load_model, load_pretrained, read_config, save_checkpoint, saved_by_train
 
 def number(kind, low=None, high=None, low_open=False, high_open=False):
     """An argparse type: a finite int or float in a range; a bad value is argparse's one-line error."""
@@ -225,7 +225,7 @@ def load_checkpoint(args):
 def check_start(args, tok_dir):
     """--model may be a checkpoint of train.py: two-stage training starts Transkimmer from the fine-tuned
     baseline. Refused before any work when it cannot be what the user means."""
-    c = read_config(os.path.join(tok_dir, "config.json"))   # (a broken file is named here)
+    c = read_config(checkpoint_files(tok_dir)[0])   # (a missing or broken file is named here)
     if saved_by_train(tok_dir) and c.finetuning_task and c.finetuning_task != args.task and args.task != CUSTOM:
         raise SystemExit(f"error: --model {args.model} was fine-tuned on {c.finetuning_task}, not {args.task}: "
                          f"its classifier answers another task; pass the pretrained model, or a checkpoint of {args.task}")
