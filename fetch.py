@@ -123,7 +123,7 @@ def model_dir(name_or_path, cache_dir=DEFAULT_CACHE):
 def check_cache(folder, what, local):
     """A download needs a writable cache; without one it must not be blamed on the network."""
     if unwritable(folder):
-        raise MissingInput(f"--cache-dir: {unwritable(folder)} is not writable, so {what} cannot be "
+        raise MissingInput(f"--cache-dir: {unwritable(folder)}, so {what} cannot be "
                            f"downloaded into it: pass --cache-dir with a folder you can write to, or {local}")
 
 

@@ -16,12 +16,14 @@ def permissions(mode):
 
 
 def unwritable(path):
-    """None when `path` (a folder, made if missing) can be written; else the existing folder that
-    stops it, for an error message that names it."""
+    """None when `path` (a folder, made if missing) can be written; else why not, naming the existing
+    path that stops it ("... is not writable", or "... is a file" where a folder would have to be)."""
     parent = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
-    return None if os.access(parent, os.W_OK | os.X_OK) else parent
+    if not os.path.isdir(parent):
+        return f"{parent} is a file, not a folder"
+    return None if os.access(parent, os.W_OK | os.X_OK) else f"{parent} is not writable"
 
 
 def output_problem(flag, path, overwrite=True):
@@ -33,7 +35,7 @@ def output_problem(flag, path, overwrite=True):
     if not overwrite and os.path.exists(path):
         return f"{flag} {path} already exists: pass another file, or --overwrite to replace it"
     stop = unwritable(path)
-    return stop and f"{flag} {path}: {stop} is not writable; pass a file in a folder you can write to"
+    return stop and f"{flag} {path}: {stop}; pass a file in a folder you can write to"
 
 
 def check_outputs(p, outputs, overwrite=True):

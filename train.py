@@ -192,7 +192,7 @@ def check_environment(p, args):
         p.error(f"--out-dir {out} already holds {os.path.basename(results_path(args))}: pass another --out-dir, "
                 "or --overwrite to replace it")
     if unwritable(out):
-        p.error(f"--out-dir {out}: {unwritable(out)} is not writable; pass a folder you can write to")
+        p.error(f"--out-dir {out}: {unwritable(out)}; pass a folder you can write to")
 
 
 def setup(args):

@@ -78,6 +78,9 @@ def test_out_dir_that_is_a_file_or_holds_a_run(setup, tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.main(args_for(setup, f))
     assert "is a file" in capsys.readouterr().err and f.read_text() == "mine"
+    with pytest.raises(SystemExit):                                  # a folder inside a file cannot be made
+        train.main(args_for(setup, f / "run"))
+    assert f"{f} is a file, not a folder" in capsys.readouterr().err and f.read_text() == "mine"
     out = tmp_path / "run"
     train.main(args_for(setup, out))
     before = (out / "results.json").read_text()
