@@ -168,9 +168,13 @@ def read_file(path, text=None, pair=None, label="label", classes="infer"):
     if text is None:
         raise BadInput(f"{path} has no {' or '.join(TEXT_COLUMNS)} column: name the text's with --text-column "
                        f"(its columns: {', '.join(map(str, keys))})")
+    columns = (("--text-column", text), ("--text-pair-column", pair), ("--label-column", label))
+    for flag, column in columns:
+        if column is not None and column not in keys:
+            raise BadInput(f"{path} has no column {column!r} ({flag}; its columns: {', '.join(map(str, keys))})")
     texts, raw = [], []
     for line, row in rows:
-        for flag, column in (("--text-column", text), ("--text-pair-column", pair), ("--label-column", label)):
+        for flag, column in columns:
             if column is not None and (row.get(column) is None or row.get(column) == ""):
                 raise BadInput(f"{path}, line {line}: no value in column {column!r} ({flag}; the columns: "
                                f"{', '.join(map(str, row))})")

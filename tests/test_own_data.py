@@ -41,8 +41,11 @@ def test_columns_defaults_and_flags(tmp_path):
     with pytest.raises(data.BadInput, match="has no sentence or text column: name the text's with --text-column "
                                             r"\(its columns: id, label\)"):
         data.read_file(write(str(tmp_path / "e.csv"), [("x", "1")], ("id", "label")))
-    with pytest.raises(data.BadInput, match=r"d.csv, line 2: no value in column 'label' \(--label-column"):
-        data.read_file(path)
+    with pytest.raises(data.BadInput, match=r"d.csv has no column 'label' \(--label-column; its columns: id, text, stars\)"):
+        data.read_file(path)                                             # a column named by no header
+    with pytest.raises(data.BadInput, match=r"f.csv, line 3: no value in column 'stars' \(--label-column"):
+        data.read_file(write(str(tmp_path / "f.csv"), [("x", "hello", "1"), ("y", "there", "")], ("id", "text", "stars")),
+                       label="stars")                                    # a row without its value
 
 
 def test_labels_classes_or_regression(tmp_path):
