@@ -179,6 +179,13 @@ def render(runs):
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
+def written_by_report(path, start):
+    """Whether the file at path begins as report.py's pages (start "<!DOCTYPE html>") or charts ("<svg")
+    begin: only those are replaced; anything else there (a results file given by mistake) is the user's."""
+    with open(path, "rb") as f:
+        return f.read(len(start)) == start.encode()
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folders", nargs="*", help="output folders of train.py (each with results.json)")
@@ -197,6 +204,9 @@ def main(argv=None):
                    "(the runs given must share one task)")
     args = p.parse_args(argv)
     check_outputs(p, [("--out", args.out), ("--svg", args.svg), ("--fig3-svg", args.fig3_svg), ("--readme", args.readme)])
+    for flag, path, start in [("--out", args.out, "<!DOCTYPE html>"), ("--svg", args.svg, "<svg"), ("--fig3-svg", args.fig3_svg, "<svg")]:
+        if path and os.path.isfile(path) and not written_by_report(path, start):   # (a page or chart of ours is redrawn at will)
+            p.error(f"{flag} {path} already exists and is not a page or chart report.py wrote: pass another file name")
     if args.readme and not os.path.isfile(args.readme):
         p.error(f"--readme {args.readme}: no such file; pass the README whose marked blocks take the tables")
     for flag, folder in [("--glue", args.glue), ("--ablation", args.ablation), ("--lr-grid", args.lr_grid),

@@ -172,6 +172,24 @@ def test_report_output_that_is_a_folder_is_refused_first(outs, tmp_path, capsys,
     assert not (tmp_path / "r.html").exists()
 
 
+@pytest.mark.parametrize("flag", ["--out", "--svg", "--fig3-svg"])
+def test_report_replaces_its_own_pages_and_charts_only(outs, tmp_path, capsys, flag):
+    """A page or chart report.py wrote is redrawn; any other file at an output path (a results file
+    given by mistake) is kept, and nothing is written."""
+    skim, _, base = outs
+    mine = tmp_path / "results.json"
+    mine.write_text('{"task": "sst2"}')
+    outputs = {"--out": str(tmp_path / "r.html"), "--svg": str(tmp_path / "s.svg"), "--fig3-svg": str(tmp_path / "f.svg")}
+    args = [base, skim] + [x for f, path in outputs.items() for x in (f, path)]
+    report.main(args)
+    report.main(args)                                               # its own files: replaced, no question
+    bad = [base, skim] + [x for f, path in outputs.items() for x in (f, str(mine) if f == flag else path + ".2")]
+    with pytest.raises(SystemExit):
+        report.main(bad)
+    assert f"{flag} {mine} already exists and is not a page or chart report.py wrote" in capsys.readouterr().err
+    assert mine.read_text() == '{"task": "sst2"}' and not any(os.path.exists(p + ".2") for p in outputs.values())
+
+
 def test_fig3_averages_the_seeds_of_a_setting(outs, tmp_path):
     """Fig. 3 with several seeds per lambda: one point per lambda, at the seeds' mean, with a bar of
     one standard deviation each way; a setting with one seed has no bar."""
