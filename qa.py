@@ -24,6 +24,7 @@ import os
 import re
 import string
 import urllib.error
+import warnings
 from dataclasses import dataclass
 
 import fetch
@@ -63,6 +64,10 @@ def read_squad(path):
                        "expected {\"data\": [{\"paragraphs\": [{\"context\", \"qas\": [...]}]}]}") from None
     if not out:
         raise BadInput(f"{path} holds no questions")
+    off = [q for q in out if q.start >= 0 and q.context[q.start:q.start + len(q.answers[0])] != q.answers[0]]
+    if off:   # (SQuAD's own files have none; windows() could not place these, they would teach "no answer")
+        warnings.warn(f"{path}: {len(off)} of {len(out)} answers are not at their answer_start in the context "
+                      f"(first: question {off[0].id!r}); training reads them as unanswerable")
     return out
 
 

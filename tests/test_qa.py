@@ -67,6 +67,20 @@ def test_windows_labels_and_boundary(hand_made):
     assert set(labels) == {(0, 0)}                                            # unanswerable: [CLS] everywhere
 
 
+def test_an_answer_not_at_its_answer_start_is_named(tmp_path):
+    """windows() can only place an answer found at its answer_start; one that is not would silently
+    teach "no answer": read_squad says so, with the count and the first question's id."""
+    path = squad_file(str(tmp_path / "train.json"), [(CONTEXT, [("q1", "who made the film ?", ["alice"], False),
+                                                                ("q2", "when was it made ?", ["1990"], False)])])
+    with open(path) as f:
+        d = json.load(f)
+    d["data"][0]["paragraphs"][0]["qas"][1]["answers"][0]["answer_start"] += 3
+    with open(path, "w") as f:
+        json.dump(d, f)
+    with pytest.warns(UserWarning, match=r"1 of 2 answers are not at their answer_start .*question 'q2'"):
+        qa.read_squad(path)
+
+
 def test_predict_best_span_or_null(hand_made):
     tok = data.load_tokenizer(write_model("/tmp/qa-tok-model"))
     q1 = [q for q in hand_made if q.id == "q1"]
