@@ -97,6 +97,23 @@ def test_glue_table_from_result_files(outs, tmp_path, capsys):
     assert "old table" not in text and row in text and text.endswith(batch1 + "\n<!-- /batch1-table -->\nafter\n")
 
 
+def test_glue_average_rows(outs, tmp_path, capsys):
+    """The average no-padding speedup over every task, and over the tasks within a point of their
+    baseline (a task skimmed to [CLS] while it learns little must not carry the average alone)."""
+    folder = tmp_path / "glue"
+    folder.mkdir()
+    for task, base, tk, speedup in [("cola", 0.30, 0.295, 1.5), ("rte", 0.56, 0.53, 4.5), ("mrpc", 0.86, 0.865, 2.0)]:
+        for kind, score in [("baseline", base), ("transkimmer", tk)]:
+            r = json.load(open(os.path.join(outs[2 if kind == "baseline" else 0], "results.json")))
+            r.update(task=task, metric_names=["m"], metrics={"m": score},
+                     flops_speedup_no_padding=1.0 if kind == "baseline" else speedup)
+            json.dump(r, open(folder / f"{task}-{kind}-seed1.json", "w"))
+    report.main(["--glue", str(folder)])
+    rows = [l for l in capsys.readouterr().out.splitlines() if l.startswith("| average")]
+    assert rows == ["| average | | | | | | | | 2.67x (3 tasks) | | | 2.58x | 2.96x |",
+                    "| average, within a point (cola, mrpc) | | | | | | | | 1.75x (2 tasks) | | | 2.44x | 3.39x |"]
+
+
 def test_ablation_table_from_result_files(outs, tmp_path, capsys):
     import shutil
     folder = tmp_path / "ablation"
