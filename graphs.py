@@ -87,8 +87,7 @@ class Graphed:
     def layer(self, i, s, t, out, exits):
         """Layer i from state s to state t (t's width: the bucketed kept count): the tokens skimmed
         here leave (Eq. 3), the kept ones are gathered (Eq. 1) and go through the layer."""
-        spare = out.shape[1] - 1
-        target = torch.where(s["keep"] | ~s["valid"], spare, s["pos"])   # only the leaving tokens are written
+        target = torch.where(s["valid"], s["pos"], out.shape[1] - 1)   # every token: the kept ones are written again later
         leave_(out, exits, s["x"], target, i)
         idx = s["order"][:, :t["x"].shape[1]]
         t["pos"].copy_(s["pos"].gather(1, idx))

@@ -229,6 +229,8 @@ def masked_encode(h, attention_mask, layers, predictors, tau, training):
 
 def _flat_rows(idx, T):
     """Row idx[b, j] of sequence b as a row of the flattened (B*T, H) batch: (B*T',) indices."""
+    if idx.shape[0] == 1:   # (one sequence: its own indices; saves three small operations a call)
+        return idx.view(-1)
     return (idx + T * torch.arange(idx.shape[0], device=idx.device)[:, None]).flatten()
 
 
@@ -255,7 +257,8 @@ def kept_first(keep):
 def leave_(out, exits, x, target, i):
     """Eq. 3 at inference, in place: the tokens of x (B, T', H) leave having entered i layers. Row j
     of sequence b is written to out[b, target[b, j]], its original position (the spare slot for the
-    rows that do not leave), and exits records i there."""
+    slots that hold no token, or no leaving one), and exits records i there. A token written here
+    that goes on to the next layer is written again, over this, when it leaves."""
     scatter_rows_(out, target, x)
     exits.scatter_(1, target, i)
 
@@ -273,7 +276,7 @@ def compact(x, pos, keep):
     if keep.shape[0] == 1:   # one sequence: an index is enough (nonzero syncs with the host once)
         idx = keep[0].nonzero().squeeze(1)                                   # (T',)
         if idx.shape[0] < keep.shape[1]:                                     # (nothing skimmed: no copy)
-            x, pos = x[:, idx], pos[:, idx]
+            x, pos = x.index_select(1, idx), pos.index_select(1, idx)
         return x, pos, keep.new_ones(1, idx.shape[0]), True, idx.shape[0]
     n = keep.sum(1)                                                          # (B,)
     # The one host-device synchronisation of a layer, and unavoidable: the next tensor's size
@@ -310,13 +313,13 @@ def pruned_encode(h, attention_mask, layers, predictors):
             keep = keep & valid
         kept = compact(x, pos, keep)                       # (x, pos, valid, full, count) of the kept tokens
         if kept[-1] < count:                               # (a layer that skims nothing: no one leaves)
-            stays = keep if full else keep | ~valid
-            target = torch.where(stays, spare, pos)        # the tokens skimmed here leave (Eq. 3)
-            leave_(out, exits, x, target, i)
+            # The tokens skimmed here leave (Eq. 3). Every token is written out, the kept ones too:
+            # they are written again, over this, when they leave later (fewer operations than
+            # picking out the skimmed ones; the same bytes, which went to the spare slot).
+            leave_(out, exits, x, pos if full else torch.where(valid, pos, spare), i)
         x, pos, valid, full, count = kept
         x = layer(x, None if full else valid)              # plain attention on the kept tokens
-    target = torch.where(valid, pos, spare)                # the rest leave with H^L
-    leave_(out, exits, x, target, L)
+    leave_(out, exits, x, pos if full else torch.where(valid, pos, spare), L)   # the rest leave with H^L
     return exit_output(out[:, :T], exits[:, :T], attention_mask, L)
 
 
