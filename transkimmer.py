@@ -302,7 +302,7 @@ def pruned_encode(h, attention_mask, layers, predictors):
     """
     B, T, H = h.shape
     L = len(layers)
-    spare = T                                              # writes of rows not leaving go here
+    spare = T                                              # the slots that hold no token are written here
     out = torch.cat([h, h.new_zeros(B, 1, H)], dim=1)      # (B, T+1, H): padding leaves with H^0
     exits = torch.zeros(B, T + 1, dtype=torch.long, device=h.device)   # (B, T+1): layers entered
     pos = torch.arange(T, device=h.device).expand(B, T)
