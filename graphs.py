@@ -87,8 +87,7 @@ class Graphed:
     def layer(self, i, s, t, out, exits):
         """Layer i from state s to state t (t's width: the bucketed kept count): the tokens skimmed
         here leave (Eq. 3), the kept ones are gathered (Eq. 1) and go through the layer."""
-        target = torch.where(s["valid"], s["pos"], out.shape[1] - 1)   # every token: the kept ones are written again later
-        leave_(out, exits, s["x"], target, i)
+        leave_(out, exits, s["x"], s["pos"], s["valid"], i)   # every token: the kept ones are written again later
         idx = s["order"][:, :t["x"].shape[1]]
         t["pos"].copy_(s["pos"].gather(1, idx))
         t["valid"].copy_(torch.arange(idx.shape[1], device=idx.device) < s["n"][:, None])
@@ -96,8 +95,7 @@ class Graphed:
 
     def finish(self, s, out, exits):
         """After the last layer: the tokens kept to the end leave with H^L."""
-        target = torch.where(s["valid"], s["pos"], out.shape[1] - 1)
-        leave_(out, exits, s["x"], target, len(self.layers))
+        leave_(out, exits, s["x"], s["pos"], s["valid"], len(self.layers))
 
     def run(self, key, fn):
         """fn() eagerly, or its CUDA graph: recorded the first time this key comes, replayed after.

@@ -254,11 +254,13 @@ def kept_first(keep):
     return torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices
 
 
-def leave_(out, exits, x, target, i):
+def leave_(out, exits, x, pos, valid, i):
     """Eq. 3 at inference, in place: the tokens of x (B, T', H) leave having entered i layers. Row j
-    of sequence b is written to out[b, target[b, j]], its original position (the spare slot for the
-    slots that hold no token, or no leaving one), and exits records i there. A token written here
-    that goes on to the next layer is written again, over this, when it leaves."""
+    of sequence b is written to out[b, pos[b, j]], its original position, and exits records i there;
+    the slots where valid (B, T') is False hold no token and go to out's last row, the spare slot
+    (valid None: every slot holds a token). A token written here that goes on to the next layer is
+    written again, over this, when it leaves."""
+    target = pos if valid is None else torch.where(valid, pos, out.shape[1] - 1)
     scatter_rows_(out, target, x)
     exits.scatter_(1, target, i)
 
@@ -302,8 +304,7 @@ def pruned_encode(h, attention_mask, layers, predictors):
     """
     B, T, H = h.shape
     L = len(layers)
-    spare = T                                              # the slots that hold no token are written here
-    out = torch.cat([h, h.new_zeros(B, 1, H)], dim=1)      # (B, T+1, H): padding leaves with H^0
+    out = torch.cat([h, h.new_zeros(B, 1, H)], dim=1)      # (B, T+1, H): padding leaves with H^0; row T: spare slot
     exits = torch.zeros(B, T + 1, dtype=torch.long, device=h.device)   # (B, T+1): layers entered
     pos = torch.arange(T, device=h.device).expand(B, T)
     x, pos, valid, full, count = compact(h, pos, attention_mask.bool())   # padding skimmed before layer 0
@@ -316,10 +317,10 @@ def pruned_encode(h, attention_mask, layers, predictors):
             # The tokens skimmed here leave (Eq. 3). Every token is written out, the kept ones too:
             # they are written again, over this, when they leave later (fewer operations than
             # picking out the skimmed ones; the same bytes, which went to the spare slot).
-            leave_(out, exits, x, pos if full else torch.where(valid, pos, spare), i)
+            leave_(out, exits, x, pos, None if full else valid, i)
         x, pos, valid, full, count = kept
         x = layer(x, None if full else valid)              # plain attention on the kept tokens
-    leave_(out, exits, x, pos if full else torch.where(valid, pos, spare), L)   # the rest leave with H^L
+    leave_(out, exits, x, pos, None if full else valid, L)   # the rest leave with H^L
     return exit_output(out[:, :T], exits[:, :T], attention_mask, L)
 
 
