@@ -170,7 +170,7 @@ def _load_into(model, weights_path, may_be_new):
     absent from the checkpoint (they keep their initialisation)."""
     head = model is not encoder(model)
     ours = {k.removeprefix("bert.") if head else k: v for k, v in model.state_dict().items()}
-    found = set()
+    found, other_head = set(), []
     try:
         f = safe_open(weights_path, framework="pt")
     except SafetensorError as e:
@@ -181,7 +181,7 @@ def _load_into(model, weights_path, may_be_new):
                 continue
             key = rename(ckpt_key, model.config.model_type)
             if key.startswith(("classifier.", "pre_classifier.", "qa_outputs.")) and key not in ours:
-                warnings.warn(f"{ckpt_key}: the checkpoint has another head; loading the encoder alone")
+                other_head.append(ckpt_key)
                 continue
             if key not in ours:
                 raise BadInput(f"unexpected tensor {ckpt_key!r} in {weights_path} (renamed {key!r}): "
@@ -197,11 +197,13 @@ def _load_into(model, weights_path, may_be_new):
             with torch.no_grad():
                 ours[key].copy_(t.float())
             found.add(key)
+    if other_head:
+        warnings.warn(f"{weights_path} has another head ({', '.join(sorted(other_head))}); loading the encoder alone")
     missing = [k for k in ours if k not in found]
+    if "pooler." in may_be_new and any(k.startswith("pooler.") for k in missing):
+        warnings.warn(f"{weights_path} has no pooler; it keeps its random initialisation")
     for k in missing:
-        if k.startswith("pooler.") and "pooler." in may_be_new:
-            warnings.warn(f"{weights_path} has no pooler ({k}); it keeps its random initialisation")
-        elif not k.startswith(tuple(p for p in may_be_new if p != "pooler.")):
+        if not k.startswith(tuple(may_be_new)):
             raise BadInput(f"tensor {checkpoint_name(k, model.config.model_type)!r} (ours: {k!r}) is missing from {weights_path}: the checkpoint is incomplete "
                            "or for another architecture")
 

@@ -83,11 +83,23 @@ def test_unexpected_tensor_is_named(ckpt):
         load_pretrained(path)
 
 
-def test_missing_pooler_warns(ckpt):
+def test_missing_pooler_warns_once(ckpt):
     model, path = ckpt
     write_hf_checkpoint(path, model, lambda d: {k: v for k, v in d.items() if not k.startswith("pooler")})
-    with pytest.warns(UserWarning, match="no pooler"):
+    with pytest.warns(UserWarning, match="no pooler") as caught:
         load_pretrained(path)
+    assert len(caught) == 1   # one line for the pooler, not one per tensor
+
+
+def test_another_head_warns_once_naming_its_tensors(ckpt):
+    """An encoder loaded from a classification checkpoint: its head is left out, in one warning."""
+    model, path = ckpt
+    head = {"classifier.weight": torch.zeros(3, model.config.hidden_size), "classifier.bias": torch.zeros(3)}
+    write_hf_checkpoint(path, model, lambda d: {**d, **head})
+    with pytest.warns(UserWarning, match=r"another head \(classifier\.bias, classifier\.weight\)") as caught:
+        enc = load_pretrained(path)
+    assert len(caught) == 1
+    assert _same_outputs(enc, model)
 
 
 def test_missing_folder_or_file(tmp_path):
