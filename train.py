@@ -2,7 +2,7 @@
 Fine-tune and evaluate Transkimmer (or the plain BERT baseline) on a GLUE task, a long-document
 task (imdb, yelp, 20news), SQuAD 2.0 (squad_v2) or your own files; the tasks are in tasks.py.
 
-    # the paper's setting, on a GPU, online (fetches bert-base-uncased and SST-2 once)
+    # Transkimmer on bert-base-uncased, on a GPU, online (fetches the model and SST-2 once)
     python train.py --task sst2
     # offline, from local folders
     python train.py --task sst2 --data-dir ../shared/data/glue --model /path/to/checkpoint
