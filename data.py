@@ -208,6 +208,8 @@ def _number(text):
 def _read_rows(path):
     """(line number, dict) for each row; an unreadable file or row is one clear error."""
     fmt = os.path.splitext(path)[1].lower()
+    if os.path.isdir(path):
+        raise BadInput(f"{path} is a folder: pass the path of a .csv, .tsv or .jsonl file")
     if fmt not in FORMATS:
         raise BadInput(f"{path}: unknown format {fmt or '(no extension)'}: name it .csv, .tsv or .jsonl (JSON Lines)")
     if not os.path.isfile(path):

@@ -110,6 +110,9 @@ def checkpoint_name(key, family="bert"):
 def checkpoint_files(folder):
     """(config.json, model.safetensors) of a checkpoint folder; a missing one is an error naming it."""
     folder = os.fspath(folder)
+    if os.path.isfile(folder):
+        raise MissingInput(f"checkpoint {folder!r} is a file: pass the folder that holds config.json and "
+                           "model.safetensors")
     if not os.path.isdir(folder):
         raise MissingInput(f"checkpoint folder {folder!r} does not exist: pass a folder holding "
                                 "config.json and model.safetensors (or a hub name, see train.py --model)")

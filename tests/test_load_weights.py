@@ -105,6 +105,9 @@ def test_another_head_warns_once_naming_its_tensors(ckpt):
 def test_missing_folder_or_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_pretrained(str(tmp_path / "nope"))
+    (tmp_path / "model.safetensors.txt").write_text("")
+    with pytest.raises(FileNotFoundError, match="is a file: pass the folder"):
+        load_pretrained(str(tmp_path / "model.safetensors.txt"))
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="model.safetensors is missing"):
         load_pretrained(str(tmp_path))

@@ -79,6 +79,9 @@ def test_bad_files_name_file_and_line(tmp_path, name, content, says):
     assert says in str(e.value)
     with pytest.raises(data.MissingInput, match="not found"):
         data.read_file(str(tmp_path / "missing.csv"))
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(data.BadInput, match="folder.csv is a folder: pass the path of a .csv"):
+        data.read_file(str(tmp_path / "folder.csv"))
 
 
 @pytest.fixture(scope="module")
