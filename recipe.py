@@ -4,8 +4,12 @@ fine-tuning run, each piece with the reason it was measured to need (the README'
 gives what removing it costs). train.py uses the two functions below at every step.
 
     skim_coefficient_at(step, total, args)   lambda of Eq. 7 at this step (delay, then a ramp)
+    SkimStart(total, args)                   when the ramp starts, with --skim-after-loss-drop
     optimizer_for(model, args, total)        AdamW with the backbone's and the predictors' lr schedules
 """
+
+import collections
+import math
 
 import torch
 
@@ -42,13 +46,47 @@ def default_predictor_lr(steps, width):
 # All are fractions of the run or properties of the predictor, not of the backbone's size.
 
 
-def skim_coefficient_at(step, total, args):
-    """lambda of Eq. 7 at this step: 0 for the first --skim-delay of the steps, then a linear ramp
-    over the next --skim-warmup, then the task's value (Table 2)."""
-    start, ramp = args.skim_delay * total, args.skim_warmup * total
+def skim_coefficient_at(step, total, args, start=None):
+    """lambda of Eq. 7 at this step: 0 for the first --skim-delay of the steps (or until `start`, the
+    step SkimStart chose; math.inf while it waits), then a linear ramp over the next --skim-warmup
+    of the steps, then the task's value (Table 2)."""
+    start = args.skim_delay * total if start is None else start
+    ramp = args.skim_warmup * total
     if step < start:
         return 0.0
     return args.skim_coefficient * (min(1.0, (step - start) / ramp) if ramp > 0 else 1.0)
+
+
+class SkimStart:
+    """--skim-after-loss-drop D (an option, not the default): lambda's ramp starts at --skim-delay
+    of the steps only if the task has been learned by then, else at the first step after it at
+    which it has: when the mean task loss of the last W steps has fallen a fraction D below its
+    mean over the first W steps (W, a twelfth of the steps). A relative drop, so the same D serves
+    a cross-entropy and a squared error, any backbone. Why: the delay's reason ("skimming must not
+    start before the task is learned", above) as a measurement, not a fraction of the run; on RTE,
+    which MiniLM hardly learns in 3 epochs, the task loss stays at ln 2 for the first two thirds
+    and lambda 0.8 then skims 95 % of the tokens from layer 1 (README, "RTE")."""
+
+    def __init__(self, total, args):
+        self.delay, self.drop = args.skim_delay * total, args.skim_after_loss_drop
+        self.window = math.ceil(total / 12)
+        self.first, self.last = [], collections.deque(maxlen=self.window)
+        self.start = math.inf if self.drop else self.delay   # the step lambda's ramp starts at, once known
+
+    @property
+    def waiting(self):
+        return self.start == math.inf
+
+    def update(self, step, task_loss):
+        """Record the task loss (a float) of step `step` (0-based); sets .start when the ramp starts."""
+        if not self.waiting:
+            return
+        if len(self.first) < self.window:
+            self.first.append(task_loss)
+        self.last.append(task_loss)
+        mean = lambda losses: sum(losses) / len(losses)
+        if step + 1 >= self.delay and mean(self.last) <= (1 - self.drop) * mean(self.first):
+            self.start = step + 1
 
 
 def optimizer_for(model, args, total):

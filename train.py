@@ -45,7 +45,7 @@ import transkimmer
 from evaluate import autocast, evaluate_dev
 from model import BertConfig
 from tasks import CUSTOM, OWN_DATA, TASKS, classes_of, encode_split, head_for, metric_names, read_splits
-from recipe import default_predictor_lr, optimizer_for, skim_coefficient_at
+from recipe import SkimStart, default_predictor_lr, optimizer_for, skim_coefficient_at
 from files import atomic_write_text, unwritable
 from load_weights import checkpoint_files, load_model, load_pretrained, read_config, save_checkpoint, saved_by_train
 
@@ -68,7 +68,7 @@ def number(kind, low=None, high=None, low_open=False, high_open=False):
 
 POSITIVE_INT, POSITIVE = number(int, 1), number(float, 0, low_open=True)
 SKIM_SETTINGS = ("skim_coefficient", "tau", "mu0", "predictor_width", "predictor_lr", "predictor_lr_decay",
-                 "skim_delay", "skim_warmup")   # the "skimming" flags: a --baseline run has no use for them
+                 "skim_delay", "skim_warmup", "skim_after_loss_drop")   # the "skimming" flags: a --baseline run has no use for them
 
 
 def parse_args(argv=None):
@@ -105,6 +105,9 @@ def parse_args(argv=None):
                    "backbone's (paper) instead of holding it constant")
     g.add_argument("--skim-delay", type=number(float, 0, 1, high_open=True), default=1 / 3,
                    help="fraction of the steps trained with lambda 0 first, as the baseline is (paper: 0)")
+    g.add_argument("--skim-after-loss-drop", type=number(float, 0, 1, high_open=True), default=0.0, help="start "
+                   "lambda's ramp no earlier than --skim-delay and only once the task loss has fallen this fraction "
+                   "below its level over the first twelfth of the steps (option, e.g. 0.05; default 0: at --skim-delay)")
     g.add_argument("--skim-warmup", type=number(float, 0, 1), default=1 / 3, help="fraction of the steps over which "
                    "lambda then ramps linearly from 0 to its value (paper: 0)")
     g = p.add_argument_group("optimisation")
@@ -259,13 +262,14 @@ def load(args, device):
     return model.to(device), tok_dir, data.load_tokenizer(tok_dir), dev_sets, train, classes
 
 
-def train_step(model, b, opt, sched, step, total, args):
-    """One optimiser step on batch b; returns the model's output and the loss (Eq. 7)."""
+def train_step(model, b, opt, sched, step, total, args, start=None):
+    """One optimiser step on batch b; returns the model's output and the loss (Eq. 7). start: the
+    step lambda's ramp starts at (SkimStart.start)."""
     with autocast(b["input_ids"].device):
         out = model(b["input_ids"], b["attention_mask"], b["token_type_ids"], labels=b["labels"])
     opt.zero_grad(set_to_none=True)
     loss = out.task_loss if out.skim_loss is None else \
-        transkimmer.total_loss(out.task_loss, out.skim_loss, skim_coefficient_at(step, total, args))   # Eq. 7
+        transkimmer.total_loss(out.task_loss, out.skim_loss, skim_coefficient_at(step, total, args, start))   # Eq. 7
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
     # A NaN or inf stops the run before it reaches the weights (one host sync per step): the last
@@ -325,6 +329,7 @@ def main(argv=None):
     train_model = model if not distributed else torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
     opt, sched = optimizer_for(model, args, total)
+    skim_start = SkimStart(total, args)
 
     history, result, step, t0 = [], None, 0, time.perf_counter()
     for epoch in range(math.ceil(total / steps_per_epoch)):
@@ -332,7 +337,15 @@ def main(argv=None):
         for b in data.batches(train, train_labels, args.batch_size, shuffle=True, seed=args.seed,
                               epoch=epoch, rank=rank, world=world):
             b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
-            out, loss = train_step(train_model, b, opt, sched, step, total, args)
+            out, loss = train_step(train_model, b, opt, sched, step, total, args, skim_start.start)
+            if skim_start.waiting:   # (--skim-after-loss-drop: one host sync a step until skimming starts)
+                task_loss = out.task_loss.detach().float()
+                if distributed:
+                    dist.all_reduce(task_loss)
+                skim_start.update(step, task_loss.item() / world)
+                if not skim_start.waiting:
+                    log(f"step {skim_start.start}: the task loss has fallen {args.skim_after_loss_drop:g} below its start; "
+                        "lambda starts its ramp")
             step += 1
             if master and (step % args.log_every == 0 or step == total):
                 log_step(log, step, total, out, loss, b, sched.get_last_lr()[0], step * args.batch_size * world, t0)
@@ -341,6 +354,8 @@ def main(argv=None):
         if master and ((epoch + 1) % args.eval_every_epoch == 0 or step >= total):
             result = evaluate()
             result.update(epoch=epoch + 1, step=step, train_seconds=time.perf_counter() - t0)
+            if args.skim_after_loss_drop:
+                result.update(skim_start_step=None if skim_start.waiting else skim_start.start)   # (None: not yet)
             history.append(result)
             log_eval(log, epoch + 1, result)
             # The run reports its last evaluation, baseline and Transkimmer alike (as the authors'

@@ -54,6 +54,8 @@ def test_every_number_is_range_checked_before_any_work(setup, tmp_path, capsys, 
     (["--device", "cuda"], "no CUDA GPU"),
     (["--baseline", "--predictor-width", "64"], "--predictor-width sets skimming, but --baseline trains the plain BERT"),
     (["--baseline", "--tau", "0.5", "--skim-delay", "0"], "--tau --skim-delay set skimming, but --baseline"),
+    (["--baseline", "--skim-after-loss-drop", "0.05"], "--skim-after-loss-drop sets skimming, but --baseline"),
+    (["--skim-after-loss-drop", "1"], "--skim-after-loss-drop: must be < 1"),
     (["--skim-delay", "0.9", "--skim-warmup", "0.5"], "--skim-delay 0.9 + --skim-warmup 0.5 > 1: lambda would still be ramping"),
 ])
 def test_other_argument_mistakes(setup, tmp_path, capsys, extra, says):

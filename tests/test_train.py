@@ -138,6 +138,28 @@ def test_skim_coefficient_waits_ramps_then_holds():
     assert recipe.skim_coefficient_at(0, 100, args) == 0.4
 
 
+def test_skim_start_waits_for_the_task_loss_to_fall():
+    """--skim-after-loss-drop: the ramp starts at the delay if the task loss (mean of the last
+    twelfth of the steps) has fallen enough below its first twelfth's by then, else when it has;
+    never while it stays flat. Off (0, the default): at the delay, whatever the loss."""
+    import argparse
+    import math
+    args = argparse.Namespace(skim_coefficient=0.4, skim_delay=0.25, skim_warmup=0.5, skim_after_loss_drop=0.12)
+
+    def start(losses):
+        s = recipe.SkimStart(120, args)        # window: 10 steps, delay: step 30
+        for step, loss in enumerate(losses):
+            s.update(step, loss)
+        return s.start
+    assert start([1.0] * 120) == math.inf                                     # a flat loss: it waits
+    assert start([1.0] * 10 + [0.5] * 110) == 30                              # learned early: at the delay
+    assert start([1.0] * 50 + [0.5] * 70) == 53                               # steps 50-52 at 0.5: mean 0.85 <= 0.88
+    assert recipe.skim_coefficient_at(100, 120, args, math.inf) == 0.0        # while it waits, lambda is 0
+    assert recipe.skim_coefficient_at(83, 120, args, 53) == pytest.approx(0.2)   # then the ramp, from its start
+    args.skim_after_loss_drop = 0.0
+    assert start([0.7] * 120) == 30 and recipe.skim_coefficient_at(60, 120, args, 30) == recipe.skim_coefficient_at(60, 120, args)
+
+
 def test_default_recipe_and_paper_settings_reachable():
     d = train.parse_args(["--task", "sst2"])
     assert (d.tau, d.predictor_lr, d.skim_delay, d.skim_warmup, d.lr, d.mu0) == (1.0, None, 1 / 3, 1 / 3, 5e-5, 5.0)
