@@ -86,7 +86,7 @@ class SkimStart:
         self.last.append(task_loss)
         mean = lambda losses: sum(losses) / len(losses)
         if step + 1 >= self.delay and mean(self.last) <= (1 - self.drop) * mean(self.first):
-            self.start = step + 1
+            self.start = self.delay if step < self.delay else step + 1   # learned by the delay: its schedule exactly
 
 
 def optimizer_for(model, args, total):

@@ -156,7 +156,13 @@ def test_skim_start_waits_for_the_task_loss_to_fall():
     assert start([1.0] * 50 + [0.5] * 70) == 53                               # steps 50-52 at 0.5: mean 0.85 <= 0.88
     assert recipe.skim_coefficient_at(100, 120, args, math.inf) == 0.0        # while it waits, lambda is 0
     assert recipe.skim_coefficient_at(83, 120, args, 53) == pytest.approx(0.2)   # then the ramp, from its start
-    args.skim_after_loss_drop = 0.0
+    args.skim_delay = 1 / 3                                                   # a delay between two steps (40 1/3)
+    learned_early = recipe.SkimStart(121, args)
+    for step, loss in enumerate([1.0] * 11 + [0.5] * 110):
+        learned_early.update(step, loss)
+    assert [recipe.skim_coefficient_at(i, 121, args, learned_early.start) for i in range(121)] == \
+        [recipe.skim_coefficient_at(i, 121, args) for i in range(121)]       # the default's schedule, step for step
+    args.skim_delay, args.skim_after_loss_drop = 0.25, 0.0
     assert start([0.7] * 120) == 30 and recipe.skim_coefficient_at(60, 120, args, 30) == recipe.skim_coefficient_at(60, 120, args)
 
 
