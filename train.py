@@ -344,7 +344,7 @@ def main(argv=None):
                     dist.all_reduce(task_loss)
                 skim_start.update(step, task_loss.item() / world)
                 if not skim_start.waiting:
-                    log(f"step {skim_start.start}: the task loss has fallen {args.skim_after_loss_drop:g} below its start; "
+                    log(f"step {math.ceil(skim_start.start)}: the task loss has fallen {args.skim_after_loss_drop:g} below its start; "
                         "lambda starts its ramp")
             step += 1
             if master and (step % args.log_every == 0 or step == total):
@@ -355,7 +355,7 @@ def main(argv=None):
             result = evaluate()
             result.update(epoch=epoch + 1, step=step, train_seconds=time.perf_counter() - t0)
             if args.skim_after_loss_drop:
-                result.update(skim_start_step=None if skim_start.waiting else skim_start.start)   # (None: not yet)
+                result.update(skim_start_step=None if skim_start.waiting else math.ceil(skim_start.start))   # (None: not yet)
             history.append(result)
             log_eval(log, epoch + 1, result)
             # The run reports its last evaluation, baseline and Transkimmer alike (as the authors'

@@ -166,6 +166,15 @@ def test_skim_start_waits_for_the_task_loss_to_fall():
     assert start([0.7] * 120) == 30 and recipe.skim_coefficient_at(60, 120, args, 30) == recipe.skim_coefficient_at(60, 120, args)
 
 
+def test_skim_start_is_recorded_in_results(setup, tmp_path):
+    """train.py wires SkimStart in: a drop the loss cannot make in 3 steps leaves lambda unstarted
+    (recorded as None); without the option results.json has no such field."""
+    _, waits = run(setup, tmp_path / "a", "sst2", "--skim-after-loss-drop", "0.99")
+    assert waits["skim_start_step"] is None and waits["args"]["skim_after_loss_drop"] == 0.99
+    _, off = run(setup, tmp_path / "b", "sst2")
+    assert "skim_start_step" not in off
+
+
 def test_default_recipe_and_paper_settings_reachable():
     d = train.parse_args(["--task", "sst2"])
     assert (d.tau, d.predictor_lr, d.skim_delay, d.skim_warmup, d.lr, d.mu0) == (1.0, None, 1 / 3, 1 / 3, 5e-5, 5.0)
