@@ -78,7 +78,9 @@ def glue_runs(folder):
         res = read_result(path)
         bench = os.path.join(folder, "bench", os.path.basename(path))
         if os.path.isfile(bench):
-            res["bench"] = {row["batch"]: row for row in read_result(bench, BENCH_KEYS)["rows"]}
+            b = read_result(bench, BENCH_KEYS)
+            res["bench"] = {row["batch"]: row for row in b["rows"]}
+            res["bench_device"] = b["device_name"]
         runs.setdefault((m["task"], m["kind"]), []).append(res)
     return runs
 
@@ -88,10 +90,10 @@ def glue_table(folder):
     runs = glue_runs(folder)
     head = ("| task | metric | baseline | Transkimmer | difference | seeds | epochs | trained on (runs) "
             "| FLOPs speedup no padding / sequence | tokens kept entering each layer "
-            "| measured speedup batch 32, of FLOPs (lowest checkpoint) / batch 1 (lowest checkpoint) (checkpoints benched) "
+            "| measured speedup batch 32, of FLOPs (lowest checkpoint) / batch 1 (lowest checkpoint) (checkpoints benched on which CPU) "
             "| paper BERT-base (baseline → Transkimmer, speedup) | paper DistilBERT + Transkimmer (vs DistilBERT) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    speed, close = {}, []   # each task's mean no-padding speedup; the tasks within a point of their baseline
+    speed, close = {}, []   # each task's mean no-padding speedup; the tasks at most a point below their baseline
     for task in _in_glue_order(runs):
         base, tk = runs.get((task, "baseline"), []), runs.get((task, "transkimmer"), [])
         metric = (base or tk)[0]["metric_names"][0]
@@ -103,17 +105,18 @@ def glue_table(folder):
         seq = [r["flops_speedup_sequence"] for r in tk]
         kept = _kept_means(tk)
         benched = [r["bench"] for r in tk if "bench" in r]
+        bench_devices = sorted({r["bench_device"] for r in tk if "bench" in r})
         measured = ""
         if benched and all(bs in bn for bn in benched for bs in (32, 1)):   # the done-when holds per checkpoint: show the lowest
             b32, b1 = [bn[32] for bn in benched], [bn[1] for bn in benched]
             measured = (f"{statistics.mean(r['measured'] for r in b32):.2f}x, {statistics.mean(r['realised'] for r in b32):.2f} "
                         f"of FLOPs (lowest {min(r['realised'] for r in b32):.2f}) / {statistics.mean(r['measured'] for r in b1):.2f}x "
-                        f"(lowest {min(r['measured'] for r in b1):.2f}x) ({len(benched)})")
+                        f"(lowest {min(r['measured'] for r in b1):.2f}x) ({len(benched)} on {', '.join(bench_devices)})")
         devices = [device_kind(r) for r in base + tk]
         trained_on = ", ".join(f"{d} {devices.count(d)}" for d in sorted(set(devices)))
         if no_pad:
             speed[task] = statistics.mean(no_pad)
-            if b is not None and abs(t - b) <= 1.0:
+            if b is not None and t - b >= -1.0 and task != "wnli":
                 close.append(task)
         paper = lambda d: f"{d[task][0]:.1f} → {d[task][1]:.1f}, {d[task][2]:.2f}x" if task in d else ""
         epochs = ", ".join(sorted({str(r["args"]["max_steps"]) + " steps" if r["args"].get("max_steps") else
@@ -121,9 +124,11 @@ def glue_table(folder):
         lines.append(f"| {task} | {metric} | {b_txt} | {t_txt} | {diff} | {len(base)} / {len(tk)} | {epochs} | {trained_on} | "
                      + (f"{statistics.mean(no_pad):.2f}x / {statistics.mean(seq):.2f}x" if no_pad else "")
                      + f" | {kept} | {measured} | {paper(PAPER_BERT)} | {paper(PAPER_DISTILBERT)} |")
-    # The average over every task, and (where some task is not) over those within a point of their
-    # baseline: a task skimmed to [CLS] while it learns little (RTE, WNLI here) lifts the first.
-    for name, tasks in [("average", list(speed)), (f"average, within a point ({', '.join(close)})", close)]:
+    # The average over every task, and (where some task is not) over those at most a point below their
+    # baseline, WNLI aside: a task skimmed to [CLS] while it learns little lifts the first. WNLI's dev set
+    # is adversarial (neither row learns it; BERT's own GLUE average leaves it out), so a model that
+    # predicts the majority class there at any skim "keeps its score".
+    for name, tasks in [("average", list(speed)), (f"average, at most a point down, WNLI aside ({', '.join(close)})", close)]:
         if tasks and (name == "average" or len(tasks) < len(speed)):
             lines.append(f"| {name} | | | | | | | | {statistics.mean(speed[t] for t in tasks):.2f}x ({len(tasks)} tasks) "
                          f"| | | {_paper_mean(PAPER_BERT, tasks)} | {_paper_mean(PAPER_DISTILBERT, tasks)} |")

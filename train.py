@@ -114,7 +114,7 @@ def parse_args(argv=None):
     g.add_argument("--lr", type=POSITIVE, default=5e-5, help="AdamW learning rate of the BERT weights and the head, "
                    "linear decay to 0 (paper: 2e-5)")
     g.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="training batch size (per process)")
-    g.add_argument("--epochs", type=POSITIVE_INT, help="epochs (default: 3, 5 for MRPC and WNLI)")
+    g.add_argument("--epochs", type=POSITIVE_INT, help="epochs (default: 3; 5 for MRPC and WNLI, 10 for RTE)")
     g.add_argument("--max-steps", type=POSITIVE_INT, help="stop after this many optimiser steps (overrides --epochs)")
     g.add_argument("--warmup", type=number(float, 0, 1, high_open=True), default=0.0, help="fraction of steps with linear warm-up")
     g.add_argument("--weight-decay", type=number(float, 0), default=0.01, help="AdamW weight decay (not on biases, LayerNorms)")
