@@ -29,6 +29,8 @@ RESULT_NAME = re.compile(r"(?P<task>[a-z0-9]+)-(?P<kind>baseline|transkimmer)-se
 # What the tables and the report page read from train.py's results files and bench.py --json's.
 RUN_KEYS = ("task", "metric_names", "metrics", "kept_fraction_per_layer", "flops_speedup_no_padding", "args")
 BENCH_KEYS = ("task", "checkpoint", "device_name", "threads", "rows")
+BENCH_COLUMN = ("measured speedup batch 32, of FLOPs (lowest checkpoint) / batch 1 (lowest checkpoint) "
+                "(checkpoints benched on which CPU)")
 
 
 def read_result(path, keys=RUN_KEYS):
@@ -75,22 +77,27 @@ def glue_runs(folder):
         m = RESULT_NAME.search(os.path.basename(path))
         if not m:
             continue
-        res = read_result(path)
-        bench = os.path.join(folder, "bench", os.path.basename(path))
-        if os.path.isfile(bench):
-            b = read_result(bench, BENCH_KEYS)
-            res["bench"] = {row["batch"]: row for row in b["rows"]}
-            res["bench_device"] = b["device_name"]
-        runs.setdefault((m["task"], m["kind"]), []).append(res)
+        runs.setdefault((m["task"], m["kind"]), []).append(read_run(path))
     return runs
+
+
+def read_run(path):
+    """A result file with, where the folder's bench/ holds a bench.py --json file of the same name
+    (its checkpoint benched), that file's rows by batch size ("bench") and CPU ("bench_device")."""
+    res = read_result(path)
+    bench = os.path.join(os.path.dirname(path), "bench", os.path.basename(path))
+    if os.path.isfile(bench):
+        b = read_result(bench, BENCH_KEYS)
+        res["bench"] = {row["batch"]: row for row in b["rows"]}
+        res["bench_device"] = b["device_name"]
+    return res
 
 
 def glue_table(folder):
     """The markdown table of every task with results, means (± std over seeds, n = seeds)."""
     runs = glue_runs(folder)
     head = ("| task | metric | baseline | Transkimmer | difference | seeds | epochs | trained on (runs) "
-            "| FLOPs speedup no padding / sequence | tokens kept entering each layer "
-            "| measured speedup batch 32, of FLOPs (lowest checkpoint) / batch 1 (lowest checkpoint) (checkpoints benched on which CPU) "
+            f"| FLOPs speedup no padding / sequence | tokens kept entering each layer | {BENCH_COLUMN} "
             "| paper BERT-base (baseline → Transkimmer, speedup) | paper DistilBERT + Transkimmer (vs DistilBERT) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     speed, close = {}, []   # each task's mean no-padding speedup; the tasks at most a point below their baseline
@@ -104,14 +111,7 @@ def glue_table(folder):
         no_pad = [r["flops_speedup_no_padding"] for r in tk]
         seq = [r["flops_speedup_sequence"] for r in tk]
         kept = _kept_means(tk)
-        benched = [r["bench"] for r in tk if "bench" in r]
-        bench_devices = sorted({r["bench_device"] for r in tk if "bench" in r})
-        measured = ""
-        if benched and all(bs in bn for bn in benched for bs in (32, 1)):   # the done-when holds per checkpoint: show the lowest
-            b32, b1 = [bn[32] for bn in benched], [bn[1] for bn in benched]
-            measured = (f"{statistics.mean(r['measured'] for r in b32):.2f}x, {statistics.mean(r['realised'] for r in b32):.2f} "
-                        f"of FLOPs (lowest {min(r['realised'] for r in b32):.2f}) / {statistics.mean(r['measured'] for r in b1):.2f}x "
-                        f"(lowest {min(r['measured'] for r in b1):.2f}x) ({len(benched)} on {', '.join(bench_devices)})")
+        measured = bench_cell(tk)
         devices = [device_kind(r) for r in base + tk]
         trained_on = ", ".join(f"{d} {devices.count(d)}" for d in sorted(set(devices)))
         if no_pad:
@@ -230,9 +230,10 @@ def sweep_table(folder):
     groups = {}
     for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
         name = re.sub(r"-seed\d+$", "", os.path.basename(path)[:-5])
-        groups.setdefault(name, []).append(read_result(path))
+        groups.setdefault(name, []).append(read_run(path))
+    benched = any("bench" in r for runs in groups.values() for r in runs)   # (a column only where the folder has bench/)
     head = ("| setting | lambda | runs (seeds) | trained on | metric | FLOPs speedup no padding "
-            "| tokens kept entering each layer |")
+            "| tokens kept entering each layer |" + f" {BENCH_COLUMN} |" * benched)
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, runs in groups.items():
         metric, a = runs[0]["metric_names"][0], runs[0]["args"]
@@ -243,8 +244,23 @@ def sweep_table(folder):
         seeds = ", ".join(str(r["args"]["seed"]) for r in runs)
         devices = ", ".join(sorted({device_kind(r) for r in runs}))
         lines.append(f"| {name} | {'' if a['baseline'] else format(a['skim_coefficient'], 'g')} | {len(runs)} ({seeds}) "
-                     f"| {devices} | {metric} {score} | {flops} | {kept} |")
+                     f"| {devices} | {metric} {score} | {flops} | {kept} |" + f" {bench_cell(runs)} |" * benched)
     return "\n".join(lines) + "\n"
+
+
+def bench_cell(runs):
+    """The runs' benched checkpoints (read_run's "bench"), for BENCH_COLUMN: the mean measured speedup
+    at batch 32 and the mean (and lowest) fraction of the FLOPs saving it realises, the mean (and
+    lowest) at batch 1, and how many, benched on which CPU. The targets hold per checkpoint, hence
+    the lowest. "" when no run has both batch sizes benched."""
+    benched = [r["bench"] for r in runs if "bench" in r]
+    if not benched or not all(bs in bn for bn in benched for bs in (32, 1)):
+        return ""
+    b32, b1 = [bn[32] for bn in benched], [bn[1] for bn in benched]
+    devices = ", ".join(sorted({r["bench_device"] for r in runs if "bench" in r}))
+    return (f"{statistics.mean(r['measured'] for r in b32):.2f}x, {statistics.mean(r['realised'] for r in b32):.2f} "
+            f"of FLOPs (lowest {min(r['realised'] for r in b32):.2f}) / {statistics.mean(r['measured'] for r in b1):.2f}x "
+            f"(lowest {min(r['measured'] for r in b1):.2f}x) ({len(benched)} on {devices})")
 
 
 def replace_between(path, blocks):

@@ -259,6 +259,32 @@ def test_sweep_table_averages_each_setting(outs, tmp_path, capsys):
     assert "old" not in text and text.startswith("a\n<!-- sweep-table mrpc-lambda -->\n| setting |") and text.endswith("-->\nb\n")
 
 
+def test_sweep_table_shows_the_benched_checkpoints(outs, tmp_path, capsys):
+    """A sweep folder with bench/ (bench.py --json files named as the result files) gets the GLUE
+    table's measured-speedup column: per setting, means and the lowest checkpoint; a setting with no
+    bench file gets an empty cell, and a folder without bench/ no column at all."""
+    folder = tmp_path / "cola-batch1"
+    (folder / "bench").mkdir(parents=True)
+    for src, name in [(outs[0], "x-lambda0.3-seed1"), (outs[0], "x-lambda0.3-seed2"), (outs[2], "x-baseline-seed1")]:
+        run = json.load(open(os.path.join(src, "results.json")))
+        run["args"]["seed"] = int(name[-1])
+        json.dump(run, open(folder / f"{name}.json", "w"))
+    about = dict(task="sst2", checkpoint="runs/x/checkpoint", device_name="Some CPU", threads=1)
+    for seed, (b32, b1) in [(1, (1.5, 0.9)), (2, (1.7, 1.1))]:
+        rows = [dict(batch=32, kept=0.5, flops=2.0, measured=b32, realised=b32 / 2.0),
+                dict(batch=1, kept=0.5, flops=2.0, measured=b1, realised=b1 / 2.0)]
+        json.dump(dict(about, rows=rows), open(folder / "bench" / f"x-lambda0.3-seed{seed}.json", "w"))
+    report.main(["--sweep", str(folder)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith(f"| {tables.BENCH_COLUMN} |")
+    rows = {l.split("|")[1].strip(): [c.strip() for c in l.split("|")[1:-1]] for l in lines if l.startswith("| x-")}
+    assert rows["x-lambda0.3"][7] == "1.60x, 0.80 of FLOPs (lowest 0.75) / 1.00x (lowest 0.90x) (2 on Some CPU)"
+    assert rows["x-baseline"][7] == ""
+    (folder / "bench" / "x-lambda0.3-seed1.json").unlink(), (folder / "bench" / "x-lambda0.3-seed2.json").unlink()
+    report.main(["--sweep", str(folder)])
+    assert tables.BENCH_COLUMN not in capsys.readouterr().out
+
+
 def test_readme_that_is_missing_or_lacks_a_block_is_left_alone(outs, tmp_path, capsys):
     """--readme names a file that must exist, and every table's block must be in it before any is
     written: a README without one of them is not half-updated."""
