@@ -11,7 +11,7 @@ import torch
 
 import data
 import flops
-import metrics
+from tasks import metrics
 import transkimmer
 
 

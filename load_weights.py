@@ -29,8 +29,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from data import TOKENIZER_FILES, BadInput, MissingInput
-from files import atomic_write, atomic_write_text, permissions
+from cli.errors import BadInput, MissingInput
+from data import TOKENIZER_FILES
+from cli.files import atomic_write, atomic_write_text, permissions
 from model import BertConfig, build, encoder
 
 # checkpoint key -> our key, one table per family (config.json's model_type); applied in order, each at most once

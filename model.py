@@ -290,7 +290,7 @@ class BertForSequenceClassification(nn.Module):
 
 
 class BertForQuestionAnswering(nn.Module):
-    """Span QA (SQuAD, qa.py): a start and an end logit for every token, from the encoder's last
+    """Span QA (SQuAD, tasks/squad.py): a start and an end logit for every token, from the encoder's last
     hidden state. With skimming that is Eq. 3's output: a token skimmed before layer i carries its
     state from layer i to the output, so every context token, skimmed or not, can still be scored
     as an answer boundary. logits (B, T, 2); labels (B, 2): start and end positions, both 0

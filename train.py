@@ -40,13 +40,14 @@ import torch
 import torch.distributed as dist
 
 import data
-import fetch
+from cli import errors
+from tasks import download
 import transkimmer
 from evaluate import autocast, evaluate_dev
 from model import BertConfig
 from tasks import CUSTOM, OWN_DATA, TASKS, classes_of, encode_split, head_for, metric_names, read_splits
 from recipe import SkimStart, default_predictor_lr, optimizer_for, skim_coefficient_at
-from files import atomic_write_text, unwritable
+from cli.files import atomic_write_text, unwritable
 from load_weights import checkpoint_files, load_model, load_pretrained, read_config, save_checkpoint, saved_by_train
 
 def number(kind, low=None, high=None, low_open=False, high_open=False):
@@ -79,7 +80,7 @@ def parse_args(argv=None):
     g.add_argument("--data-dir", help="folder in the GLUE layout (<dir>/SST-2/train.tsv, ...), or holding the "
                    "unpacked archive of a long-document task; default: download the task once into --cache-dir")
     g.add_argument("--max-length", type=number(int, 8), help="truncate to this many tokens (default: paper Table 2)")
-    g.add_argument("--cache-dir", default=fetch.DEFAULT_CACHE, help="where downloads are kept")
+    g.add_argument("--cache-dir", default=download.DEFAULT_CACHE, help="where downloads are kept")
     g.add_argument("--train-file", help="your own training data: .csv, .tsv (a header row names the columns) or "
                    ".jsonl (one JSON object per line); string labels are classes, fractional numbers regression")
     g.add_argument("--dev-file", help="your own evaluation data, in the same form")
@@ -249,7 +250,7 @@ def load(args, device):
             raise SystemExit(f"error: {args.checkpoint} has {has(c.head, c.num_labels)}, task {args.task} needs "
                              f"{has(need['head'], need['num_labels'])}: evaluate it on the task it was trained for")
     else:
-        tok_dir = fetch.model_dir(args.model, args.cache_dir)
+        tok_dir = download.model_dir(args.model, args.cache_dir)
         check_start(args, tok_dir)
         dev_sets, train, classes = read_splits(args)
         model = load_pretrained(tok_dir, skim=not args.baseline, finetuning_task=args.task, skim_coefficient=
@@ -394,4 +395,4 @@ def finite(x):
 
 
 if __name__ == "__main__":
-    data.cli(main)
+    errors.run(main)

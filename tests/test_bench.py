@@ -6,9 +6,10 @@ import os
 import pytest
 import torch
 
-import bench
+from tools import bench
 import data
-import fetch
+from cli import errors
+from tasks import download
 import train
 from tiny import write_glue, write_model
 
@@ -50,7 +51,7 @@ def test_bench_checkpoint(setup, tmp_path, capsys):
     base = str(tmp_path / "base")
     train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "1",
                 "--batch-size", "8", "--out-dir", base, "--baseline"])
-    with pytest.raises(data.BadInput, match="is a plain BERT"):
+    with pytest.raises(errors.BadInput, match="is a plain BERT"):
         bench.main(["--checkpoint", os.path.join(base, "checkpoint"), "--data-dir", glue])
 
 
@@ -86,7 +87,7 @@ def test_bad_arguments_one_line(tmp_path, extra, says):
     from tiny import write_model
     model = write_model(str(tmp_path / "m"))
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    r = subprocess.run([sys.executable, os.path.join(root, "bench.py"), "--model", model, "--no-reference",
+    r = subprocess.run([sys.executable, os.path.join(root, "tools", "bench.py"), "--model", model, "--no-reference",
                         "--no-train", *extra], capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-1500:]
     assert says in r.stderr.strip().splitlines()[-1]
@@ -94,7 +95,7 @@ def test_bad_arguments_one_line(tmp_path, extra, says):
 
 def test_bench_json_feeds_the_speed_table(setup, tmp_path):
     """bench.py --json records what the README's speed table shows; report.py --bench renders it."""
-    import tables
+    from tools import tables
     glue, model = setup
     folder = tmp_path / "bench"
     path = str(folder / "half.json")                  # (the folder is made)
@@ -130,8 +131,8 @@ def test_bench_without_data_dir_fetches_as_train_does(tmp_path, monkeypatch):
     """No --data-dir: the task comes from --cache-dir (downloaded once), as in train.py; offline
     that is one clear line, wherever the command is run from."""
     from tiny import write_model
-    monkeypatch.setattr(fetch, "GLUE_URL", "http://127.0.0.1:9")   # nothing listens on the discard port
-    with pytest.raises(data.FetchFailed, match="Offline\\? Pass --data-dir"):
+    monkeypatch.setattr(download, "GLUE_URL", "http://127.0.0.1:9")   # nothing listens on the discard port
+    with pytest.raises(errors.FetchFailed, match="Offline\\? Pass --data-dir"):
         bench.main(["--model", write_model(str(tmp_path / "m")), "--cache-dir", str(tmp_path / "cache"),
                     "--no-reference", "--no-train"])
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import data
-import fetch
+from cli import errors
+from tasks import download
 from tiny import write_glue, write_model
 
 SHARED_GLUE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "glue")
@@ -58,7 +59,7 @@ def test_missing_file_and_unknown_task(tmp_path):
     with pytest.raises(ValueError, match="unknown task 'sst'"):
         data.read_task("sst", "dev", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="--data-dir must hold"):
-        fetch.glue_dir("sst2", str(tmp_path))
+        download.glue_dir("sst2", str(tmp_path))
 
 
 @pytest.mark.parametrize("tokenizer_json", [True, False])
@@ -130,41 +131,41 @@ def server(tmp_path):
 
 
 def test_download_model_and_glue(server, tmp_path, monkeypatch):
-    monkeypatch.setattr(fetch, "HUB_URL", server)
-    monkeypatch.setattr(fetch, "GLUE_URL", server)
+    monkeypatch.setattr(download, "HUB_URL", server)
+    monkeypatch.setattr(download, "GLUE_URL", server)
     cache = str(tmp_path / "cache")
-    folder = fetch.model_dir("tiny-bert", cache)
+    folder = download.model_dir("tiny-bert", cache)
     assert sorted(os.listdir(folder)) == ["config.json", "model.safetensors", "tokenizer.json"]
-    assert fetch.model_dir("tiny-bert", cache) == folder          # cached: no second download
-    root = fetch.glue_dir("sst2", None, cache)
+    assert download.model_dir("tiny-bert", cache) == folder          # cached: no second download
+    root = download.glue_dir("sst2", None, cache)
     assert len(data.read_task("sst2", "dev", root)[0]) == 12
-    root = fetch.glue_dir("mrpc", None, cache)
+    root = download.glue_dir("mrpc", None, cache)
     assert len(data.read_task("mrpc", "dev", root)[0]) == 2 and len(data.read_task("mrpc", "train", root)[0]) == 38
     assert not [f for f in os.listdir(os.path.join(cache, "glue")) if f.startswith(".")]   # no leftovers
     fresh = str(tmp_path / "fresh")                              # MRPC as the very first download
-    assert len(data.read_task("mrpc", "dev", fetch.glue_dir("mrpc", None, fresh))[0]) == 2
+    assert len(data.read_task("mrpc", "dev", download.glue_dir("mrpc", None, fresh))[0]) == 2
     assert os.listdir(os.path.join(fresh, "glue")) == ["MRPC"]
 
 
 def test_truncated_download_leaves_nothing(server, tmp_path, monkeypatch):
-    monkeypatch.setattr(fetch, "HUB_URL", server)
+    monkeypatch.setattr(download, "HUB_URL", server)
     monkeypatch.setattr(Handler, "truncate", {"/tiny-bert/resolve/main/model.safetensors"})
     cache = tmp_path / "cache"
     with pytest.raises(RuntimeError, match="could not fetch model 'tiny-bert'.*Pass --model"):
-        fetch.model_dir("tiny-bert", str(cache))
+        download.model_dir("tiny-bert", str(cache))
     left = os.listdir(cache / "models" / "tiny-bert")
     assert "model.safetensors" not in left and not [f for f in left if f.startswith(".")]
 
 
 def test_offline_gives_one_clear_message(tmp_path, monkeypatch):
-    monkeypatch.setattr(fetch, "HUB_URL", "http://127.0.0.1:9")      # nothing listens on the discard port
-    monkeypatch.setattr(fetch, "GLUE_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr(download, "HUB_URL", "http://127.0.0.1:9")      # nothing listens on the discard port
+    monkeypatch.setattr(download, "GLUE_URL", "http://127.0.0.1:9")
     with pytest.raises(RuntimeError, match="Offline\\? Pass --model with a local folder"):
-        fetch.model_dir("bert-base-uncased", str(tmp_path))
+        download.model_dir("bert-base-uncased", str(tmp_path))
     with pytest.raises(RuntimeError, match="Offline\\? Pass --data-dir"):
-        fetch.glue_dir("sst2", None, str(tmp_path))
+        download.glue_dir("sst2", None, str(tmp_path))
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        fetch.model_dir("./no/such/folder", str(tmp_path))
+        download.model_dir("./no/such/folder", str(tmp_path))
 
 
 def test_read_only_cache_is_named_not_blamed_on_the_network(tmp_path, monkeypatch):
@@ -172,11 +173,11 @@ def test_read_only_cache_is_named_not_blamed_on_the_network(tmp_path, monkeypatc
     ro.mkdir()
     real = os.access   # chmod 0555 does not stop root, so the folder is made read-only for os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if str(p).startswith(str(ro)) else real(p, mode))
-    monkeypatch.setattr(fetch, "HUB_URL", "http://127.0.0.1:9")
-    monkeypatch.setattr(fetch, "GLUE_URL", "http://127.0.0.1:9")
-    for get in (lambda: fetch.model_dir("bert-base-uncased", str(ro / "cache")),
-                lambda: fetch.glue_dir("sst2", None, str(ro / "cache"))):
-        with pytest.raises(data.MissingInput, match=f"--cache-dir: {ro} is not writable"):
+    monkeypatch.setattr(download, "HUB_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr(download, "GLUE_URL", "http://127.0.0.1:9")
+    for get in (lambda: download.model_dir("bert-base-uncased", str(ro / "cache")),
+                lambda: download.glue_dir("sst2", None, str(ro / "cache"))):
+        with pytest.raises(errors.MissingInput, match=f"--cache-dir: {ro} is not writable"):
             get()
     assert os.listdir(ro) == []
 
@@ -194,17 +195,17 @@ def test_captive_portal_never_poisons_the_cache(tmp_path, monkeypatch):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Portal, directory=str(tmp_path)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    monkeypatch.setattr(fetch, "HUB_URL", url)
-    monkeypatch.setattr(fetch, "GLUE_URL", url)
+    monkeypatch.setattr(download, "HUB_URL", url)
+    monkeypatch.setattr(download, "GLUE_URL", url)
     cache = tmp_path / "cache"
     try:
-        with pytest.raises(data.FetchFailed, match="did not send a valid config.json.*nothing was cached"):
-            fetch.model_dir("bert-base-uncased", str(cache))
-        with pytest.raises(data.FetchFailed, match="did not send a valid .SST-2.zip"):
-            fetch.glue_dir("sst2", None, str(cache))
+        with pytest.raises(errors.FetchFailed, match="did not send a valid config.json.*nothing was cached"):
+            download.model_dir("bert-base-uncased", str(cache))
+        with pytest.raises(errors.FetchFailed, match="did not send a valid .SST-2.zip"):
+            download.glue_dir("sst2", None, str(cache))
         for name in ("model.safetensors", "tokenizer.json", "vocab.txt", "x.tsv"):
             with pytest.raises(OSError, match=f"valid {name}"):
-                fetch.download(f"{url}/{name}", str(tmp_path / "one" / name))
+                download.download(f"{url}/{name}", str(tmp_path / "one" / name))
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -216,7 +217,7 @@ def test_model_path_mistakes_are_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models").mkdir()
     (tmp_path / "weights.safetensors").write_bytes(b"x")
-    with pytest.raises(data.MissingInput, match="is a file: pass the folder"):
-        fetch.model_dir("weights.safetensors", str(tmp_path / "cache"))
-    with pytest.raises(data.MissingInput, match="model folder 'models/minilm' does not exist"):
-        fetch.model_dir("models/minilm", str(tmp_path / "cache"))   # a typo, not a hub name
+    with pytest.raises(errors.MissingInput, match="is a file: pass the folder"):
+        download.model_dir("weights.safetensors", str(tmp_path / "cache"))
+    with pytest.raises(errors.MissingInput, match="model folder 'models/minilm' does not exist"):
+        download.model_dir("models/minilm", str(tmp_path / "cache"))   # a typo, not a hub name

@@ -9,7 +9,8 @@ import threading
 import pytest
 
 import data
-import documents
+from cli import errors
+from tasks import documents
 from tiny import NEWSGROUPS, write_documents
 
 ARCHIVES = {"imdb": "aclImdb_v1.tar.gz", "yelp": "yelp_review_full_csv.tgz", "20news": "20news-bydate.tar.gz"}
@@ -35,13 +36,13 @@ def test_every_corpus_reads_as_it_unpacks(unpacked, task, classes, n):
 
 
 def test_missing_or_broken_corpus_is_named(unpacked, tmp_path):
-    with pytest.raises(data.MissingInput, match="aclImdb not found: --data-dir must hold imdb as its archive unpacks"):
+    with pytest.raises(errors.MissingInput, match="aclImdb not found: --data-dir must hold imdb as its archive unpacks"):
         documents.documents_dir("imdb", str(tmp_path))
     assert documents.documents_dir("imdb", unpacked) == unpacked
     bad = tmp_path / "yelp_review_full_csv"
     bad.mkdir()
     (bad / "test.csv").write_text('"3","fine"\n"9","stars out of range"\n')
-    with pytest.raises(data.BadInput, match=r"test.csv, line 2: expected \"stars\",\"text\" with stars 1-5"):
+    with pytest.raises(errors.BadInput, match=r"test.csv, line 2: expected \"stars\",\"text\" with stars 1-5"):
         documents.read_documents("yelp", "test", str(tmp_path))
 
 
@@ -94,13 +95,13 @@ def test_download_once_then_read(server, unpacked, tmp_path, monkeypatch, task):
 def test_bad_download_leaves_nothing(server, tmp_path, how, says):
     Handler.broken = {"/" + ARCHIVES["imdb"]: how}
     cache = tmp_path / "cache"
-    with pytest.raises(data.FetchFailed, match=f"could not download imdb .*{says}.*Offline\\? Pass --data-dir"):
+    with pytest.raises(errors.FetchFailed, match=f"could not download imdb .*{says}.*Offline\\? Pass --data-dir"):
         documents.documents_dir("imdb", None, str(cache))
     assert [f for _, _, fs in os.walk(cache) for f in fs] == []
 
 
 def test_offline_names_the_way_out(tmp_path, monkeypatch):
     monkeypatch.setattr(documents, "DOCUMENTS_URL", "http://127.0.0.1:9")   # nothing listens on the discard port
-    with pytest.raises(data.FetchFailed, match="Offline\\? Pass --data-dir with a folder holding the unpacked archive "
+    with pytest.raises(errors.FetchFailed, match="Offline\\? Pass --data-dir with a folder holding the unpacked archive "
                                               r"\(20news-bydate-train, 20news-bydate-test\)"):
         documents.documents_dir("20news", None, str(tmp_path / "cache"))

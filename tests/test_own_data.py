@@ -6,6 +6,8 @@ import os
 import pytest
 
 import data
+from cli import errors
+from tasks import own_data
 import train
 from tiny import write_glue, write_model
 
@@ -27,39 +29,39 @@ def write(path, rows, columns=("sentence", "sentence2", "label")):
 
 @pytest.mark.parametrize("ext", [".csv", ".tsv", ".jsonl"])
 def test_every_format_reads_the_same(tmp_path, ext):
-    texts, labels, classes = data.read_file(write(str(tmp_path / f"d{ext}"), ROWS))
+    texts, labels, classes = own_data.read_file(write(str(tmp_path / f"d{ext}"), ROWS))
     assert texts == [("a good film", "the plot"), ("a bad film", "the cast"), ("fine", "ok")]
     assert classes == ["neg", "pos"] and labels == [1, 0, 1]
 
 
 def test_columns_defaults_and_flags(tmp_path):
     path = write(str(tmp_path / "d.csv"), [("x", "hello", "1"), ("y", "there", "0")], ("id", "text", "stars"))
-    texts, labels, classes = data.read_file(path, label="stars")        # text: the default; no pair
+    texts, labels, classes = own_data.read_file(path, label="stars")        # text: the default; no pair
     assert texts == ["hello", "there"] and classes == ["0", "1"] and labels == [1, 0]
-    texts, _, _ = data.read_file(path, text="id", pair="text", label="stars")
+    texts, _, _ = own_data.read_file(path, text="id", pair="text", label="stars")
     assert texts == [("x", "hello"), ("y", "there")]
-    with pytest.raises(data.BadInput, match="has no sentence or text column: name the text's with --text-column "
+    with pytest.raises(errors.BadInput, match="has no sentence or text column: name the text's with --text-column "
                                             r"\(its columns: id, label\)"):
-        data.read_file(write(str(tmp_path / "e.csv"), [("x", "1")], ("id", "label")))
-    with pytest.raises(data.BadInput, match=r"d.csv has no column 'label' \(--label-column; its columns: id, text, stars\)"):
-        data.read_file(path)                                             # a column named by no header
-    with pytest.raises(data.BadInput, match=r"f.csv, line 3: no value in column 'stars' \(--label-column"):
-        data.read_file(write(str(tmp_path / "f.csv"), [("x", "hello", "1"), ("y", "there", "")], ("id", "text", "stars")),
+        own_data.read_file(write(str(tmp_path / "e.csv"), [("x", "1")], ("id", "label")))
+    with pytest.raises(errors.BadInput, match=r"d.csv has no column 'label' \(--label-column; its columns: id, text, stars\)"):
+        own_data.read_file(path)                                             # a column named by no header
+    with pytest.raises(errors.BadInput, match=r"f.csv, line 3: no value in column 'stars' \(--label-column"):
+        own_data.read_file(write(str(tmp_path / "f.csv"), [("x", "hello", "1"), ("y", "there", "")], ("id", "text", "stars")),
                        label="stars")                                    # a row without its value
 
 
 def test_labels_classes_or_regression(tmp_path):
     stars = [("t", str(s)) for s in (10, 2, 1, 2)]
-    _, labels, classes = data.read_file(write(str(tmp_path / "s.csv"), stars, ("text", "label")))
+    _, labels, classes = own_data.read_file(write(str(tmp_path / "s.csv"), stars, ("text", "label")))
     assert classes == ["1", "2", "10"] and labels == [2, 1, 0, 1]          # whole numbers: classes, in order
     scores = [("t", "0.5"), ("t", "4"), ("t", "2.25")]
-    _, labels, classes = data.read_file(write(str(tmp_path / "r.jsonl"), scores, ("text", "label")))
+    _, labels, classes = own_data.read_file(write(str(tmp_path / "r.jsonl"), scores, ("text", "label")))
     assert classes is None and labels == [0.5, 4.0, 2.25]                  # a fraction: regression
     dev = write(str(tmp_path / "dev.csv"), [("t", "2"), ("t", "3")], ("text", "label"))
-    with pytest.raises(data.BadInput, match=r"dev.csv, line 3: label '3' is not one of the training labels"):
-        data.read_file(dev, classes=["1", "2", "10"])
-    with pytest.raises(data.BadInput, match=r"line 2: label 'x' is not a finite number \(the task is regression\)"):
-        data.read_file(write(str(tmp_path / "x.csv"), [("t", "x")], ("text", "label")), classes=None)
+    with pytest.raises(errors.BadInput, match=r"dev.csv, line 3: label '3' is not one of the training labels"):
+        own_data.read_file(dev, classes=["1", "2", "10"])
+    with pytest.raises(errors.BadInput, match=r"line 2: label 'x' is not a finite number \(the task is regression\)"):
+        own_data.read_file(write(str(tmp_path / "x.csv"), [("t", "x")], ("text", "label")), classes=None)
 
 
 @pytest.mark.parametrize("name,content,says", [
@@ -74,14 +76,14 @@ def test_labels_classes_or_regression(tmp_path):
 def test_bad_files_name_file_and_line(tmp_path, name, content, says):
     path = tmp_path / name
     (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
-    with pytest.raises(data.InputError) as e:
-        data.read_file(str(path))
+    with pytest.raises(errors.InputError) as e:
+        own_data.read_file(str(path))
     assert says in str(e.value)
-    with pytest.raises(data.MissingInput, match="not found"):
-        data.read_file(str(tmp_path / "missing.csv"))
+    with pytest.raises(errors.MissingInput, match="not found"):
+        own_data.read_file(str(tmp_path / "missing.csv"))
     (tmp_path / "folder.csv").mkdir()
-    with pytest.raises(data.BadInput, match="folder.csv is a folder: pass the path of a .csv"):
-        data.read_file(str(tmp_path / "folder.csv"))
+    with pytest.raises(errors.BadInput, match="folder.csv is a folder: pass the path of a .csv"):
+        own_data.read_file(str(tmp_path / "folder.csv"))
 
 
 @pytest.fixture(scope="module")

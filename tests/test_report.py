@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-import report
-import tables
+from tools import report
+from tools import tables
 import train
 from tiny import write_glue, write_model
 
@@ -139,7 +139,7 @@ def test_report_needs_no_torch():
     import subprocess
     import sys
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    r = subprocess.run([sys.executable, "-c", "import sys, report; print('torch' in sys.modules)"],
+    r = subprocess.run([sys.executable, "-c", "import sys; from tools import report; print('torch' in sys.modules)"],
                        cwd=root, capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "False", r.stderr
 
@@ -151,7 +151,7 @@ def test_report_broken_results_name_the_file(tmp_path, content, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "results.json").write_text(content)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    r = subprocess.run([sys.executable, os.path.join(root, "report.py"), str(tmp_path / "run"), "--out",
+    r = subprocess.run([sys.executable, os.path.join(root, "tools", "report.py"), str(tmp_path / "run"), "--out",
                         str(tmp_path / "r.html")], capture_output=True, text=True, timeout=60)
     last = r.stderr.strip().splitlines()[-1]
     assert r.returncode != 0 and "Traceback" not in r.stderr and "run/results.json is not a results file" in last
@@ -320,7 +320,7 @@ def test_table_folders_that_hold_no_results_leave_the_readme_alone(outs, tmp_pat
     before = "".join(f"<!-- {b} -->\nkept\n<!-- /{b} -->\n" for b in blocks)
     readme.write_text(before)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    r = subprocess.run([sys.executable, os.path.join(root, "report.py"), flag, str(path), "--readme", str(readme)],
+    r = subprocess.run([sys.executable, os.path.join(root, "tools", "report.py"), flag, str(path), "--readme", str(readme)],
                        capture_output=True, text=True, timeout=60)
     last = r.stderr.strip().splitlines()[-1]
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-1500:]

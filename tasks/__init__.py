@@ -3,7 +3,7 @@ The tasks train.py knows, and how each one's data is read and encoded:
 
     GLUE (data.py)                   --task cola, sst2, ...: TSV files in the GLUE layout
     long documents (documents.py)    --task imdb, yelp, 20news: their archives' layouts
-    SQuAD 2.0 span QA (qa.py)        --task squad_v2: question + context windows
+    SQuAD 2.0 span QA (squad.py)        --task squad_v2: question + context windows
     your own data (data.read_file)   --train-file, --dev-file: CSV, TSV or JSON Lines
 
     read_splits(args)                -> dev sets, training set, label strings
@@ -13,9 +13,7 @@ The tasks train.py knows, and how each one's data is read and encoded:
 import statistics
 
 import data
-import documents
-import fetch
-import qa
+from tasks import documents, download, own_data, squad
 
 # Paper Table 2: max length and lambda (skim_coefficient; the paper's "harmony coefficient"). Metrics
 # as GLUE reports them, the first being the table's main one; epochs from the authors' scripts, but RTE's.
@@ -38,7 +36,7 @@ TASKS = {
     "imdb": dict(max_length=512, skim_coefficient=0.5, metrics=("accuracy",), epochs=3),
     "yelp": dict(max_length=512, skim_coefficient=0.5, metrics=("accuracy",), epochs=3),
     "20news": dict(max_length=512, skim_coefficient=0.5, metrics=("accuracy",), epochs=3),
-    # span QA (qa.py; Table 2's settings, Table 4's result); 2 epochs as BERT's SQuAD fine-tuning
+    # span QA (squad.py; Table 2's settings, Table 4's result); 2 epochs as BERT's SQuAD fine-tuning
     "squad_v2": dict(max_length=384, skim_coefficient=0.8, metrics=("f1", "exact"), epochs=2),
 }
 QA = "squad_v2"
@@ -64,9 +62,9 @@ def read_splits(args, classes="infer"):
     label strings (None: regression or QA). A task comes from --data-dir or is downloaded into the
     cache; your own data from --train-file and --dev-file (data.read_file)."""
     if args.task == QA:   # questions; their windows and labels come from encode_split
-        root = qa.squad_dir(args.data_dir, args.cache_dir)
-        dev = qa.read_squad(f"{root}/{qa.FILES['dev']}")
-        train = None if args.eval_only else (qa.read_squad(f"{root}/{qa.FILES['train']}"), None)
+        root = squad.squad_dir(args.data_dir, args.cache_dir)
+        dev = squad.read_squad(f"{root}/{squad.FILES['dev']}")
+        train = None if args.eval_only else (squad.read_squad(f"{root}/{squad.FILES['train']}"), None)
         return {"dev": (dev, None)}, train, None
     if args.task in documents.DOCUMENTS:   # long documents: evaluated on the test split, as in the paper
         root = documents.documents_dir(args.task, args.data_dir, args.cache_dir)
@@ -75,14 +73,14 @@ def read_splits(args, classes="infer"):
         return {"test": tuple(test)}, train, classes
     if args.task != CUSTOM:
         lay = data.layout(args.task)
-        root = fetch.glue_dir(args.task, args.data_dir, args.cache_dir)
+        root = download.glue_dir(args.task, args.data_dir, args.cache_dir)
         dev_sets = {split: data.read_task(args.task, split, root) for split in lay.dev}
         train = None if args.eval_only else data.read_task(args.task, "train", root)
         return dev_sets, train, None if lay.labels is None else list(lay.labels)
     columns, train = (args.text_column, args.text_pair_column, args.label_column or "label"), None
     if not args.eval_only:
-        *train, classes = data.read_file(args.train_file, *columns)
-    *dev, classes = data.read_file(args.dev_file, *columns, classes=classes)
+        *train, classes = own_data.read_file(args.train_file, *columns)
+    *dev, classes = own_data.read_file(args.dev_file, *columns, classes=classes)
     return {"dev": tuple(dev)}, train, classes
 
 
@@ -92,8 +90,8 @@ def encode_split(args, tokenizer, texts, labels):
     function from each window's (T, 2) logits to the SQuAD v2.0 metrics."""
     if args.task != QA:
         return data.encode(tokenizer, texts, args.max_length), labels, None
-    examples, spans, feats = qa.windows(tokenizer, texts, args.max_length)
-    return examples, spans, lambda logits: qa.squad_v2_scores(texts, qa.predict(texts, feats, logits))
+    examples, spans, feats = squad.windows(tokenizer, texts, args.max_length)
+    return examples, spans, lambda logits: squad.squad_v2_scores(texts, squad.predict(texts, feats, logits))
 
 
 def head_for(task, classes):

@@ -22,8 +22,9 @@ import urllib.error
 import urllib.request
 import zipfile
 
-from data import TOKENIZER_FILES, FetchFailed, MissingInput, layout
-from files import atomic_write, unwritable
+from cli.errors import FetchFailed, MissingInput
+from data import TOKENIZER_FILES, layout
+from cli.files import atomic_write, unwritable
 
 HUB_URL = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
 GLUE_URL = os.environ.get("GLUE_URL", "https://dl.fbaipublicfiles.com")

@@ -27,8 +27,8 @@ import urllib.error
 import warnings
 from dataclasses import dataclass
 
-import fetch
-from data import BadInput, FetchFailed, MissingInput
+from tasks import download
+from cli.errors import BadInput, FetchFailed, MissingInput
 
 SQUAD_URL = os.environ.get("SQUAD_URL", "https://rajpurkar.github.io/SQuAD-explorer/dataset")
 FILES = {"train": "train-v2.0.json", "dev": "dev-v2.0.json"}
@@ -162,7 +162,7 @@ def squad_v2_scores(questions, answers):
     return out
 
 
-def squad_dir(data_dir=None, cache_dir=fetch.DEFAULT_CACHE):
+def squad_dir(data_dir=None, cache_dir=download.DEFAULT_CACHE):
     """data_dir when given (it must hold both files), else cache_dir/squad, where they are
     downloaded once (validated as JSON before they enter the cache)."""
     if data_dir is not None:
@@ -174,10 +174,10 @@ def squad_dir(data_dir=None, cache_dir=fetch.DEFAULT_CACHE):
     root = os.path.join(cache_dir, "squad")
     missing = [f for f in FILES.values() if not os.path.isfile(os.path.join(root, f))]
     if missing:
-        fetch.check_cache(root, "SQuAD 2.0", "--data-dir with train-v2.0.json and dev-v2.0.json")
+        download.check_cache(root, "SQuAD 2.0", "--data-dir with train-v2.0.json and dev-v2.0.json")
     try:
         for f in missing:
-            fetch.download(f"{SQUAD_URL}/{f}", os.path.join(root, f))
+            download.download(f"{SQUAD_URL}/{f}", os.path.join(root, f))
     except (urllib.error.URLError, OSError) as e:
         raise FetchFailed(f"could not download SQuAD 2.0 from {SQUAD_URL} ({e}). Offline? Pass --data-dir with a "
                           "folder holding train-v2.0.json and dev-v2.0.json") from None

@@ -19,8 +19,8 @@ import os
 import urllib.error
 from dataclasses import dataclass
 
-import fetch
-from data import BadInput, FetchFailed, MissingInput
+from tasks import download
+from cli.errors import BadInput, FetchFailed, MissingInput
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ DOCUMENTS_URL = os.environ.get("DOCUMENTS_URL")
 SPLITS = {"imdb": "aclImdb/{split}", "yelp": "yelp_review_full_csv/{split}.csv", "20news": "20news-bydate-{split}"}
 
 
-def documents_dir(task, data_dir=None, cache_dir=fetch.DEFAULT_CACHE):
+def documents_dir(task, data_dir=None, cache_dir=download.DEFAULT_CACHE):
     """data_dir when given (it must hold the unpacked archive), else cache_dir/documents, where the
     archive is downloaded and unpacked once."""
     c = DOCUMENTS[task]
@@ -55,13 +55,13 @@ def documents_dir(task, data_dir=None, cache_dir=fetch.DEFAULT_CACHE):
     root = os.path.join(cache_dir, "documents")
     if all(os.path.isdir(os.path.join(root, f)) for f in c.folders):
         return root
-    fetch.check_cache(root, task, "--data-dir with the unpacked archive")
+    download.check_cache(root, task, "--data-dir with the unpacked archive")
     os.makedirs(root, exist_ok=True)
     name = os.path.basename(c.url)
     archive = os.path.join(root, "." + name)
     try:
-        fetch.download(_url(c.url), archive)
-        fetch.unpack(archive, root, c.folders)
+        download.download(_url(c.url), archive)
+        download.unpack(archive, root, c.folders)
     except (urllib.error.URLError, OSError) as e:
         raise FetchFailed(f"could not download {task} from {_url(c.url)} ({e}). Offline? Pass --data-dir with a "
                           f"folder holding the unpacked archive ({where})") from None

@@ -1,0 +1,31 @@
+"""
+Bad input ends in one clear line that names the flag or file and the fix, never a traceback.
+
+Library code raises an InputError (or one of its subclasses, which are also the built-in error
+they describe); `run(main)` prints its message as `error: ...` and exits. Any other exception is
+a bug and keeps its traceback.
+"""
+
+
+class InputError(Exception):
+    """Something the user gave is wrong or missing (a file, a folder, a value)."""
+
+
+class MissingInput(InputError, FileNotFoundError):
+    pass
+
+
+class BadInput(InputError, ValueError):
+    pass
+
+
+class FetchFailed(InputError, RuntimeError):
+    pass
+
+
+def run(main):
+    """Run a script's main(): an InputError ends in `error: ...` on one line, no traceback."""
+    try:
+        return main()
+    except InputError as e:
+        raise SystemExit(f"error: {e}") from None
