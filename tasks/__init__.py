@@ -13,7 +13,7 @@ The tasks train.py knows, and how each one's data is read and encoded:
 import statistics
 
 import data
-from tasks import documents, download, own_data, squad
+from tasks import documents, download, glue, own_data, squad
 
 # Paper Table 2: max length and lambda (skim_coefficient; the paper's "harmony coefficient"). Metrics
 # as GLUE reports them, the first being the table's main one; epochs from the authors' scripts, but RTE's.
@@ -45,7 +45,7 @@ QA = "squad_v2"
 # Your own data (--train-file, --dev-file): the defaults issue 11 asks for; lambda is the median of
 # Table 2's, so no task is favoured. Metrics: accuracy, or Pearson and Spearman for regression.
 CUSTOM = "custom"
-OWN_DATA = dict(max_length=128, skim_coefficient=statistics.median(TASKS[t]["skim_coefficient"] for t in data.GLUE),
+OWN_DATA = dict(max_length=128, skim_coefficient=statistics.median(TASKS[t]["skim_coefficient"] for t in glue.GLUE),
                 epochs=3)
 
 
@@ -72,10 +72,10 @@ def read_splits(args, classes="infer"):
         train = None if args.eval_only else documents.read_documents(args.task, "train", root)[:2]
         return {"test": tuple(test)}, train, classes
     if args.task != CUSTOM:
-        lay = data.layout(args.task)
+        lay = glue.layout(args.task)
         root = download.glue_dir(args.task, args.data_dir, args.cache_dir)
-        dev_sets = {split: data.read_task(args.task, split, root) for split in lay.dev}
-        train = None if args.eval_only else data.read_task(args.task, "train", root)
+        dev_sets = {split: glue.read_task(args.task, split, root) for split in lay.dev}
+        train = None if args.eval_only else glue.read_task(args.task, "train", root)
         return dev_sets, train, None if lay.labels is None else list(lay.labels)
     columns, train = (args.text_column, args.text_pair_column, args.label_column or "label"), None
     if not args.eval_only:

@@ -23,7 +23,8 @@ import urllib.request
 import zipfile
 
 from cli.errors import FetchFailed, MissingInput
-from data import TOKENIZER_FILES, layout
+from data import TOKENIZER_FILES
+from tasks.glue import layout
 from cli.files import atomic_write, unwritable
 
 HUB_URL = os.environ.get("HF_ENDPOINT", "https://huggingface.co")

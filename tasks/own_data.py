@@ -11,7 +11,7 @@ import math
 import os
 
 from cli.errors import BadInput, MissingInput
-from data import as_number
+from tasks.glue import as_number
 
 
 TEXT_COLUMNS, PAIR_COLUMNS = ("sentence", "text"), ("sentence2", "text_pair")   # defaults, first present

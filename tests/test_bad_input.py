@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import train
+from tasks import glue as glue_files
 from tiny import write_glue, write_model
 
 
@@ -164,7 +165,7 @@ def test_non_finite_regression_label_names_file_and_line(tmp_path):
     lines[3] = "\t".join(fields)
     open(path, "w").write("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match=r"STS-B/train.tsv, line 4: label 'nan' is not a finite number"):
-        data.read_task("stsb", "train", glue)
+        glue_files.read_task("stsb", "train", glue)
 
 
 def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ import torch
 
 from tools import bench
 import data
+from tasks import glue as glue_files
 from cli import errors
 from tasks import download
 import train
@@ -155,7 +156,7 @@ def test_split_replays_what_pruning_computes(setup):
     from model import encoder
     glue, model_dir = setup
     skim = load_pretrained(model_dir, skim=True, num_labels=2).eval()
-    texts = data.read_task("sst2", "dev", glue)[0]
+    texts = glue_files.read_task("sst2", "dev", glue)[0]
     batches = bench.make_batches(data.encode(data.load_tokenizer(model_dir), texts, 64), 1, 12, torch.device("cpu"))
     bench.set_skim(skim, batches, 0.5, 1)
     enc, cut_somewhere = encoder(skim), 0

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import data
+from tasks import glue as glue_files
 from cli import errors
 from tasks import download
 from tiny import write_glue, write_model
@@ -22,24 +23,24 @@ def glue(tmp_path_factory):
     return write_glue(str(tmp_path_factory.mktemp("glue")))
 
 
-@pytest.mark.parametrize("task", sorted(data.GLUE))
+@pytest.mark.parametrize("task", sorted(glue_files.GLUE))
 def test_every_task_layout_reads(glue, task):
-    for split in ("train",) + data.GLUE[task].dev:
-        texts, labels = data.read_task(task, split, glue)
+    for split in ("train",) + glue_files.GLUE[task].dev:
+        texts, labels = glue_files.read_task(task, split, glue)
         assert len(texts) == len(labels) > 0
-        pair = data.GLUE[task].text_b is not None
+        pair = glue_files.GLUE[task].text_b is not None
         assert all(isinstance(t, tuple) == pair for t in texts)
-        if data.GLUE[task].labels is None:
+        if glue_files.GLUE[task].labels is None:
             assert all(isinstance(y, float) for y in labels)
         else:
-            assert set(labels) <= set(range(len(data.GLUE[task].labels)))
+            assert set(labels) <= set(range(len(glue_files.GLUE[task].labels)))
 
 
 @pytest.mark.skipif(not os.path.isdir(SHARED_GLUE), reason="../shared/data/glue not present")
 @pytest.mark.parametrize("task,n", [("sst2", 872), ("cola", 1043), ("mrpc", 408), ("rte", 277), ("stsb", 1500),
                                     ("wnli", 71), ("qnli", 5463)])
 def test_real_glue_dev_files(task, n):
-    texts, labels = data.read_task(task, "dev", SHARED_GLUE)
+    texts, labels = glue_files.read_task(task, "dev", SHARED_GLUE)
     assert len(texts) == n
 
 
@@ -47,17 +48,17 @@ def test_malformed_row_names_file_and_line(tmp_path):
     os.makedirs(tmp_path / "RTE")
     (tmp_path / "RTE" / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailment\n1\ta\tb\n")
     with pytest.raises(ValueError, match=r"RTE/dev.tsv, line 3: expected 4 tab-separated fields, found 3"):
-        data.read_task("rte", "dev", str(tmp_path))
+        glue_files.read_task("rte", "dev", str(tmp_path))
     (tmp_path / "RTE" / "dev.tsv").write_text("index\tsentence1\tsentence2\tlabel\n0\ta\tb\tmaybe\n")
     with pytest.raises(ValueError, match="line 2: label 'maybe'"):
-        data.read_task("rte", "dev", str(tmp_path))
+        glue_files.read_task("rte", "dev", str(tmp_path))
 
 
 def test_missing_file_and_unknown_task(tmp_path):
     with pytest.raises(FileNotFoundError, match="SST-2/dev.tsv not found"):
-        data.read_task("sst2", "dev", str(tmp_path))
+        glue_files.read_task("sst2", "dev", str(tmp_path))
     with pytest.raises(ValueError, match="unknown task 'sst'"):
-        data.read_task("sst", "dev", str(tmp_path))
+        glue_files.read_task("sst", "dev", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="--data-dir must hold"):
         download.glue_dir("sst2", str(tmp_path))
 
@@ -138,12 +139,12 @@ def test_download_model_and_glue(server, tmp_path, monkeypatch):
     assert sorted(os.listdir(folder)) == ["config.json", "model.safetensors", "tokenizer.json"]
     assert download.model_dir("tiny-bert", cache) == folder          # cached: no second download
     root = download.glue_dir("sst2", None, cache)
-    assert len(data.read_task("sst2", "dev", root)[0]) == 12
+    assert len(glue_files.read_task("sst2", "dev", root)[0]) == 12
     root = download.glue_dir("mrpc", None, cache)
-    assert len(data.read_task("mrpc", "dev", root)[0]) == 2 and len(data.read_task("mrpc", "train", root)[0]) == 38
+    assert len(glue_files.read_task("mrpc", "dev", root)[0]) == 2 and len(glue_files.read_task("mrpc", "train", root)[0]) == 38
     assert not [f for f in os.listdir(os.path.join(cache, "glue")) if f.startswith(".")]   # no leftovers
     fresh = str(tmp_path / "fresh")                              # MRPC as the very first download
-    assert len(data.read_task("mrpc", "dev", download.glue_dir("mrpc", None, fresh))[0]) == 2
+    assert len(glue_files.read_task("mrpc", "dev", download.glue_dir("mrpc", None, fresh))[0]) == 2
     assert os.listdir(os.path.join(fresh, "glue")) == ["MRPC"]
 
 

@@ -6,6 +6,7 @@ import os
 import pytest
 
 import data
+from tasks import glue as glue_files
 from cli import errors
 from tasks import own_data
 import train
@@ -93,7 +94,7 @@ def own(tmp_path_factory):
     glue, model = write_glue(str(root / "glue")), write_model(str(root / "model"))
     files = {}
     for split, ext in (("train", ".csv"), ("dev", ".jsonl")):
-        texts, labels = data.read_task("sst2", split, glue)
+        texts, labels = glue_files.read_task("sst2", split, glue)
         files[split] = write(str(root / f"{split}{ext}"), [(t, "positive" if y else "negative") for t, y in zip(texts, labels)],
                              ("review", "label"))
     return glue, model, files, root
