@@ -5,7 +5,6 @@ every epoch and for --eval-only.
 """
 
 import time
-from contextlib import nullcontext
 
 import torch
 
@@ -13,6 +12,7 @@ import data
 import flops
 from tasks import metrics
 import transkimmer
+from model import autocast
 
 
 @torch.no_grad()
@@ -59,7 +59,7 @@ def evaluate(model, examples, labels, metric_names, device, max_length, batch_si
     lengths = torch.cat(lengths).cpu().long()
     kept = torch.cat(kept).cpu().long() if kept else None
     no_pad, seq = flops.speedups(lengths.tolist(), None if kept is None else kept.tolist(), cfg, max_length)
-    per_layer = [1.0] * cfg.num_hidden_layers if kept is None else (kept.sum(0) / lengths.sum()).tolist()
+    per_layer = [1.0] * cfg.num_hidden_layers if kept is None else transkimmer.kept_fraction(kept, lengths).tolist()
     scores = score(preds) if score is not None else metrics.compute_metrics(metric_names, preds, labels)
     for i, ex in enumerate(recorded[:record]):   # span QA: the answer's token positions, gold and predicted
         ex.update(label=labels[i], prediction=preds[i].item() if score is None else preds[i].argmax(0).tolist())
@@ -77,11 +77,6 @@ def evaluate_dev(model, dev_sets, metric_names, device, max_length, batch_size, 
         result[f"metrics_{split}"] = evaluate(model, examples, labels, metric_names, device, max_length,
                                               batch_size, score=score)["metrics"]
     return result
-
-
-def autocast(device):
-    """bf16 autocast on CUDA; full precision on CPU."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
 if __name__ == "__main__":   # the name sounds like a command: say which one evaluates

@@ -17,6 +17,7 @@ References:
 """
 
 import json
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -194,6 +195,11 @@ class Block(nn.Module):
         return x
 
 
+def autocast(device):
+    """How the model runs on a device: bf16 autocast on CUDA; full precision on the CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
 @dataclass
 class EncoderOutput:
     last_hidden_state: torch.Tensor   # (B, T, H)
@@ -215,7 +221,6 @@ class BertModel(nn.Module):
         self.depth = [self.layers[0]] * cfg.num_hidden_layers if cfg.model_type == "albert" else list(self.layers)
         self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.model_type != "distilbert" else None
         self.predictors = None
-        self.runner = None   # graphs.py sets it: inference replayed as CUDA graphs
         if cfg.skim:
             self.predictors = nn.ModuleList(
                 transkimmer.SkimPredictor(cfg.hidden_size, cfg.layer_norm_eps, cfg.skim_input_layernorm,
@@ -232,25 +237,25 @@ class BertModel(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         h = self.embed(input_ids, token_type_ids)  # (B, T, H)
-        graphed = self.runner is not None and not self.training
+        out = self.encode(h, attention_mask, prune)
+        h = out.last_hidden_state
+        return EncoderOutput(h, self.pool(h), out.keep_masks, out.skim_loss)
+
+    def encode(self, h, attention_mask, prune=None):
+        """The layers on the embeddings h (B, T, H): plain BERT, or Transkimmer's encoders (Eq. 1),
+        the masked one in training and the really pruned one at inference. Returns a SkimOutput
+        (keep masks and skim loss None for plain BERT). tools/cuda_graphs.py replaces this step."""
         if self.predictors is None:
-            if graphed:
-                h = self.runner(h, attention_mask)
-            else:
-                for layer in self.depth:
-                    h = layer(h, attention_mask)
-            return EncoderOutput(h, self.pool(h))
+            for layer in self.depth:
+                h = layer(h, attention_mask)
+            return transkimmer.SkimOutput(h, None, None)
         prune = (not self.training) if prune is None else prune
         if prune and self.training:
             raise ValueError("real pruning is for inference: call model.eval() first")
         if prune:   # inference: tokens really removed
-            out = self.runner(h, attention_mask) if graphed else \
-                transkimmer.pruned_encode(h, attention_mask, self.depth, self.predictors)
-        else:       # training (or the masked reference at inference): Eq. 4 attention
-            out = transkimmer.masked_encode(h, attention_mask, self.depth, self.predictors,
-                                            self.config.skim_tau, self.training)
-        h = out.last_hidden_state
-        return EncoderOutput(h, self.pool(h), out.keep_masks, out.skim_loss)
+            return transkimmer.pruned_encode(h, attention_mask, self.depth, self.predictors)
+        return transkimmer.masked_encode(h, attention_mask, self.depth, self.predictors,   # Eq. 4 attention
+                                         self.config.skim_tau, self.training)
 
     def pool(self, h):
         """tanh(Linear(h[CLS])); DistilBERT has no pooler: None."""
@@ -260,10 +265,9 @@ class BertModel(nn.Module):
 @dataclass
 class ClassifierOutput:
     logits: torch.Tensor              # (B, num_labels); span QA: (B, T, 2)
-    loss: torch.Tensor = None         # Eq. 7 total (= task loss without skim), when labels are given
-    task_loss: torch.Tensor = None
-    skim_loss: torch.Tensor = None
-    keep_masks: list = None
+    task_loss: torch.Tensor = None    # when labels are given (Eq. 7 adds the skim loss: train.py)
+    skim_loss: torch.Tensor = None    # Eq. 6, with skimming
+    keep_masks: list = None           # with skimming: L tensors (B, T), 1 = kept entering layer i
 
 
 class BertForSequenceClassification(nn.Module):
@@ -286,7 +290,7 @@ class BertForSequenceClassification(nn.Module):
         if labels is not None:
             task_loss = F.mse_loss(logits.squeeze(-1).float(), labels.float()) if self.config.num_labels == 1 \
                 else F.cross_entropy(logits.float(), labels)
-        return head_output(logits, enc, task_loss, self.config)
+        return ClassifierOutput(logits, task_loss, enc.skim_loss, enc.keep_masks)
 
 
 class BertForQuestionAnswering(nn.Module):
@@ -309,17 +313,7 @@ class BertForQuestionAnswering(nn.Module):
         if labels is not None:   # mean of the start and end cross-entropies over the window's tokens
             task_loss = (F.cross_entropy(logits[..., 0].float(), labels[:, 0]) +
                          F.cross_entropy(logits[..., 1].float(), labels[:, 1])) / 2
-        return head_output(logits, enc, task_loss, self.config)
-
-
-def head_output(logits, enc, task_loss, cfg):
-    """What every head returns: its logits, the encoder's keep masks and skim loss, and with labels
-    the task loss and Eq. 7's total."""
-    out = ClassifierOutput(logits, task_loss=task_loss, skim_loss=enc.skim_loss, keep_masks=enc.keep_masks)
-    if task_loss is not None:
-        out.loss = task_loss if enc.skim_loss is None else \
-            transkimmer.total_loss(task_loss, enc.skim_loss, cfg.skim_coefficient)
-    return out
+        return ClassifierOutput(logits, task_loss, enc.skim_loss, enc.keep_masks)
 
 
 def encoder(model):

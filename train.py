@@ -1,6 +1,6 @@
 """
 Fine-tune and evaluate Transkimmer (or the plain BERT baseline) on a GLUE task, a long-document
-task (imdb, yelp, 20news), SQuAD 2.0 (squad_v2) or your own files; the tasks are in tasks.py.
+task (imdb, yelp, 20news), SQuAD 2.0 (squad_v2) or your own files; the tasks are in tasks/.
 
     # Transkimmer on bert-base-uncased, on a GPU, online (fetches the model and SST-2 once)
     python train.py --task sst2
@@ -24,255 +24,251 @@ task (imdb, yelp, 20news), SQuAD 2.0 (squad_v2) or your own files; the tasks are
 Writes to --out-dir: checkpoint/ (the model at the last evaluation: model.safetensors,
 config.json, and the tokenizer files it used) and results.json (metrics, per-layer kept fraction,
 FLOPs speedups, evaluation wall time, every argument); --eval-only writes eval-results.json.
-Evaluation really prunes tokens. The defaults are a measured recipe that skims (recipe.py and the
-README); the paper's exact settings: --tau 0.1 --lr 2e-5 --predictor-lr 2e-5 --predictor-lr-decay
---skim-delay 0 --skim-warmup 0.
+Evaluation really prunes tokens. The defaults are a measured recipe that skims (docs/recipe.md);
+the paper's exact settings: --tau 0.1 --lr 2e-5 --predictor-lr 2e-5 --predictor-lr-decay
+--skim-delay 0 --skim-warmup 0. Every flag: cli/train_flags.py (python train.py --help).
+
+One training step, top to bottom: train_step -> model.py (BertForSequenceClassification ->
+BertModel.encode) -> transkimmer.py (masked_encode: Eqs. 2, 5, 4, 3, 6) -> back here for Eq. 7.
 """
 
-import argparse
+import collections
 import gc
 import json
 import math
 import os
 import time
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.distributed as dist
 
 import data
-from cli import errors
-from tasks import download
 import transkimmer
-from evaluate import autocast, evaluate_dev
-from model import BertConfig
-from tasks import CUSTOM, OWN_DATA, TASKS, classes_of, encode_split, head_for, metric_names, read_splits
-from recipe import SkimStart, default_predictor_lr, optimizer_for, skim_coefficient_at
-from cli.files import atomic_write_text, unwritable
+from cli import errors, train_flags
+from cli.files import atomic_write_text
+from evaluate import evaluate_dev
 from load_weights import checkpoint_files, load_model, load_pretrained, read_config, save_checkpoint, saved_by_train
-
-def number(kind, low=None, high=None, low_open=False, high_open=False):
-    """An argparse type: a finite int or float in a range; a bad value is argparse's one-line error."""
-    def parse(text):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
-        if not math.isfinite(v):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-        if low is not None and (v <= low if low_open else v < low):
-            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low:g}, got {text}")
-        if high is not None and (v >= high if high_open else v > high):
-            raise argparse.ArgumentTypeError(f"must be {'<' if high_open else '<='} {high:g}, got {text}")
-        return v
-    return parse
+from model import autocast, is_predictor
+from tasks import CUSTOM, TASKS, classes_of, download, encode_split, head_for, metric_names, read_splits
 
 
-POSITIVE_INT, POSITIVE = number(int, 1), number(float, 0, low_open=True)
-SKIM_SETTINGS = ("skim_coefficient", "tau", "mu0", "predictor_width", "predictor_lr", "predictor_lr_decay",
-                 "skim_delay", "skim_warmup", "skim_after_loss_drop")   # the "skimming" flags: a --baseline run has no use for them
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a run, built once from the command line (parse_args); results.json records
+    it as "args". Defaults and help: cli/train_flags.py. None: the task's default (paper Table 2)."""
+    task: str                     # a key of tasks.TASKS, or "custom" (your own files)
+    data_dir: str                 # GLUE layout; None: download into cache_dir
+    max_length: int               # tokens per example (truncation)
+    cache_dir: str
+    train_file: str               # your own data (CSV, TSV, JSON Lines); text/pair/label columns:
+    dev_file: str
+    text_column: str
+    text_pair_column: str
+    label_column: str
+    model: str                    # pretrained checkpoint folder or hub name
+    baseline: bool                # the plain BERT, no skimming
+    checkpoint: str               # with eval_only: a folder this script wrote
+    skim_coefficient: float       # lambda, Eq. 7 (the paper's harmony coefficient)
+    tau: float                    # Gumbel-softmax temperature, Eq. 5
+    mu0: float                    # the predictors' unbalanced bias, Eq. 9
+    predictor_width: int          # the predictor MLP's hidden width (None: hidden size, Eq. 2)
+    predictor_lr: float           # None: PREDICTOR_REACH / (steps x width)
+    predictor_lr_decay: bool      # decay it with the backbone's (paper) instead of holding it
+    skim_delay: float             # fraction of the steps with lambda 0 ...
+    skim_after_loss_drop: float   # ... (option: and until the task loss fell this fraction) ...
+    skim_warmup: float            # ... then this fraction of the steps ramping lambda up
+    lr: float                     # AdamW, BERT weights and head, linear decay
+    batch_size: int
+    epochs: int
+    max_steps: int                # overrides epochs
+    warmup: float
+    weight_decay: float
+    clip: float
+    seed: int
+    device: str
+    threads: int
+    eval_only: bool
+    eval_batch_size: int
+    eval_every_epoch: int
+    log_every: int
+    out_dir: str
+    overwrite: bool
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = p.add_argument_group("task and data")
-    g.add_argument("--task", choices=sorted(TASKS), help="GLUE task or long documents (imdb, yelp, 20news); or your "
-                   "own data: --train-file, --dev-file")
-    g.add_argument("--data-dir", help="folder in the GLUE layout (<dir>/SST-2/train.tsv, ...), or holding the "
-                   "unpacked archive of a long-document task; default: download the task once into --cache-dir")
-    g.add_argument("--max-length", type=number(int, 8), help="truncate to this many tokens (default: paper Table 2)")
-    g.add_argument("--cache-dir", default=download.DEFAULT_CACHE, help="where downloads are kept")
-    g.add_argument("--train-file", help="your own training data: .csv, .tsv (a header row names the columns) or "
-                   ".jsonl (one JSON object per line); string labels are classes, fractional numbers regression")
-    g.add_argument("--dev-file", help="your own evaluation data, in the same form")
-    g.add_argument("--text-column", help="with --train-file: the text's column (default: sentence, else text)")
-    g.add_argument("--text-pair-column", help="the second text's column (default: sentence2 or text_pair if present)")
-    g.add_argument("--label-column", help="the label's column (default: label)")
-    g = p.add_argument_group("model")
-    g.add_argument("--model", default="bert-base-uncased",
-                   help="checkpoint folder (config.json, model.safetensors, tokenizer.json) or a hub name")
-    g.add_argument("--baseline", action="store_true", help="fine-tune the plain BERT, no skimming")
-    g.add_argument("--checkpoint", help="with --eval-only: a folder written by this script (out/checkpoint)")
-    g = p.add_argument_group("skimming")
-    g.add_argument("--skim-coefficient", type=number(float, 0), help="lambda of Eq. 7, the paper's harmony coefficient (default: Table 2)")
-    g.add_argument("--tau", type=POSITIVE, default=BertConfig.skim_tau, help="Gumbel-softmax temperature, Eq. 5 "
-                   "(paper: 0.1, which cannot start training; see model.py)")
-    g.add_argument("--mu0", type=number(float), default=BertConfig.skim_mu0, help="unbalanced bias mean of the predictors, Eq. 9")
-    g.add_argument("--predictor-width", type=POSITIVE_INT, help="hidden width of the predictor MLP (default: the "
-                   "model's hidden size, as Eq. 2; smaller is cheaper at batch 1)")
-    g.add_argument("--predictor-lr", type=POSITIVE, help="learning rate of the skim predictors (default: "
-                   "0.08 x 384 / (the run's steps x the predictor's width): 2e-4 for 400 steps at width 384; "
-                   "paper: one lr for all, pass --lr's value)")
-    g.add_argument("--predictor-lr-decay", action="store_true", help="decay the predictors' lr with the "
-                   "backbone's (paper) instead of holding it constant")
-    g.add_argument("--skim-delay", type=number(float, 0, 1, high_open=True), default=1 / 3,
-                   help="fraction of the steps trained with lambda 0 first, as the baseline is (paper: 0)")
-    g.add_argument("--skim-after-loss-drop", type=number(float, 0, 1, high_open=True), default=0.0, help="start "
-                   "lambda's ramp no earlier than --skim-delay and only once the task loss has fallen this fraction "
-                   "below its level over the first twelfth of the steps (option, e.g. 0.05; default 0: at --skim-delay)")
-    g.add_argument("--skim-warmup", type=number(float, 0, 1), default=1 / 3, help="fraction of the steps over which "
-                   "lambda then ramps linearly from 0 to its value (paper: 0)")
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--lr", type=POSITIVE, default=5e-5, help="AdamW learning rate of the BERT weights and the head, "
-                   "linear decay to 0 (paper: 2e-5)")
-    g.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="training batch size (per process)")
-    g.add_argument("--epochs", type=POSITIVE_INT, help="epochs (default: 3; 5 for MRPC and WNLI, 10 for RTE)")
-    g.add_argument("--max-steps", type=POSITIVE_INT, help="stop after this many optimiser steps (overrides --epochs)")
-    g.add_argument("--warmup", type=number(float, 0, 1, high_open=True), default=0.0, help="fraction of steps with linear warm-up")
-    g.add_argument("--weight-decay", type=number(float, 0), default=0.01, help="AdamW weight decay (not on biases, LayerNorms)")
-    g.add_argument("--clip", type=POSITIVE, default=1.0, help="gradient norm clipping")
-    g.add_argument("--seed", type=number(int, 0), default=42, help="seed for initialisation, shuffling and sampling")
-    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda, cpu, cuda:1, ...")
-    g.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch (default: torch's choice)")
-    g = p.add_argument_group("evaluation and output")
-    g.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint on the dev set, no training")
-    g.add_argument("--eval-batch-size", type=POSITIVE_INT, default=32, help="evaluation batch size")
-    g.add_argument("--eval-every-epoch", type=POSITIVE_INT, default=1, help="evaluate at the end of every N-th epoch")
-    g.add_argument("--log-every", type=POSITIVE_INT, default=50, help="log a line every N steps")
-    g.add_argument("--out-dir", default=None, help="output folder (default: out/<task>[-baseline]); training "
-                   "writes results.json and checkpoint/, --eval-only writes eval-results.json")
-    g.add_argument("--overwrite", action="store_true", help="replace the results (and checkpoint) already in --out-dir")
-    args = p.parse_args(argv)
-    if args.eval_only and not args.checkpoint:
-        p.error("--eval-only needs --checkpoint DIR")
-    if args.checkpoint and not args.eval_only:
-        p.error("--checkpoint is read with --eval-only alone; training starts from --model "
-                "(to fine-tune a saved model further, pass its folder as --model)")
-    if args.task and (args.train_file or args.dev_file):
-        p.error(f"--task {args.task} with --train-file/--dev-file: pass a GLUE task or your own files, not both")
-    if not args.task and not (args.dev_file and (args.train_file or args.eval_only)):
-        p.error("pass --task (a GLUE task), or --train-file and --dev-file (your own data; --dev-file alone "
-                "with --eval-only)")
-    if args.task and (args.text_column or args.text_pair_column or args.label_column):
-        p.error("--text-column, --text-pair-column and --label-column name the columns of --train-file/--dev-file; "
-                f"--task {args.task} has its own")
-    skim_set = [f"--{d.replace('_', '-')}" for d in SKIM_SETTINGS if getattr(args, d) != p.get_default(d)]
-    if args.baseline and skim_set:
-        p.error(f"{' '.join(skim_set)} set{'s' if len(skim_set) == 1 else ''} skimming, but --baseline trains the "
-                "plain BERT, which has none: drop one or the other")
-    if args.skim_delay + args.skim_warmup > 1 + 1e-9:   # (1e-9: sums such as 0.6 + 0.4 in floating point)
-        p.error(f"--skim-delay {args.skim_delay:g} + --skim-warmup {args.skim_warmup:g} > 1: lambda would still be "
-                "ramping when training ends; make them sum to at most 1")
-    if args.dev_file and args.data_dir:
-        p.error("--data-dir holds GLUE tasks; your own data is read from --train-file and --dev-file alone")
-    if args.dev_file:
-        args.task = CUSTOM
-    t = TASKS.get(args.task, OWN_DATA)
-    args.max_length = args.max_length if args.max_length is not None else t["max_length"]
-    args.skim_coefficient = t["skim_coefficient"] if args.skim_coefficient is None else args.skim_coefficient
-    args.epochs = args.epochs if args.epochs is not None else t["epochs"]
-    name = args.task if args.task != CUSTOM else os.path.splitext(os.path.basename(args.train_file or args.dev_file))[0]
-    args.out_dir = args.out_dir or os.path.join("out", name + ("-baseline" if args.baseline else ""))
-    check_environment(p, args)
-    return args
+    return TrainConfig(**train_flags.parse(argv, __doc__, "cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def results_path(args):
+def results_path(cfg):
     """Training writes results.json; evaluation alone never touches a training record."""
-    return os.path.join(args.out_dir, "eval-results.json" if args.eval_only else "results.json")
+    return os.path.join(cfg.out_dir, "eval-results.json" if cfg.eval_only else "results.json")
 
 
-def check_device(p, text):
-    """--device names cpu, or cuda on a machine that has it (train.py and bench.py)."""
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        p.error(f"--device {text!r} is not a device: use cpu, cuda or cuda:N")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        p.error(f"--device {text}: this machine has no CUDA GPU (torch {torch.__version__}); use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        p.error(f"--device {text}: only cpu and cuda are supported")
-
-
-def check_environment(p, args):
-    """What can be checked before any work: the device, torchrun's variables, the output folder."""
-    check_device(p, args.device)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not all(v in os.environ for v in ("RANK", "MASTER_ADDR")):
-        p.error("WORLD_SIZE is set but RANK or MASTER_ADDR is not: launch several processes with torchrun, "
-                "or unset WORLD_SIZE")
-    out = args.out_dir
-    if os.path.exists(out) and not os.path.isdir(out):
-        p.error(f"--out-dir {out} is a file: pass a folder")
-    if os.path.exists(results_path(args)) and not args.overwrite:
-        p.error(f"--out-dir {out} already holds {os.path.basename(results_path(args))}: pass another --out-dir, "
-                "or --overwrite to replace it")
-    if unwritable(out):
-        p.error(f"--out-dir {out}: {unwritable(out)}; pass a folder you can write to")
-
-
-def setup(args):
+def setup(cfg):
     """torchrun's processes (one per GPU), threads, seed. Returns (rank, world, device)."""
-    rank, world = 0, 1
+    rank, world, device = 0, 1, torch.device(cfg.device)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         rank, world = dist.get_rank(), dist.get_world_size()
-        if args.device.startswith("cuda"):
-            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    return rank, world, torch.device(args.device)
+        if device.type == "cuda":
+            device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    return rank, world, device
 
 
-def load_checkpoint(args):
-    """--eval-only: the saved model, refused when it was trained for another task; its skim settings
-    go into args so that results.json reports what the checkpoint was trained with."""
-    model = load_model(args.checkpoint)
+# ----------------------------------------------------------------------------------------------
+# Loading: the model, its tokenizer, the data
+
+
+def load_checkpoint(cfg):
+    """--eval-only: the saved model, refused when it was trained for another task; the config
+    records the skim settings the checkpoint was trained with."""
+    model = load_model(cfg.checkpoint)
     c = model.config
-    if args.task != CUSTOM and c.finetuning_task and c.finetuning_task != args.task:
-        raise SystemExit(f"error: {args.checkpoint} was fine-tuned on {c.finetuning_task}, not {args.task}: "
+    if cfg.task != CUSTOM and c.finetuning_task and c.finetuning_task != cfg.task:
+        raise SystemExit(f"error: {cfg.checkpoint} was fine-tuned on {c.finetuning_task}, not {cfg.task}: "
                          f"pass --task {c.finetuning_task}")
-    args.baseline, args.skim_coefficient, args.tau, args.mu0 = not c.skim, c.skim_coefficient, c.skim_tau, c.skim_mu0
-    args.predictor_width = c.skim_predictor_width
-    return model
+    cfg = replace(cfg, baseline=not c.skim, skim_coefficient=c.skim_coefficient, tau=c.skim_tau, mu0=c.skim_mu0,
+                  predictor_width=c.skim_predictor_width)
+    return model, cfg
 
 
-def check_start(args, tok_dir):
+def check_head(cfg, c, classes):
+    """A checkpoint evaluated on a task must have the head the task needs."""
+    need = head_for(cfg.task, classes)
+    if (c.head, c.num_labels) != (need["head"], need["num_labels"]):
+        has = lambda head, n: "a span head" if head == "span" else f"{n} output(s)"
+        raise SystemExit(f"error: {cfg.checkpoint} has {has(c.head, c.num_labels)}, task {cfg.task} needs "
+                         f"{has(need['head'], need['num_labels'])}: evaluate it on the task it was trained for")
+
+
+def check_start(cfg, tok_dir):
     """--model may be a checkpoint of train.py: two-stage training starts Transkimmer from the fine-tuned
     baseline. Refused before any work when it cannot be what the user means."""
     c = read_config(checkpoint_files(tok_dir)[0])   # (a missing or broken file is named here)
-    if saved_by_train(tok_dir) and c.finetuning_task and c.finetuning_task != args.task and args.task != CUSTOM:
-        raise SystemExit(f"error: --model {args.model} was fine-tuned on {c.finetuning_task}, not {args.task}: "
-                         f"its classifier answers another task; pass the pretrained model, or a checkpoint of {args.task}")
-    if c.skim and args.baseline:
-        raise SystemExit(f"error: --model {args.model} is a Transkimmer checkpoint and --baseline fine-tunes a plain "
+    if saved_by_train(tok_dir) and c.finetuning_task and c.finetuning_task != cfg.task and cfg.task != CUSTOM:
+        raise SystemExit(f"error: --model {cfg.model} was fine-tuned on {c.finetuning_task}, not {cfg.task}: "
+                         f"its classifier answers another task; pass the pretrained model, or a checkpoint of {cfg.task}")
+    if c.skim and cfg.baseline:
+        raise SystemExit(f"error: --model {cfg.model} is a Transkimmer checkpoint and --baseline fine-tunes a plain "
                          "BERT: pass the pretrained model or a --baseline checkpoint, or leave out --baseline")
 
 
-def load(args, device):
+def load(cfg, device):
     """The model (pretrained with a fresh head and fresh predictors, or --checkpoint for --eval-only),
-    its tokenizer and that tokenizer's folder, the dev sets, the training set and the label strings."""
-    if args.eval_only:
-        model, tok_dir = load_checkpoint(args), args.checkpoint
-        dev_sets, train, classes = read_splits(args, classes_of(model.config))
-        c, need = model.config, head_for(args.task, classes)
-        if (c.head, c.num_labels) != (need["head"], need["num_labels"]):
-            has = lambda head, n: "a span head" if head == "span" else f"{n} output(s)"
-            raise SystemExit(f"error: {args.checkpoint} has {has(c.head, c.num_labels)}, task {args.task} needs "
-                             f"{has(need['head'], need['num_labels'])}: evaluate it on the task it was trained for")
+    the config (with a checkpoint's skim settings), the tokenizer's folder, the splits and labels."""
+    if cfg.eval_only:
+        model, cfg = load_checkpoint(cfg)
+        tok_dir, classes = cfg.checkpoint, classes_of(model.config)
     else:
-        tok_dir = download.model_dir(args.model, args.cache_dir)
-        check_start(args, tok_dir)
-        dev_sets, train, classes = read_splits(args)
-        model = load_pretrained(tok_dir, skim=not args.baseline, finetuning_task=args.task, skim_coefficient=
-                                args.skim_coefficient, skim_tau=args.tau, skim_mu0=args.mu0,
-                                skim_predictor_width=args.predictor_width,
-                                **head_for(args.task, classes))
-    if args.max_length > model.config.max_tokens:
-        raise SystemExit(f"error: --max-length {args.max_length} exceeds the {model.config.max_tokens} positions "
+        tok_dir, classes = download.model_dir(cfg.model, cfg.cache_dir), "infer"
+        check_start(cfg, tok_dir)
+    dev_sets, train, classes = read_splits(cfg.task, cfg.data_dir, cfg.cache_dir, not cfg.eval_only,
+                                           (cfg.train_file, cfg.dev_file),
+                                           (cfg.text_column, cfg.text_pair_column, cfg.label_column), classes)
+    if cfg.eval_only:
+        check_head(cfg, model.config, classes)
+    else:
+        model = load_pretrained(tok_dir, skim=not cfg.baseline, finetuning_task=cfg.task, skim_coefficient=
+                                cfg.skim_coefficient, skim_tau=cfg.tau, skim_mu0=cfg.mu0,
+                                skim_predictor_width=cfg.predictor_width, **head_for(cfg.task, classes))
+    if cfg.max_length > model.config.max_tokens:
+        raise SystemExit(f"error: --max-length {cfg.max_length} exceeds the {model.config.max_tokens} positions "
                          "the model has (max_position_embeddings): pass a smaller --max-length")
-    return model.to(device), tok_dir, data.load_tokenizer(tok_dir), dev_sets, train, classes
+    return model.to(device), cfg, tok_dir, dev_sets, train, classes
 
 
-def train_step(model, b, opt, sched, step, total, args, start=None):
-    """One optimiser step on batch b; returns the model's output and the loss (Eq. 7). start: the
-    step lambda's ramp starts at (SkimStart.start)."""
+def encode_splits(cfg, tok_dir, model, dev_sets, train):
+    """The splits as model inputs: {split: (examples, labels, score)}, and the training set's."""
+    tokenizer = data.load_tokenizer(tok_dir)
+    dev = {split: encode_split(cfg.task, tokenizer, texts, labels, cfg.max_length)
+           for split, (texts, labels) in dev_sets.items()}
+    train = None if train is None else encode_split(cfg.task, tokenizer, *train, cfg.max_length)
+    for examples, _, _ in list(dev.values()) + ([train] if train else []):
+        data.check_encoded(examples, tokenizer, model.config.vocab_size, tok_dir)
+    return tokenizer, dev, train
+
+
+# ----------------------------------------------------------------------------------------------
+# The recipe: the optimiser and when lambda rises (Departures from the paper; docs/recipe.md)
+
+PREDICTOR_REACH = 0.08 * 384   # the default predictor lr x the run's steps x the predictor's width
+
+
+def default_predictor_lr(steps, width):
+    """The predictors are new modules that must cross a logit gap of 2 mu0 = 10 within the run. Adam
+    moves each weight by about lr a step, and the keep logit sums the moves of the last Linear's
+    `width` inputs, so how far it can go is lr x steps x width: we hold that product (2e-4 x 400 steps
+    at width 384, measured on SST-2 with MiniLM), so short and long runs get the same reach."""
+    return PREDICTOR_REACH / (steps * width)
+
+
+def optimizer_for(model, total, lr, predictor_lr, weight_decay, warmup, predictor_lr_decay):
+    """AdamW (no weight decay on biases and LayerNorms) and its schedule: the backbone's lr warms up
+    over `warmup` and decays linearly to 0; the predictors have their own lr, held constant
+    (Departure: they start learning only when lambda rises, a third of the way in, and a decay
+    timed for the backbone would leave them little; predictor_lr_decay gives the paper's)."""
+    groups = {}
+    for name, p in model.named_parameters():
+        groups.setdefault((is_predictor(name), p.ndim >= 2), []).append(p)
+    groups = sorted(groups.items())
+    opt = torch.optim.AdamW([dict(params=ps, lr=predictor_lr if pred else lr, weight_decay=weight_decay if decay else 0.0)
+                             for (pred, decay), ps in groups], lr=lr)
+    warm = int(warmup * total)
+    backbone = lambda s: (s + 1) / max(warm, 1) if s < warm else max(0.0, (total - s) / max(total - warm, 1))
+    constant = lambda s: 1.0
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, [constant if pred and not predictor_lr_decay else backbone for (pred, _), _ in groups])
+    return opt, sched
+
+
+class SkimStart:
+    """--skim-after-loss-drop D (an option, not the default): lambda's ramp starts at `delay` of the
+    steps only if the task has been learned by then, else at the first step after it at which it
+    has: when the mean task loss of the last W steps has fallen a fraction D below its mean over the
+    first W steps (W, a twelfth of the steps). A relative drop serves a cross-entropy and a squared
+    error alike. Measured (docs/recipe.md): it starts RTE's ramp later, but RTE still loses ~90 %
+    of its tokens, and WNLI, whose loss never falls, no longer skims; so it is not the default."""
+
+    def __init__(self, total, delay, drop):
+        self.delay, self.drop = delay * total, drop
+        self.window = math.ceil(total / 12)
+        self.first, self.last = [], collections.deque(maxlen=self.window)
+        self.start = math.inf if self.drop else self.delay   # the step lambda's ramp starts at, once known
+
+    @property
+    def waiting(self):
+        return self.start == math.inf
+
+    def update(self, step, task_loss):
+        """Record the task loss (a float) of step `step` (0-based); sets .start when the ramp starts."""
+        if not self.waiting:
+            return
+        if len(self.first) < self.window:
+            self.first.append(task_loss)
+        self.last.append(task_loss)
+        mean = lambda losses: sum(losses) / len(losses)
+        if step + 1 >= self.delay and mean(self.last) <= (1 - self.drop) * mean(self.first):
+            self.start = self.delay if step < self.delay else step + 1   # learned by the delay: its schedule exactly
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+
+
+def train_step(model, b, opt, sched, skim_coefficient, clip, step):
+    """One optimiser step on batch b with lambda = skim_coefficient; returns the model's output
+    and the loss (Eq. 7)."""
     with autocast(b["input_ids"].device):
         out = model(b["input_ids"], b["attention_mask"], b["token_type_ids"], labels=b["labels"])
     opt.zero_grad(set_to_none=True)
     loss = out.task_loss if out.skim_loss is None else \
-        transkimmer.total_loss(out.task_loss, out.skim_loss, skim_coefficient_at(step, total, args, start))   # Eq. 7
+        transkimmer.total_loss(out.task_loss, out.skim_loss, skim_coefficient)     # Eq. 7
     loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     # A NaN or inf stops the run before it reaches the weights (one host sync per step): the last
     # checkpoint and results.json stay as the last evaluation left them.
     if not torch.isfinite(loss + grad_norm):
@@ -285,8 +281,8 @@ def train_step(model, b, opt, sched, step, total, args, start=None):
 
 
 def log_step(log, step, total, out, loss, b, lr, examples, t0):
-    kept = (transkimmer.kept_per_layer(out.keep_masks).sum(0) / b["attention_mask"].sum()).mean().item() \
-        if out.keep_masks is not None else 1.0
+    kept = 1.0 if out.keep_masks is None else transkimmer.kept_fraction(
+        transkimmer.kept_per_layer(out.keep_masks), b["attention_mask"].sum(1)).mean().item()
     skim = out.skim_loss.item() if out.skim_loss is not None else 0.0
     elapsed = time.perf_counter() - t0
     log(f"step {step}/{total} | loss {loss.item():.4f} | task {out.task_loss.item():.4f} | skim loss {skim:.4f} | "
@@ -301,86 +297,92 @@ def log_eval(log, epoch, result):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    rank, world, device = setup(args)
-    distributed, master = world > 1, rank == 0
-    log = print if master else (lambda *a, **k: None)
-    model, tok_dir, tokenizer, dev_sets, train, classes = load(args, device)
-    for split, (texts, labels) in dev_sets.items():   # (inputs, labels, how to score them)
-        dev_sets[split] = encode_split(args, tokenizer, texts, labels)
-        data.check_encoded(dev_sets[split][0], tokenizer, model.config.vocab_size, tok_dir)
-    evaluate = lambda: evaluate_dev(model, dev_sets, metric_names(args.task, classes), device, args.max_length,
-                                    args.eval_batch_size, tokenizer)
-    os.makedirs(args.out_dir, exist_ok=True)
-    if args.eval_only:
+    cfg = parse_args(argv)
+    rank, world, device = setup(cfg)
+    log = print if rank == 0 else (lambda *a, **k: None)
+    model, cfg, tok_dir, dev_sets, train, classes = load(cfg, device)
+    tokenizer, dev_sets, train = encode_splits(cfg, tok_dir, model, dev_sets, train)
+    evaluate = lambda: evaluate_dev(model, dev_sets, metric_names(cfg.task, classes), device, cfg.max_length,
+                                    cfg.eval_batch_size, tokenizer)
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    if cfg.eval_only:
         result = evaluate()
-        write_results(args, result, [])
+        write_results(cfg, result, [])
         log(json.dumps(result, indent=2))
         return result
-
-    train, train_labels, _ = encode_split(args, tokenizer, *train)
-    data.check_encoded(train, tokenizer, model.config.vocab_size, tok_dir)
-    steps_per_epoch = data.num_batches(len(train), args.batch_size, world)
-    total = args.max_steps or steps_per_epoch * args.epochs
-    args.predictor_lr = args.predictor_lr or default_predictor_lr(total, model.config.predictor_width)   # in results.json
-    log(f"{args.task}: {len(train)} train / {len(next(iter(dev_sets.values()))[0])} dev examples, {total} steps, "
-        f"{'baseline BERT' if args.baseline else f'Transkimmer lambda={args.skim_coefficient} tau={args.tau}'}, "
+    steps_per_epoch = data.num_batches(len(train[0]), cfg.batch_size, world)
+    total = cfg.max_steps or steps_per_epoch * cfg.epochs
+    cfg = replace(cfg, predictor_lr=cfg.predictor_lr or default_predictor_lr(total, model.config.predictor_width))
+    log(f"{cfg.task}: {len(train[0])} train / {len(next(iter(dev_sets.values()))[0])} dev examples, {total} steps, "
+        f"{'baseline BERT' if cfg.baseline else f'Transkimmer lambda={cfg.skim_coefficient} tau={cfg.tau}'}, "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, device {device}, {world} process(es)")
+    result = fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, world, device, log)
+    return result
 
+
+def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, world, device, log):
+    """The training loop: `total` steps, an evaluation (and checkpoint, results.json) every
+    --eval-every-epoch epochs and at the end. Returns the last evaluation."""
+    distributed, master = world > 1, rank == 0
     train_model = model if not distributed else torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
-    opt, sched = optimizer_for(model, args, total)
-    skim_start = SkimStart(total, args)
-
+    opt, sched = optimizer_for(model, total, cfg.lr, cfg.predictor_lr, cfg.weight_decay, cfg.warmup, cfg.predictor_lr_decay)
+    skim_start = SkimStart(total, cfg.skim_delay, cfg.skim_after_loss_drop)
     history, result, step, t0 = [], None, 0, time.perf_counter()
     for epoch in range(math.ceil(total / steps_per_epoch)):
         train_model.train()
-        for b in data.batches(train, train_labels, args.batch_size, shuffle=True, seed=args.seed,
-                              epoch=epoch, rank=rank, world=world):
+        for b in data.batches(*train[:2], cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch, rank=rank, world=world):
             b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
-            out, loss = train_step(train_model, b, opt, sched, step, total, args, skim_start.start)
+            lam = transkimmer.skim_coefficient_at(step, total, cfg.skim_coefficient, cfg.skim_delay, cfg.skim_warmup,
+                                                  skim_start.start)
+            out, loss = train_step(train_model, b, opt, sched, lam, cfg.clip, step)
             if skim_start.waiting:   # (--skim-after-loss-drop: one host sync a step until skimming starts)
-                task_loss = out.task_loss.detach().float()
-                if distributed:
-                    dist.all_reduce(task_loss)
-                skim_start.update(step, task_loss.item() / world)
-                if not skim_start.waiting:
-                    log(f"step {math.ceil(skim_start.start)}: the task loss has fallen {args.skim_after_loss_drop:g} below its start; "
-                        "lambda starts its ramp")
+                watch_task_loss(skim_start, step, out.task_loss, world, cfg.skim_after_loss_drop, log)
             step += 1
-            if master and (step % args.log_every == 0 or step == total):
-                log_step(log, step, total, out, loss, b, sched.get_last_lr()[0], step * args.batch_size * world, t0)
+            if master and (step % cfg.log_every == 0 or step == total):
+                log_step(log, step, total, out, loss, b, sched.get_last_lr()[0], step * cfg.batch_size * world, t0)
             if step >= total:
                 break
-        if master and ((epoch + 1) % args.eval_every_epoch == 0 or step >= total):
+        evaluating = (epoch + 1) % cfg.eval_every_epoch == 0 or step >= total
+        if master and evaluating:
             result = evaluate()
             result.update(epoch=epoch + 1, step=step, train_seconds=time.perf_counter() - t0)
-            if args.skim_after_loss_drop:
+            if cfg.skim_after_loss_drop:
                 result.update(skim_start_step=None if skim_start.waiting else math.ceil(skim_start.start))   # (None: not yet)
             history.append(result)
             log_eval(log, epoch + 1, result)
             # The run reports its last evaluation, baseline and Transkimmer alike (as the authors'
             # scripts do). Picking the epoch with the best dev metric would favour the epoch that
             # skims least and flatter the metric on small dev sets; the history keeps every epoch.
-            save_checkpoint(model, tok_dir, os.path.join(args.out_dir, "checkpoint"))
-            write_results(args, result, history)
-        if distributed and ((epoch + 1) % args.eval_every_epoch == 0 or step >= total):
+            save_checkpoint(model, tok_dir, os.path.join(cfg.out_dir, "checkpoint"))
+            write_results(cfg, result, history)
+        if distributed and evaluating:
             dist.barrier()
         if step >= total:
             break
-    if distributed:   # DDP's reducer holds the process group: free it first, so that no rank tears
-        del train_model   # down gloo's connections while the other still has them open (a peer's
+    if distributed:   # DDP's reducer holds the process group: free it first, so that no rank tears down
+        del train_model   # gloo's connections while the other still has them open (a peer's
         gc.collect()      # "connection closed" in gloo's threads aborts the process)
         dist.barrier()
         dist.destroy_process_group()
     return result
 
 
-def write_results(args, result, history):
-    """results.json (atomically): the last evaluation, the history of all, and every argument."""
-    out = dict(task=args.task, metric_names=list(result["metrics"]), **result,
-               history=history, args=vars(args))
-    atomic_write_text(results_path(args), json.dumps(finite(out), indent=2, allow_nan=False))
+def watch_task_loss(skim_start, step, task_loss, world, drop, log):
+    """Feed the step's task loss (averaged over processes) to SkimStart; say when lambda starts."""
+    task_loss = task_loss.detach().float()
+    if world > 1:
+        dist.all_reduce(task_loss)
+    skim_start.update(step, task_loss.item() / world)
+    if not skim_start.waiting:
+        log(f"step {math.ceil(skim_start.start)}: the task loss has fallen {drop:g} below its start; "
+            "lambda starts its ramp")
+
+
+def write_results(cfg, result, history):
+    """results.json (atomically): the last evaluation, the history of all, and every setting."""
+    out = dict(task=cfg.task, metric_names=list(result["metrics"]), **result, history=history, args=asdict(cfg))
+    atomic_write_text(results_path(cfg), json.dumps(finite(out), indent=2, allow_nan=False))
 
 
 def finite(x):

@@ -12,6 +12,7 @@ builds one `SkimPredictor` per layer and runs its layers through `masked_encode`
     training: nothing is removed, skimmed tokens are hidden as attention keys   Eq. 4
     inference: the kept tokens are really gathered into a smaller batch       Eq. 1
     loss = task loss + lambda * (fraction of tokens kept, averaged over layers)  Eqs. 6, 7
+    lambda is 0 for the first third of training, then ramps up (our recipe)  skim_coefficient_at
     the predictors start out keeping everything                             Eqs. 8-9
 
 Mask convention everywhere: 1 = keep, 0 = skim. Padding is skimmed before layer 0 and [CLS]
@@ -25,6 +26,7 @@ References:
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -187,10 +189,32 @@ def kept_per_layer(masks):
     return torch.stack([m.sum(1) for m in masks], 1)
 
 
+def kept_fraction(kept, lengths):
+    """The fraction of real tokens kept entering each layer, (L,), from kept_per_layer's counts
+    (N, L) of N sequences and their real lengths (N,): token-weighted, padding never counted."""
+    return kept.sum(0) / lengths.sum()
+
+
 def total_loss(task_loss, skim, skim_coefficient):
     """Eq. 7: Loss = Loss_task + lambda * Loss_skim; lambda (`skim_coefficient` everywhere in this
-    code) is what the paper calls the harmony coefficient (Table 2)."""
+    code) is what the paper calls the harmony coefficient (Table 2). The one place Eq. 7 is
+    computed: the heads return the task loss, and train.py adds the skim loss here."""
     return task_loss + skim_coefficient * skim
+
+
+def skim_coefficient_at(step, total, skim_coefficient, delay, warmup, start=None):
+    """lambda of Eq. 7 at this step of `total`: 0 for the first `delay` of the steps (or until
+    `start`, a step chosen otherwise; math.inf: not yet), then a linear ramp over the next `warmup`
+    of the steps, then `skim_coefficient`.
+    Departure: the paper holds lambda fixed from the first step (delay = warmup = 0). Skimming must
+    not start before the task is learned: the task's gradient through Eq. 4 is what holds useful
+    tokens, and before it exists the skim loss skims everything (CoLA with a ramp from step 0:
+    all but [CLS] skimmed from layer 1 on, Matthews 0). docs/recipe.md measures each piece."""
+    start = delay * total if start is None else start
+    ramp = warmup * total
+    if step < start:
+        return 0.0
+    return skim_coefficient * (min(1.0, (step - start) / ramp) if ramp > 0 else 1.0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -265,32 +289,39 @@ def leave_(out, exits, x, pos, valid, i):
     exits.scatter_(1, target, i)
 
 
+class Kept(NamedTuple):
+    """The kept tokens of a batch, moved to the front of each row (compact)."""
+    x: torch.Tensor        # (B, T', H) their states
+    pos: torch.Tensor      # (B, T') their original positions
+    valid: torch.Tensor    # (B, T') True where a row holds a real kept token (rows are padded to T')
+    full: bool             # no row is short: attention needs no mask at all
+    count: int             # kept tokens in the batch
+
+
 def compact(x, pos, keep):
     """The Gather of Eq. 1, for a whole batch at once: move each row's kept tokens to the front.
 
-    x (B, T, H) states, pos (B, T) their original positions, keep (B, T) bool. Returns the states
-    and positions of the kept tokens, in their original order, in (B, T') tensors where T' is the
-    largest kept count of the batch; valid (B, T'), True where a row holds a real kept token; full,
-    True when no row is short (then attention needs no mask at all); and count, the number of kept
-    tokens in the batch (a Python int). When some row keeps all T tokens, T' = T: nothing moves
-    (the copy would gain nothing) and valid is keep itself.
+    x (B, T, H) states, pos (B, T) their original positions, keep (B, T) bool. Returns a Kept: the
+    kept tokens in their original order, in (B, T') tensors where T' is the largest kept count of
+    the batch. When some row keeps all T tokens, T' = T: nothing moves (the copy would gain
+    nothing) and valid is keep itself.
     """
     if keep.shape[0] == 1:   # one sequence: an index is enough (nonzero syncs with the host once)
         idx = keep[0].nonzero().squeeze(1)                                   # (T',)
         if idx.shape[0] < keep.shape[1]:                                     # (nothing skimmed: no copy)
             x, pos = x.index_select(1, idx), pos.index_select(1, idx)
-        return x, pos, keep.new_ones(1, idx.shape[0]), True, idx.shape[0]
+        return Kept(x, pos, keep.new_ones(1, idx.shape[0]), True, idx.shape[0])
     n = keep.sum(1)                                                          # (B,)
     # The one host-device synchronisation of a layer, and unavoidable: the next tensor's size
     # depends on the decisions. (max, min, sum) come back together; min tells if any row is short.
     t_new, t_min, count = (int(v) for v in torch.stack([n.max(), n.min(), n.sum()]).tolist())
     if t_new == keep.shape[1]:     # (padding before layer 0 always: batches are padded to their longest row)
-        return x, pos, keep, t_min == t_new, count
+        return Kept(x, pos, keep, t_min == t_new, count)
     order = kept_first(keep)[:, :t_new]
     x = gather_rows(x, order)                                                # (B, T', H)
     pos = pos.gather(1, order)                                               # (B, T')
     valid = torch.arange(t_new, device=x.device) < n[:, None]                # (B, T')
-    return x, pos, valid, t_min == t_new, count
+    return Kept(x, pos, valid, t_min == t_new, count)
 
 
 def pruned_encode(h, attention_mask, layers, predictors):
@@ -307,20 +338,20 @@ def pruned_encode(h, attention_mask, layers, predictors):
     out = torch.cat([h, h.new_zeros(B, 1, H)], dim=1)      # (B, T+1, H): padding leaves with H^0; row T: spare slot
     exits = torch.zeros(B, T + 1, dtype=torch.long, device=h.device)   # (B, T+1): layers entered
     pos = torch.arange(T, device=h.device).expand(B, T)
-    x, pos, valid, full, count = compact(h, pos, attention_mask.bool())   # padding skimmed before layer 0
+    now = compact(h, pos, attention_mask.bool())          # padding is skimmed before layer 0
     for i, (layer, pred) in enumerate(zip(layers, predictors)):
-        keep = keep_cls(decide(pred(x), training=False), pos)          # (B, T') bool
-        if not full:                                       # (a full batch has no padding slot to mask)
-            keep = keep & valid
-        kept = compact(x, pos, keep)                       # (x, pos, valid, full, count) of the kept tokens
-        if kept[-1] < count:                               # (a layer that skims nothing: no one leaves)
+        keep = keep_cls(decide(pred(now.x), training=False), now.pos)   # (B, T') bool
+        if not now.full:                                   # (a full batch has no padding slot to mask)
+            keep = keep & now.valid
+        kept = compact(now.x, now.pos, keep)
+        if kept.count < now.count:                         # (a layer that skims nothing: no one leaves)
             # The tokens skimmed here leave (Eq. 3). Every token is written out, the kept ones too:
             # they are written again, over this, when they leave later (fewer operations than
             # picking out the skimmed ones; the same bytes, which went to the spare slot).
-            leave_(out, exits, x, pos, None if full else valid, i)
-        x, pos, valid, full, count = kept
-        x = layer(x, None if full else valid)              # plain attention on the kept tokens
-    leave_(out, exits, x, pos, None if full else valid, L)   # the rest leave with H^L
+            leave_(out, exits, now.x, now.pos, None if now.full else now.valid, i)
+        valid = None if kept.full else kept.valid
+        now = kept._replace(x=layer(kept.x, valid))        # plain attention on the kept tokens
+    leave_(out, exits, now.x, now.pos, None if now.full else now.valid, L)   # the rest leave with H^L
     return exit_output(out[:, :T], exits[:, :T], attention_mask, L)
 
 

@@ -1,13 +1,15 @@
 """
 The tasks train.py knows, and how each one's data is read and encoded:
 
-    GLUE (data.py)                   --task cola, sst2, ...: TSV files in the GLUE layout
+    GLUE (glue.py)                   --task cola, sst2, ...: TSV files in the GLUE layout
     long documents (documents.py)    --task imdb, yelp, 20news: their archives' layouts
-    SQuAD 2.0 span QA (squad.py)        --task squad_v2: question + context windows
-    your own data (data.read_file)   --train-file, --dev-file: CSV, TSV or JSON Lines
+    SQuAD 2.0 span QA (squad.py)     --task squad_v2: question + context windows
+    your own data (own_data.py)      --train-file, --dev-file: CSV, TSV or JSON Lines
+    downloads (download.py)          a task's data or a checkpoint, fetched once into a cache
+    GLUE's metrics (metrics.py)
 
-    read_splits(args)                -> dev sets, training set, label strings
-    encode_split(args, tokenizer, x) -> model inputs and labels, and how to score predictions
+    read_splits(task, data_dir, ...)          -> dev sets, training set, label strings
+    encode_split(task, tokenizer, x, y, len)  -> model inputs and labels, and how to score predictions
 """
 
 import statistics
@@ -56,41 +58,44 @@ def classes_of(cfg):
     return [(cfg.id2label or {}).get(str(i), str(i)) for i in range(cfg.num_labels)]
 
 
-def read_splits(args, classes="infer"):
+def read_splits(task, data_dir=None, cache_dir=download.DEFAULT_CACHE, with_train=True, own_files=(None, None),
+                columns=(None, None, None), classes="infer"):
     """The data: dev sets {split: (texts, labels)} (MNLI has two; long documents: their test split;
-    SQuAD: questions, labels None), the training set likewise or None with --eval-only, and the
-    label strings (None: regression or QA). A task comes from --data-dir or is downloaded into the
-    cache; your own data from --train-file and --dev-file (data.read_file)."""
-    if args.task == QA:   # questions; their windows and labels come from encode_split
-        root = squad.squad_dir(args.data_dir, args.cache_dir)
+    SQuAD: questions, labels None), the training set likewise (None unless with_train), and the
+    label strings (None: regression or QA). A task comes from data_dir or is downloaded into the
+    cache; your own data (task CUSTOM) from own_files, (train file, dev file), whose columns are
+    (text, pair, label) (own_data.read_file); classes: a checkpoint's label strings, or "infer"."""
+    if task == QA:   # questions; their windows and labels come from encode_split
+        root = squad.squad_dir(data_dir, cache_dir)
         dev = squad.read_squad(f"{root}/{squad.FILES['dev']}")
-        train = None if args.eval_only else (squad.read_squad(f"{root}/{squad.FILES['train']}"), None)
+        train = (squad.read_squad(f"{root}/{squad.FILES['train']}"), None) if with_train else None
         return {"dev": (dev, None)}, train, None
-    if args.task in documents.DOCUMENTS:   # long documents: evaluated on the test split, as in the paper
-        root = documents.documents_dir(args.task, args.data_dir, args.cache_dir)
-        *test, classes = documents.read_documents(args.task, "test", root)
-        train = None if args.eval_only else documents.read_documents(args.task, "train", root)[:2]
+    if task in documents.DOCUMENTS:   # long documents: evaluated on the test split, as in the paper
+        root = documents.documents_dir(task, data_dir, cache_dir)
+        *test, classes = documents.read_documents(task, "test", root)
+        train = documents.read_documents(task, "train", root)[:2] if with_train else None
         return {"test": tuple(test)}, train, classes
-    if args.task != CUSTOM:
-        lay = glue.layout(args.task)
-        root = download.glue_dir(args.task, args.data_dir, args.cache_dir)
-        dev_sets = {split: glue.read_task(args.task, split, root) for split in lay.dev}
-        train = None if args.eval_only else glue.read_task(args.task, "train", root)
+    if task != CUSTOM:
+        lay = glue.layout(task)
+        root = download.glue_dir(task, data_dir, cache_dir)
+        dev_sets = {split: glue.read_task(task, split, root) for split in lay.dev}
+        train = glue.read_task(task, "train", root) if with_train else None
         return dev_sets, train, None if lay.labels is None else list(lay.labels)
-    columns, train = (args.text_column, args.text_pair_column, args.label_column or "label"), None
-    if not args.eval_only:
-        *train, classes = own_data.read_file(args.train_file, *columns)
-    *dev, classes = own_data.read_file(args.dev_file, *columns, classes=classes)
+    (train_file, dev_file), train = own_files, None
+    columns = (columns[0], columns[1], columns[2] or "label")
+    if with_train:
+        *train, classes = own_data.read_file(train_file, *columns)
+    *dev, classes = own_data.read_file(dev_file, *columns, classes=classes)
     return {"dev": tuple(dev)}, train, classes
 
 
-def encode_split(args, tokenizer, texts, labels):
+def encode_split(task, tokenizer, texts, labels, max_length):
     """Model inputs [(ids, type_ids)] and labels for data.batches, and `score`: None to score
     predictions with metrics.compute_metrics (classification, regression), or, for span QA, a
     function from each window's (T, 2) logits to the SQuAD v2.0 metrics."""
-    if args.task != QA:
-        return data.encode(tokenizer, texts, args.max_length), labels, None
-    examples, spans, feats = squad.windows(tokenizer, texts, args.max_length)
+    if task != QA:
+        return data.encode(tokenizer, texts, max_length), labels, None
+    examples, spans, feats = squad.windows(tokenizer, texts, max_length)
     return examples, spans, lambda logits: squad.squad_v2_scores(texts, squad.predict(texts, feats, logits))
 
 

@@ -5,7 +5,7 @@ test records and replays them as graphs and is skipped without a GPU."""
 import pytest
 import torch
 
-from tools.cuda_graphs import Graphed, bf16_linears, round_up
+from tools.cuda_graphs import Graphed, bf16_linears, round_up, use_graphs
 from model import build
 from tiny import make_batch, skimming_model, tiny_config
 
@@ -36,14 +36,14 @@ def test_steps_equal_pruned_encode(bucket, lengths):
     ids, mask = make_batch(lengths, seed=2)
     with torch.no_grad():
         eager = model.bert(ids, mask)
-        model.bert.runner = Graphed(model.bert, bucket=bucket, graphs=False)
+        use_graphs(model.bert, Graphed(model.bert, bucket=bucket, graphs=False))
         steps = model.bert(ids, mask)
     assert sum(int(m.sum()) for m in steps.keep_masks) < len(steps.keep_masks) * int(mask.sum())   # it skims
     for a, b in zip(eager.keep_masks, steps.keep_masks):
         assert torch.equal(a, b)
     diff = (eager.last_hidden_state - steps.last_hidden_state).abs().max().item()
     assert diff < 1e-5, diff   # skimmed tokens included: each leaves with the state it entered with (Eq. 3)
-    model.bert.runner = None
+    use_graphs(model.bert, None)
 
 
 @pytest.mark.parametrize("family", ["albert", "distilbert"])
@@ -53,7 +53,7 @@ def test_steps_equal_pruned_encode_other_families(family):
     model = skimming_model(seed=1, num_labels=3, model_type=family).eval()
     ids, mask = make_batch([16, 11, 7, 3], seed=2)
     steps = skimming_model(seed=1, num_labels=3, model_type=family).eval()
-    steps.bert.runner = Graphed(steps.bert, bucket=4, graphs=False)
+    use_graphs(steps.bert, Graphed(steps.bert, bucket=4, graphs=False))
     _same(model, steps, ids, mask)
 
 
@@ -62,7 +62,7 @@ def test_steps_reuse_buffers_across_batches():
     an earlier one, nor its longer rows."""
     model = skimming_model(seed=1, num_labels=3).eval()
     steps = skimming_model(seed=1, num_labels=3).eval()
-    steps.bert.runner = Graphed(steps.bert, bucket=8, graphs=False)
+    use_graphs(steps.bert, Graphed(steps.bert, bucket=8, graphs=False))
     for seed, lengths in ((2, [16, 11, 7, 3]), (3, [13, 9, 5, 2]), (4, [16, 4, 4, 4]), (5, [10, 10, 9, 1])):
         ids, mask = make_batch(lengths, seed=seed)
         _same(model, steps, ids, mask)
@@ -73,7 +73,7 @@ def test_dense_steps_equal_dense_layers():
     ids, mask = make_batch([16, 11, 7, 3], seed=2)
     with torch.no_grad():
         eager = model(ids, mask).logits
-        model.bert.runner = Graphed(model.bert, graphs=False)
+        use_graphs(model.bert, Graphed(model.bert, graphs=False))
         steps = model(ids, mask).logits
     assert (eager - steps).abs().max() < 1e-5
 
@@ -93,11 +93,11 @@ def test_bf16_linears_compute_what_autocast_computes():
 @pytest.mark.parametrize("skim", [True, False])
 def test_training_ignores_the_runner(skim):
     model = skimming_model(seed=1, num_labels=3) if skim else build(tiny_config(num_labels=3))
-    model.bert.runner = Graphed(model.bert, graphs=False)
+    use_graphs(model.bert, Graphed(model.bert, graphs=False))
     model.train()
     ids, mask = make_batch([16, 11], seed=2)
     out = model(ids, mask, labels=torch.tensor([0, 1]))
-    out.loss.backward()   # the training path, with gradients: the runner (no_grad) was not used
+    out.task_loss.backward()   # the training path, with gradients: the runner (no_grad) was not used
     assert model.bert.layers[0].ff1.weight.grad is not None
     if skim:
         assert model.bert.predictors[0].fc1.weight.grad is not None
@@ -108,7 +108,8 @@ def test_training_ignores_the_runner(skim):
 def test_cuda_graphs_equal_eager_under_autocast(lengths):
     model = skimming_model(seed=1, num_labels=3).cuda().eval()
     graphed = skimming_model(seed=1, num_labels=3).cuda().eval()
-    graphed.bert.runner = Graphed(graphed.bert, bucket=4)
+    runner = Graphed(graphed.bert, bucket=4)
+    use_graphs(graphed.bert, runner)
     for seed in (2, 3):   # the second batch replays the graphs the first recorded (same shapes)
         ids, mask = (t.cuda() for t in make_batch(lengths, seed=seed))
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
@@ -116,4 +117,4 @@ def test_cuda_graphs_equal_eager_under_autocast(lengths):
         for a, b in zip(eager.keep_masks, replayed.keep_masks):
             assert torch.equal(a, b)
         assert (eager.logits.float() - replayed.logits.float()).abs().max() < 2e-2
-    assert graphed.bert.runner.steps   # graphs were recorded
+    assert runner.steps   # graphs were recorded

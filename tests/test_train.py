@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from tasks import metrics
-import recipe
 import train
+from transkimmer import skim_coefficient_at
 from tiny import write_glue, write_model
 
 
@@ -131,39 +131,31 @@ def test_torchrun_two_processes(tmp_path):
 
 
 def test_skim_coefficient_waits_ramps_then_holds():
-    import argparse
-    args = argparse.Namespace(skim_coefficient=0.4, skim_delay=0.2, skim_warmup=0.5)
-    assert [recipe.skim_coefficient_at(s, 100, args) for s in (0, 19, 20, 45, 70, 99)] == pytest.approx([0, 0, 0, 0.2, 0.4, 0.4])
-    args.skim_delay = args.skim_warmup = 0.0                      # the paper: lambda from the first step
-    assert recipe.skim_coefficient_at(0, 100, args) == 0.4
+    at = lambda step, delay, warmup: skim_coefficient_at(step, 100, 0.4, delay, warmup)
+    assert [at(s, 0.2, 0.5) for s in (0, 19, 20, 45, 70, 99)] == pytest.approx([0, 0, 0, 0.2, 0.4, 0.4])
+    assert at(0, 0.0, 0.0) == 0.4                                 # the paper: lambda from the first step
 
 
 def test_skim_start_waits_for_the_task_loss_to_fall():
     """--skim-after-loss-drop: the ramp starts at the delay if the task loss (mean of the last
     twelfth of the steps) has fallen enough below its first twelfth's by then, else when it has;
     never while it stays flat. Off (0, the default): at the delay, whatever the loss."""
-    import argparse
     import math
-    args = argparse.Namespace(skim_coefficient=0.4, skim_delay=0.25, skim_warmup=0.5, skim_after_loss_drop=0.12)
+    lam = lambda step, total, delay, start=None: skim_coefficient_at(step, total, 0.4, delay, 0.5, start)
 
-    def start(losses):
-        s = recipe.SkimStart(120, args)        # window: 10 steps, delay: step 30
+    def start(losses, delay=0.25, drop=0.12, total=120):
+        s = train.SkimStart(total, delay, drop)       # window: 10 steps, delay: step 30
         for step, loss in enumerate(losses):
             s.update(step, loss)
         return s.start
     assert start([1.0] * 120) == math.inf                                     # a flat loss: it waits
     assert start([1.0] * 10 + [0.5] * 110) == 30                              # learned early: at the delay
     assert start([1.0] * 50 + [0.5] * 70) == 53                               # steps 50-52 at 0.5: mean 0.85 <= 0.88
-    assert recipe.skim_coefficient_at(100, 120, args, math.inf) == 0.0        # while it waits, lambda is 0
-    assert recipe.skim_coefficient_at(83, 120, args, 53) == pytest.approx(0.2)   # then the ramp, from its start
-    args.skim_delay = 1 / 3                                                   # a delay between two steps (40 1/3)
-    learned_early = recipe.SkimStart(121, args)
-    for step, loss in enumerate([1.0] * 11 + [0.5] * 110):
-        learned_early.update(step, loss)
-    assert [recipe.skim_coefficient_at(i, 121, args, learned_early.start) for i in range(121)] == \
-        [recipe.skim_coefficient_at(i, 121, args) for i in range(121)]       # the default's schedule, step for step
-    args.skim_delay, args.skim_after_loss_drop = 0.25, 0.0
-    assert start([0.7] * 120) == 30 and recipe.skim_coefficient_at(60, 120, args, 30) == recipe.skim_coefficient_at(60, 120, args)
+    assert lam(100, 120, 0.25, math.inf) == 0.0                               # while it waits, lambda is 0
+    assert lam(83, 120, 0.25, 53) == pytest.approx(0.2)                       # then the ramp, from its start
+    early = start([1.0] * 11 + [0.5] * 110, delay=1 / 3, total=121)           # a delay between two steps (40 1/3)
+    assert [lam(i, 121, 1 / 3, early) for i in range(121)] == [lam(i, 121, 1 / 3) for i in range(121)]   # the default's, step for step
+    assert start([0.7] * 120, drop=0.0) == 30 and lam(60, 120, 0.25, 30) == lam(60, 120, 0.25)
 
 
 def test_skim_start_is_recorded_in_results(setup, tmp_path):
@@ -209,21 +201,15 @@ def test_run_reports_its_last_evaluation(setup, tmp_path):
 
 
 def test_predictor_lr_is_constant_backbone_lr_decays():
-    import argparse
     from tiny import skimming_model
     model = skimming_model(num_labels=2)
-    args = argparse.Namespace(lr=1e-4, predictor_lr=1e-3, weight_decay=0.01, warmup=0.0, predictor_lr_decay=False)
-    opt, sched = recipe.optimizer_for(model, args, total=10)
-    for _ in range(5):
-        opt.step()
-        sched.step()
-    assert sorted({round(g["lr"], 12) for g in opt.param_groups}) == [5e-5, 1e-3]   # backbone halfway down
-    args.predictor_lr_decay = True                                # the paper: one schedule for all
-    opt, sched = recipe.optimizer_for(model, args, total=10)
-    for _ in range(5):
-        opt.step()
-        sched.step()
-    assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([5e-5, 5e-5, 5e-4, 5e-4])
+    for decay, lrs in [(False, [5e-5, 1e-3]), (True, [5e-5, 5e-4])]:   # True: the paper, one schedule for all
+        opt, sched = train.optimizer_for(model, 10, lr=1e-4, predictor_lr=1e-3, weight_decay=0.01, warmup=0.0,
+                                         predictor_lr_decay=decay)
+        for _ in range(5):
+            opt.step()
+            sched.step()
+        assert sorted({round(g["lr"], 12) for g in opt.param_groups}) == pytest.approx(lrs)   # backbone halfway down
 
 
 def test_narrow_predictor_trains_saves_and_reloads(setup, tmp_path):

@@ -24,7 +24,7 @@ def test_eq1_gather_compacts_kept_tokens_in_order():
     assert p[0].tolist() == [0, 2, 4] and p[1, :2].tolist() == [0, 1]
     assert y[0, :, 0].tolist() == [0.0, 2.0, 4.0] and y[1, :2, 0].tolist() == [5.0, 6.0]
     assert valid.tolist() == [[True, True, True], [True, True, False]]
-    assert not full and transkimmer.compact(x, pos, keep[[0, 0]])[3]   # no short row: full
+    assert not full and transkimmer.compact(x, pos, keep[[0, 0]]).full   # no short row: full
     keep[1] = True                                       # a row keeps all T: nothing can shrink, nothing moves
     y, p, valid, full, count = transkimmer.compact(x, pos, keep)
     assert count == 8 and y is x and p is pos and torch.equal(valid, keep) and not full
@@ -199,11 +199,14 @@ def test_eq6_padding_neither_helps_nor_hurts():
 
 
 def test_eq7_total_loss():
-    model = skimming_model(num_labels=2, skim_coefficient=0.3).train()
+    """Eq. 7 in one place: the heads return the task loss and the skim loss, total_loss adds them
+    (train.train_step calls it with the step's lambda)."""
+    model = skimming_model(num_labels=2).train()
     ids, mask = make_batch([9, 5])
     torch.manual_seed(0)
     out = model(ids, mask, labels=torch.tensor([0, 1]))
-    assert torch.allclose(out.loss, out.task_loss + 0.3 * out.skim_loss)
+    assert not hasattr(out, "loss") and out.task_loss.ndim == 0 and out.skim_loss.ndim == 0
+    assert torch.allclose(transkimmer.total_loss(out.task_loss, out.skim_loss, 0.3), out.task_loss + 0.3 * out.skim_loss)
     assert math.isclose(transkimmer.total_loss(torch.tensor(1.0), torch.tensor(0.5), 0.8).item(), 1.4, rel_tol=1e-6)
 
 
@@ -293,7 +296,7 @@ def test_gradients_reach_every_predictor_parameter():
     torch.manual_seed(0)
     model = build(tiny_config(skim=True, num_labels=2)).train()   # Eqs. 8-9 init: tokens are kept
     ids, mask = make_batch([12, 8, 5])
-    for name, fn in [("total", lambda o: o.loss), ("task only: through Eq. 4", lambda o: o.task_loss),
+    for name, fn in [("total", lambda o: transkimmer.total_loss(o.task_loss, o.skim_loss, 0.3)), ("task only: through Eq. 4", lambda o: o.task_loss),
                      ("skim only: Eq. 6", lambda o: o.skim_loss)]:
         grads = _predictor_grads(model, ids, mask, fn)
         assert all(g is not None and g.abs().sum() > 0 for g in grads), name

@@ -33,7 +33,6 @@ import os
 import statistics
 import sys
 import time
-from types import SimpleNamespace
 
 if __package__ in (None, ""):   # run as `python tools/NAME.py`: the project's modules are one folder up
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -46,12 +45,11 @@ from tasks import download
 import flops
 from tools import cuda_graphs
 import transkimmer
-from evaluate import autocast
 from cli.files import atomic_write_text, check_outputs
 from load_weights import load_model, load_pretrained, read_config, saved_by_train
-from model import build, encoder, is_predictor
+from model import autocast, build, encoder, is_predictor
 from tasks import QA, TASKS, read_splits
-from train import POSITIVE_INT, check_device, number
+from cli.args import POSITIVE_INT, check_device, number
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -192,7 +190,7 @@ def profile(fns, names, batches, device, bs):
 def with_runner(model, runner):
     """model(**batch) with its encoder run by `runner` (cuda_graphs.Graphed), or eagerly (None)."""
     def fn(b):
-        encoder(model).runner = runner
+        cuda_graphs.use_graphs(encoder(model), runner)
         return model(**b)
     return fn
 
@@ -277,8 +275,7 @@ def main(argv=None):
     skim.to(device).eval()
     dense.to(device).eval()
 
-    dev_sets, _, _ = read_splits(SimpleNamespace(task=args.task, data_dir=args.data_dir, cache_dir=args.cache_dir,
-                                                 eval_only=True))   # the task's data, read as train.py reads it
+    dev_sets, _, _ = read_splits(args.task, args.data_dir, args.cache_dir, with_train=False)   # as train.py reads it
     texts = next(iter(dev_sets.values()))[0]
     examples = data.encode(data.load_tokenizer(tok_dir), texts, args.max_length)
     sizes = args.batch_sizes or ([1, 32, 128] if device.type == "cuda" else [1, 32])
@@ -319,7 +316,7 @@ def main(argv=None):
                 print("      batch 1, encoder only, speedup against the dense layers: layers alone on the kept tokens "
                       "{kept_tokens_only:.2f}x, with the predictors {with_predictors:.2f}x, pruned {pruned:.2f}x".format(**r["split"]))
             rows.append(r)
-        encoder(dense).runner = encoder(skim).runner = None   # (what follows runs eagerly)
+        cuda_graphs.use_graphs(encoder(dense), None), cuda_graphs.use_graphs(encoder(skim), None)   # (eager from here)
 
     result = dict(checkpoint=args.checkpoint, model=args.model, task=args.task, max_length=args.max_length,
                   skim_fraction=None if args.checkpoint else args.skim_fraction,
@@ -373,6 +370,13 @@ def reference(args, tok_dir, dense, examples, sizes, device):
     return rows
 
 
+def training_loss(out):
+    """What a training step minimises: Eq. 7 for ours (lambda 0.3), the reference model's own loss."""
+    if not hasattr(out, "task_loss"):
+        return out.loss
+    return out.task_loss if out.skim_loss is None else transkimmer.total_loss(out.task_loss, out.skim_loss, 0.3)
+
+
 def training_throughput(args, tok_dir, skim, dense, examples, device, bs=32, steps=4):
     """Examples per second of a training step (forward, backward, AdamW) at batch 32: {model: examples/s}."""
     batches = make_batches(examples, bs, bs * steps, device)
@@ -391,7 +395,7 @@ def training_throughput(args, tok_dir, skim, dense, examples, device, bs=32, ste
         def step(b, m=m, opt=opt):
             out = m(**b, labels=labels[:b["input_ids"].shape[0]])
             opt.zero_grad(set_to_none=True)
-            out.loss.backward()
+            training_loss(out).backward()
             opt.step()
         fns.append(step)
     times = interleaved(fns, batches, device, max(3, args.repeats // 2), 1)

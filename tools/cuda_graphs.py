@@ -17,8 +17,8 @@ that a few graphs serve every batch:
   - attention is always masked (pruned_encode drops the mask when no row is short).
 Each layer still needs its one host read (how many tokens remain picks the next graph).
 
-    enc = model.bert (or model); enc.runner = Graphed(enc, bucket=16)   # then model(**batch) as usual
-    enc.runner = None                                                   # back to the eager encoder
+    enc = encoder(model); use_graphs(enc, Graphed(enc, bucket=16))   # then model(**batch) as usual
+    use_graphs(enc, None)                                            # back to the eager encoder
 
 Make it after the model has its device and dtype (a graph reads its weights where they were), and
 keep it for one model: each new batch shape is recorded once and kept, with its static tensors.
@@ -30,7 +30,17 @@ is how the CPU tests check the steps, and how a machine without CUDA runs this f
 
 import torch
 
-from transkimmer import decide, exit_output, gather_rows, keep_cls, kept_first, leave_
+from transkimmer import SkimOutput, decide, exit_output, gather_rows, keep_cls, kept_first, leave_
+
+
+def use_graphs(enc, runner):
+    """Run the inference of the BertModel `enc` through `runner` (a Graphed), or eagerly again
+    (None): replaces enc.encode on this one instance; training still runs the eager masked path."""
+    enc.__dict__.pop("encode", None)
+    if runner is not None:
+        eager = enc.encode
+        enc.encode = lambda h, mask, prune=None: eager(h, mask, prune) if enc.training or prune is False \
+            else runner(h, mask)
 
 
 def bf16_linears(model):
@@ -50,8 +60,8 @@ def round_up(n, bucket, limit):
 
 class Graphed:
     """Inference for a BertModel `enc` (eval mode, no gradients): the pruned encoder when
-    enc.predictors exists, else the dense one. Call it as enc calls its encoder: (h, attention_mask)
-    -> SkimOutput (pruned; keep masks as pruned_encode gives them) or the last hidden state (dense)."""
+    enc.predictors exists, else the dense one. Call it as enc calls its encode step: (h, attention_mask)
+    -> SkimOutput (pruned: keep masks as pruned_encode gives them; dense: the last hidden state alone)."""
 
     def __init__(self, enc, bucket=16, graphs=True):
         self.layers, self.predictors, self.bucket, self.graphs = enc.depth, enc.predictors, bucket, graphs
@@ -148,7 +158,7 @@ class Graphed:
                 x = layer(x, s["valid"])
             t["x"].copy_(x)
         self.run(("dense", B, width), step)
-        return t["x"][:, :T].clone()
+        return SkimOutput(t["x"][:, :T].clone(), None, None)
 
     def pruned(self, h, attention_mask):
         s, width = self.start(h, attention_mask)

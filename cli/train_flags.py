@@ -1,0 +1,144 @@
+"""
+train.py's command line: every flag with its help, grouped, its defaults, and every check that can
+be made before any work (a bad combination is argparse's one-line error). `parse(argv)` returns
+the values train.TrainConfig is built from, once.
+"""
+
+import argparse
+import os
+
+from cli.args import POSITIVE, POSITIVE_INT, check_device, number
+from cli.files import unwritable
+from model import BertConfig
+from tasks import CUSTOM, OWN_DATA, TASKS, download
+
+SKIM_SETTINGS = ("skim_coefficient", "tau", "mu0", "predictor_width", "predictor_lr", "predictor_lr_decay",
+                 "skim_delay", "skim_warmup", "skim_after_loss_drop")   # the "skimming" flags: a --baseline run has no use for them
+
+
+def add_data_flags(p):
+    g = p.add_argument_group("task and data")
+    g.add_argument("--task", choices=sorted(TASKS), help="GLUE task or long documents (imdb, yelp, 20news); or your "
+                   "own data: --train-file, --dev-file")
+    g.add_argument("--data-dir", help="folder in the GLUE layout (<dir>/SST-2/train.tsv, ...), or holding the "
+                   "unpacked archive of a long-document task; default: download the task once into --cache-dir")
+    g.add_argument("--max-length", type=number(int, 8), help="truncate to this many tokens (default: paper Table 2)")
+    g.add_argument("--cache-dir", default=download.DEFAULT_CACHE, help="where downloads are kept")
+    g.add_argument("--train-file", help="your own training data: .csv, .tsv (a header row names the columns) or "
+                   ".jsonl (one JSON object per line); string labels are classes, fractional numbers regression")
+    g.add_argument("--dev-file", help="your own evaluation data, in the same form")
+    g.add_argument("--text-column", help="with --train-file: the text's column (default: sentence, else text)")
+    g.add_argument("--text-pair-column", help="the second text's column (default: sentence2 or text_pair if present)")
+    g.add_argument("--label-column", help="the label's column (default: label)")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="bert-base-uncased",
+                   help="checkpoint folder (config.json, model.safetensors, tokenizer.json) or a hub name")
+    g.add_argument("--baseline", action="store_true", help="fine-tune the plain BERT, no skimming")
+    g.add_argument("--checkpoint", help="with --eval-only: a folder written by this script (out/checkpoint)")
+
+
+def add_skim_flags(p):
+    g = p.add_argument_group("skimming")
+    g.add_argument("--skim-coefficient", type=number(float, 0), help="lambda of Eq. 7, the paper's harmony coefficient (default: Table 2)")
+    g.add_argument("--tau", type=POSITIVE, default=BertConfig.skim_tau, help="Gumbel-softmax temperature, Eq. 5 "
+                   "(paper: 0.1, which cannot start training; see model.py)")
+    g.add_argument("--mu0", type=number(float), default=BertConfig.skim_mu0, help="unbalanced bias mean of the predictors, Eq. 9")
+    g.add_argument("--predictor-width", type=POSITIVE_INT, help="hidden width of the predictor MLP (default: the "
+                   "model's hidden size, as Eq. 2; smaller is cheaper at batch 1)")
+    g.add_argument("--predictor-lr", type=POSITIVE, help="learning rate of the skim predictors (default: "
+                   "0.08 x 384 / (the run's steps x the predictor's width): 2e-4 for 400 steps at width 384; "
+                   "paper: one lr for all, pass --lr's value)")
+    g.add_argument("--predictor-lr-decay", action="store_true", help="decay the predictors' lr with the "
+                   "backbone's (paper) instead of holding it constant")
+    g.add_argument("--skim-delay", type=number(float, 0, 1, high_open=True), default=1 / 3,
+                   help="fraction of the steps trained with lambda 0 first, as the baseline is (paper: 0)")
+    g.add_argument("--skim-after-loss-drop", type=number(float, 0, 1, high_open=True), default=0.0, help="start "
+                   "lambda's ramp no earlier than --skim-delay and only once the task loss has fallen this fraction "
+                   "below its level over the first twelfth of the steps (option, e.g. 0.05; default 0: at --skim-delay)")
+    g.add_argument("--skim-warmup", type=number(float, 0, 1), default=1 / 3, help="fraction of the steps over which "
+                   "lambda then ramps linearly from 0 to its value (paper: 0)")
+
+
+def add_training_flags(p):
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--lr", type=POSITIVE, default=5e-5, help="AdamW learning rate of the BERT weights and the head, "
+                   "linear decay to 0 (paper: 2e-5)")
+    g.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="training batch size (per process)")
+    g.add_argument("--epochs", type=POSITIVE_INT, help="epochs (default: 3; 5 for MRPC and WNLI, 10 for RTE)")
+    g.add_argument("--max-steps", type=POSITIVE_INT, help="stop after this many optimiser steps (overrides --epochs)")
+    g.add_argument("--warmup", type=number(float, 0, 1, high_open=True), default=0.0, help="fraction of steps with linear warm-up")
+    g.add_argument("--weight-decay", type=number(float, 0), default=0.01, help="AdamW weight decay (not on biases, LayerNorms)")
+    g.add_argument("--clip", type=POSITIVE, default=1.0, help="gradient norm clipping")
+    g.add_argument("--seed", type=number(int, 0), default=42, help="seed for initialisation, shuffling and sampling")
+    g.add_argument("--device", default=None, help="cuda, cpu, cuda:1, ... (default: cuda if there is one)")
+    g.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch (default: torch's choice)")
+    g = p.add_argument_group("evaluation and output")
+    g.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint on the dev set, no training")
+    g.add_argument("--eval-batch-size", type=POSITIVE_INT, default=32, help="evaluation batch size")
+    g.add_argument("--eval-every-epoch", type=POSITIVE_INT, default=1, help="evaluate at the end of every N-th epoch")
+    g.add_argument("--log-every", type=POSITIVE_INT, default=50, help="log a line every N steps")
+    g.add_argument("--out-dir", default=None, help="output folder (default: out/<task>[-baseline]); training "
+                   "writes results.json and checkpoint/, --eval-only writes eval-results.json")
+    g.add_argument("--overwrite", action="store_true", help="replace the results (and checkpoint) already in --out-dir")
+
+
+def check_combinations(p, args):
+    """Flags that contradict each other, or name nothing to do."""
+    if args.eval_only and not args.checkpoint:
+        p.error("--eval-only needs --checkpoint DIR")
+    if args.checkpoint and not args.eval_only:
+        p.error("--checkpoint is read with --eval-only alone; training starts from --model "
+                "(to fine-tune a saved model further, pass its folder as --model)")
+    if args.task and (args.train_file or args.dev_file):
+        p.error(f"--task {args.task} with --train-file/--dev-file: pass a GLUE task or your own files, not both")
+    if not args.task and not (args.dev_file and (args.train_file or args.eval_only)):
+        p.error("pass --task (a GLUE task), or --train-file and --dev-file (your own data; --dev-file alone "
+                "with --eval-only)")
+    if args.task and (args.text_column or args.text_pair_column or args.label_column):
+        p.error("--text-column, --text-pair-column and --label-column name the columns of --train-file/--dev-file; "
+                f"--task {args.task} has its own")
+    skim_set = [f"--{d.replace('_', '-')}" for d in SKIM_SETTINGS if getattr(args, d) != p.get_default(d)]
+    if args.baseline and skim_set:
+        p.error(f"{' '.join(skim_set)} set{'s' if len(skim_set) == 1 else ''} skimming, but --baseline trains the "
+                "plain BERT, which has none: drop one or the other")
+    if args.skim_delay + args.skim_warmup > 1 + 1e-9:   # (1e-9: sums such as 0.6 + 0.4 in floating point)
+        p.error(f"--skim-delay {args.skim_delay:g} + --skim-warmup {args.skim_warmup:g} > 1: lambda would still be "
+                "ramping when training ends; make them sum to at most 1")
+    if args.dev_file and args.data_dir:
+        p.error("--data-dir holds GLUE tasks; your own data is read from --train-file and --dev-file alone")
+
+
+def check_environment(p, args, results_file):
+    """What can be checked before any work: the device, torchrun's variables, the output folder."""
+    check_device(p, args.device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not all(v in os.environ for v in ("RANK", "MASTER_ADDR")):
+        p.error("WORLD_SIZE is set but RANK or MASTER_ADDR is not: launch several processes with torchrun, "
+                "or unset WORLD_SIZE")
+    out = args.out_dir
+    if os.path.exists(out) and not os.path.isdir(out):
+        p.error(f"--out-dir {out} is a file: pass a folder")
+    if os.path.exists(os.path.join(out, results_file)) and not args.overwrite:
+        p.error(f"--out-dir {out} already holds {results_file}: pass another --out-dir, "
+                "or --overwrite to replace it")
+    if unwritable(out):
+        p.error(f"--out-dir {out}: {unwritable(out)}; pass a folder you can write to")
+
+
+def parse(argv, description, default_device):
+    """The command line's values as a dict, the task's defaults (paper Table 2) filled in."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for add in (add_data_flags, add_skim_flags, add_training_flags):
+        add(p)
+    args = p.parse_args(argv)
+    check_combinations(p, args)
+    if args.dev_file:
+        args.task = CUSTOM
+    t = TASKS.get(args.task, OWN_DATA)
+    args.max_length = args.max_length if args.max_length is not None else t["max_length"]
+    args.skim_coefficient = t["skim_coefficient"] if args.skim_coefficient is None else args.skim_coefficient
+    args.epochs = args.epochs if args.epochs is not None else t["epochs"]
+    args.device = args.device or default_device
+    name = args.task if args.task != CUSTOM else os.path.splitext(os.path.basename(args.train_file or args.dev_file))[0]
+    args.out_dir = args.out_dir or os.path.join("out", name + ("-baseline" if args.baseline else ""))
+    check_environment(p, args, "eval-results.json" if args.eval_only else "results.json")
+    return vars(args)
