@@ -28,12 +28,12 @@ def predictor_flops(n, cfg):
 
 def pooler_flops(cfg):
     """tanh(Linear(h[CLS])): 2 H^2; DistilBERT has no pooler."""
-    return 0 if cfg.model_type == "distilbert" else 2 * cfg.hidden_size ** 2
+    return 2 * cfg.hidden_size ** 2 if cfg.pooler else 0
 
 
 def embed_flops(n, cfg):
     """ALBERT's projection of the embeddings (width E) to H: 2 n E H; none elsewhere."""
-    return 2 * n * (cfg.embedding_size or cfg.hidden_size) * cfg.hidden_size if cfg.model_type == "albert" else 0
+    return 2 * n * cfg.embedding_size * cfg.hidden_size if cfg.embedding_size else 0
 
 
 def bert_flops(n, cfg):

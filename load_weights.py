@@ -2,7 +2,7 @@
 Pretrained BERT from safetensors, and saving / reloading fine-tuned models.
 
 A checkpoint folder in the Hugging Face layout holds `config.json` and `model.safetensors`.
-Every checkpoint key goes through its family's rename table (RENAMES) to our module names; then every
+Every checkpoint key goes through its rename table (BERT_RENAMES, or its family's in families/) to our names; then every
 parameter of the model must be found with the right shape, and every checkpoint tensor must be
 used, or we stop with an error naming the key. Tolerated on purpose:
   - `bert.` prefixes and LayerNorm `gamma`/`beta` (pre-training checkpoints, old TF conversions);
@@ -29,23 +29,22 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+import families
 from cli.errors import BadInput, MissingInput
 from data import TOKENIZER_FILES
 from cli.files import atomic_write, atomic_write_text, permissions
 from model import BertConfig, build, encoder
 
-# checkpoint key -> our key, one table per family (config.json's model_type); applied in order, each at most once
-EMBEDDING_RENAMES = [   # every family names its embeddings as BERT does
-    (r"^embeddings\.word_embeddings\.", "embed.word."),
-    (r"^embeddings\.position_embeddings\.", "embed.position."),
-    (r"^embeddings\.token_type_embeddings\.", "embed.token_type."),
-    (r"^embeddings\.LayerNorm\.", "embed.ln."),
-]
+# checkpoint key -> our key, applied in order, each at most once. Other families with other names
+# have their own table in families/ (RoBERTa uses this one).
 BERT_RENAMES = [
     (r"^(bert|roberta)\.", ""),
     (r"\.gamma$", ".weight"),
     (r"\.beta$", ".bias"),
-    *EMBEDDING_RENAMES,
+    (r"^embeddings\.word_embeddings\.", "embed.word."),
+    (r"^embeddings\.position_embeddings\.", "embed.position."),
+    (r"^embeddings\.token_type_embeddings\.", "embed.token_type."),
+    (r"^embeddings\.LayerNorm\.", "embed.ln."),
     (r"^encoder\.layer\.(\d+)\.attention\.self\.query\.", r"layers.\1.attn.q."),
     (r"^encoder\.layer\.(\d+)\.attention\.self\.key\.", r"layers.\1.attn.k."),
     (r"^encoder\.layer\.(\d+)\.attention\.self\.value\.", r"layers.\1.attn.v."),
@@ -56,33 +55,6 @@ BERT_RENAMES = [
     (r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.", r"layers.\1.ln2."),
     (r"^pooler\.dense\.", "pooler."),
 ]
-DISTILBERT_RENAMES = [
-    (r"^(distilbert|bert)\.", ""),   # bert.: the checkpoints this code saves
-    *EMBEDDING_RENAMES,
-    (r"^transformer\.layer\.(\d+)\.attention\.q_lin\.", r"layers.\1.attn.q."),
-    (r"^transformer\.layer\.(\d+)\.attention\.k_lin\.", r"layers.\1.attn.k."),
-    (r"^transformer\.layer\.(\d+)\.attention\.v_lin\.", r"layers.\1.attn.v."),
-    (r"^transformer\.layer\.(\d+)\.attention\.out_lin\.", r"layers.\1.attn.o."),
-    (r"^transformer\.layer\.(\d+)\.sa_layer_norm\.", r"layers.\1.ln1."),
-    (r"^transformer\.layer\.(\d+)\.ffn\.lin1\.", r"layers.\1.ff1."),
-    (r"^transformer\.layer\.(\d+)\.ffn\.lin2\.", r"layers.\1.ff2."),
-    (r"^transformer\.layer\.(\d+)\.output_layer_norm\.", r"layers.\1.ln2."),
-]
-ALBERT_LAYER = r"^encoder\.albert_layer_groups\.0\.albert_layers\.0\."   # the one shared layer
-ALBERT_RENAMES = [
-    (r"^(albert|bert)\.", ""),   # bert.: the checkpoints this code saves
-    *EMBEDDING_RENAMES,
-    (r"^encoder\.embedding_hidden_mapping_in\.", "embed.project."),
-    (ALBERT_LAYER + r"attention\.query\.", "layers.0.attn.q."),
-    (ALBERT_LAYER + r"attention\.key\.", "layers.0.attn.k."),
-    (ALBERT_LAYER + r"attention\.value\.", "layers.0.attn.v."),
-    (ALBERT_LAYER + r"attention\.dense\.", "layers.0.attn.o."),
-    (ALBERT_LAYER + r"attention\.LayerNorm\.", "layers.0.ln1."),
-    (ALBERT_LAYER + r"ffn\.", "layers.0.ff1."),
-    (ALBERT_LAYER + r"ffn_output\.", "layers.0.ff2."),
-    (ALBERT_LAYER + r"full_layer_layer_norm\.", "layers.0.ln2."),
-]
-RENAMES = {"bert": BERT_RENAMES, "roberta": BERT_RENAMES, "distilbert": DISTILBERT_RENAMES, "albert": ALBERT_RENAMES}
 # pre-training heads (BERT's cls., RoBERTa's lm_head., DistilBERT's vocab_*, ALBERT's predictions.) and buffers
 IGNORED = re.compile(r"^((bert|roberta|distilbert|albert)\.)?(cls\.|lm_head\.|predictions\.|sop_classifier\.|"
                      r"vocab_(transform|layer_norm|projector)\.|"
@@ -91,15 +63,15 @@ IGNORED = re.compile(r"^((bert|roberta|distilbert|albert)\.)?(cls\.|lm_head\.|pr
 
 def rename(key, family="bert"):
     """A checkpoint key in our names: encoder keys bare, head keys (classifier.*) as they are."""
-    for pattern, repl in RENAMES[family]:
+    for pattern, repl in families.RENAMES.get(family, BERT_RENAMES):
         key = re.sub(pattern, repl, key)
     return key
 
 
 def checkpoint_name(key, family="bert"):
     """One of our keys in the checkpoint's (Hugging Face) names, for error messages: the prefix
-    rules of RENAMES read backwards ("layers.3.attn.q.weight" -> "encoder.layer.3.attention.self.query.weight")."""
-    for pattern, repl in RENAMES[family]:
+    rules of the rename table read backwards ("layers.3.attn.q.weight" -> "encoder.layer.3.attention.self.query.weight")."""
+    for pattern, repl in families.RENAMES.get(family, BERT_RENAMES):
         if not (pattern.startswith("^") and repl):
             continue   # the bert. prefix and the gamma/beta suffixes: not a name of its own
         m = re.match("^" + re.escape(repl).replace(re.escape("\\1"), r"(\d+)"), key)
@@ -170,7 +142,7 @@ def load_model(path):
 
 
 def _load_into(model, weights_path, may_be_new):
-    """Copy the checkpoint into model through RENAMES; may_be_new: our key prefixes that may be
+    """Copy the checkpoint into model through its rename table; may_be_new: our key prefixes that may be
     absent from the checkpoint (they keep their initialisation)."""
     head = model is not encoder(model)
     ours = {k.removeprefix("bert.") if head else k: v for k, v in model.state_dict().items()}

@@ -1,10 +1,12 @@
 """
 BERT, written by hand, with the small hook Transkimmer needs.
 
-    embeddings (word + position + token type, LayerNorm, dropout); RoBERTa: positions from padding_idx + 1
+    embeddings (word + position + token type, LayerNorm, dropout)
     L x post-LayerNorm blocks: x = LN(x + Attn(x)); x = LN(x + FFN(x)), FFN with erf GELU
     pooler: tanh(Linear(h[CLS]))
-    heads: classification (cross-entropy) or regression (one output, MSE; STS-B)
+    heads: classification (cross-entropy), regression (one output, MSE; STS-B) or span QA
+Other families (RoBERTa, DistilBERT, ALBERT) are a few config fields here, set by their adapters
+in families/; training and evaluation run through train.py, which adds Eq. 7's skim loss.
 
 The hook: each block takes `keep` (B, T), the keys it may attend to (1 = keep, 0 = skimmed or
 padding). With `config.skim` the encoder builds one skim predictor per layer and runs its layers
@@ -24,15 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import families
 import transkimmer
-
-
-FAMILIES = ("bert", "roberta", "distilbert", "albert")   # config.json's model_type; the differences are switches below
-GELUS = {"gelu": "none", "gelu_python": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh"}   # -> F.gelu's approximate
-# DistilBERT's config.json names the same sizes otherwise (and has no token types, no pooler)
-DISTILBERT_KEYS = {"dim": "hidden_size", "n_layers": "num_hidden_layers", "n_heads": "num_attention_heads",
-                   "hidden_dim": "intermediate_size", "activation": "hidden_act", "dropout": "hidden_dropout_prob",
-                   "attention_dropout": "attention_probs_dropout_prob", "seq_classif_dropout": "classifier_dropout"}
 
 
 @dataclass
@@ -46,16 +41,18 @@ class BertConfig:
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
     max_position_embeddings: int = 512
-    type_vocab_size: int = 2
     layer_norm_eps: float = 1e-12
     initializer_range: float = 0.02         # sigma of Eq. 8, for BERT's weights and the predictors'
     pad_token_id: int = 0
-    model_type: str = "bert"                # "roberta": positions start after padding_idx (Embeddings);
-                                            # "distilbert": no token types (type_vocab_size 0), no pooler,
-                                            # head pre_classifier -> ReLU -> dropout -> classifier
     classifier_dropout: float = None        # dropout before the classifier (None: hidden_dropout_prob)
-    embedding_size: int = None              # ALBERT: embeddings of this width, projected to hidden_size;
-                                            # "albert" also shares one layer across the depth
+    # What other families do otherwise (families/ sets these from their config.json; BERT: the defaults)
+    model_type: str = "bert"                # the checkpoint's family: which rename table loads it
+    type_vocab_size: int = 2                # 0: no token types (DistilBERT)
+    positions_after_padding: bool = False   # position ids count real tokens from pad_token_id + 1 (RoBERTa)
+    embedding_size: int = None              # embeddings of this width, projected to hidden_size (ALBERT)
+    shared_layer: bool = False              # one layer run at every depth (ALBERT)
+    pooler: bool = True                     # tanh(Linear(h[CLS])); DistilBERT has none
+    pre_classifier: bool = False            # the head: Linear -> ReLU before the classifier (DistilBERT)
     num_labels: int = 0                     # 0: encoder only; 1: regression; >= 2: classification
     finetuning_task: str = None             # the task a fine-tuned checkpoint was trained for (HF's name)
     id2label: dict = None                   # {"0": label string, ...} of a classifier's outputs (HF's name)
@@ -78,44 +75,17 @@ class BertConfig:
 
     @classmethod
     def from_dict(cls, d):
-        """From a Hugging Face style config.json; unknown keys (model_type, ...) are ignored."""
-        if not isinstance(d, dict):
-            raise ValueError(f"config.json must hold a JSON object, not a {type(d).__name__}")
-        family = d.get("model_type", "bert")
-        if family not in FAMILIES:   # a family's keys may look like BERT's while it computes otherwise: refuse
-            raise ValueError(f"model_type {family!r} is not supported: this code loads {', '.join(FAMILIES)} checkpoints")
-        if family == "distilbert":
-            if d.get("sinusoidal_pos_embds"):
-                raise ValueError("DistilBERT with sinusoidal_pos_embds is not supported: only learned positions")
-            d = {**{DISTILBERT_KEYS.get(k, k): v for k, v in d.items()}, "type_vocab_size": 0}
-        if d.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError(f"position_embedding_type {d['position_embedding_type']!r} is not supported: only 'absolute'")
-        known = {f.name for f in fields(cls)}
-        cfg = cls(**{k: v for k, v in d.items() if k in known})
-        for f in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                  "max_position_embeddings", "type_vocab_size"):
-            v = getattr(cfg, f)
-            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if f == "type_vocab_size" and family == "distilbert" else 1):
-                raise ValueError(f"config.json: {f} must be a whole number >= 1, got {v!r}")
-        w = cfg.skim_predictor_width
-        if w is not None and (not isinstance(w, int) or isinstance(w, bool) or w < 1):
-            raise ValueError(f"config.json: skim_predictor_width must be a whole number >= 1 or null, got {w!r}")
-        if cfg.head not in ("classifier", "span"):
-            raise ValueError(f"config.json: head must be 'classifier' or 'span', got {cfg.head!r}")
-        if cfg.id2label is not None and not isinstance(cfg.id2label, dict):
-            raise ValueError(f"config.json: id2label must be an object {{\"0\": label, ...}}, got {cfg.id2label!r}")
-        if cfg.hidden_act not in GELUS:
-            raise ValueError(f"hidden_act={cfg.hidden_act!r} is not supported: only {', '.join(GELUS)}")
-        if family == "albert" and (d.get("num_hidden_groups", 1), d.get("inner_group_num", 1)) != (1, 1):
-            raise ValueError("ALBERT with num_hidden_groups or inner_group_num > 1 is not supported: only one shared layer")
-        if cfg.hidden_size % cfg.num_attention_heads:
-            raise ValueError(f"hidden_size {cfg.hidden_size} is not a multiple of num_attention_heads {cfg.num_attention_heads}")
+        """From a config.json of any supported family: its adapter (families/) gives these fields'
+        names, and what this BERT cannot compute is refused; unknown keys are ignored."""
+        d = families.adapt(d)
+        cfg = cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
+        families.check(cfg)
         return cfg
 
     @property
     def max_tokens(self):
         """The longest sequence the position table holds (RoBERTa's first 1 + padding_idx are unused)."""
-        return self.max_position_embeddings - (self.pad_token_id + 1 if self.model_type == "roberta" else 0)
+        return self.max_position_embeddings - (self.pad_token_id + 1 if self.positions_after_padding else 0)
 
     @classmethod
     def from_json(cls, path):
@@ -129,19 +99,19 @@ class BertConfig:
 class Embeddings(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        self.pad, self.roberta = cfg.pad_token_id, cfg.model_type == "roberta"
+        self.pad, self.positions_after_padding = cfg.pad_token_id, cfg.positions_after_padding
         E = cfg.embedding_size or cfg.hidden_size
         self.word = nn.Embedding(cfg.vocab_size, E, padding_idx=cfg.pad_token_id)
         self.position = nn.Embedding(cfg.max_position_embeddings, E)
         self.token_type = nn.Embedding(cfg.type_vocab_size, E) if cfg.type_vocab_size else None
         self.ln = nn.LayerNorm(E, eps=cfg.layer_norm_eps)
-        self.project = nn.Linear(E, cfg.hidden_size) if cfg.model_type == "albert" else None   # ALBERT's E -> H
+        self.project = nn.Linear(E, cfg.hidden_size) if cfg.embedding_size else None   # E -> H
         self.drop = nn.Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, input_ids, token_type_ids):  # (B, T) each
         T = input_ids.shape[1]
         pos = torch.arange(T, device=input_ids.device)
-        if self.roberta:   # RoBERTa counts real tokens from padding_idx + 1; padding sits at padding_idx
+        if self.positions_after_padding:   # real tokens count from padding_idx + 1; padding sits at padding_idx
             real = input_ids.ne(self.pad).long()
             pos = torch.cumsum(real, 1) * real + self.pad
         x = self.word(input_ids) + self.position(pos)
@@ -187,7 +157,7 @@ class Block(nn.Module):
         self.ff2 = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
         self.ln2 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.drop = nn.Dropout(cfg.hidden_dropout_prob)
-        self.gelu = GELUS[cfg.hidden_act]
+        self.gelu = families.GELUS[cfg.hidden_act]
 
     def forward(self, x, keep, skim=False):  # x (B, T, H), keep (B, T) or None
         x = self.ln1(x + self.drop(self.attn(x, keep, skim)))
@@ -216,10 +186,10 @@ class BertModel(nn.Module):
         super().__init__()
         self.config = cfg
         self.embed = Embeddings(cfg)
-        # ALBERT: one layer, run at every depth (self.depth); the predictors stay one per depth
-        self.layers = nn.ModuleList(Block(cfg) for _ in range(1 if cfg.model_type == "albert" else cfg.num_hidden_layers))
-        self.depth = [self.layers[0]] * cfg.num_hidden_layers if cfg.model_type == "albert" else list(self.layers)
-        self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.model_type != "distilbert" else None
+        # shared_layer: one layer, run at every depth (self.depth); the predictors stay one per depth
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(1 if cfg.shared_layer else cfg.num_hidden_layers))
+        self.depth = [self.layers[0]] * cfg.num_hidden_layers if cfg.shared_layer else list(self.layers)
+        self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.pooler else None
         self.predictors = None
         if cfg.skim:
             self.predictors = nn.ModuleList(
@@ -258,7 +228,7 @@ class BertModel(nn.Module):
                                          self.config.skim_tau, self.training)
 
     def pool(self, h):
-        """tanh(Linear(h[CLS])); DistilBERT has no pooler: None."""
+        """tanh(Linear(h[CLS])); None without a pooler (DistilBERT)."""
         return None if self.pooler is None else torch.tanh(self.pooler(h[:, 0]))
 
 
@@ -279,7 +249,7 @@ class BertForSequenceClassification(nn.Module):
         self.config = cfg
         self.bert = BertModel(cfg)
         self.drop = nn.Dropout(cfg.hidden_dropout_prob if cfg.classifier_dropout is None else cfg.classifier_dropout)
-        self.pre_classifier = nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.model_type == "distilbert" else None
+        self.pre_classifier = nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.pre_classifier else None
         self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None, prune=None):

@@ -21,9 +21,9 @@ def measured(model, ids, mask):
 @pytest.mark.parametrize("n,family", [(8, "bert"), (37, "bert"), (128, "bert"), (37, "distilbert"), (37, "roberta"),
                                       (37, "albert")])
 def test_flops_plain_model_matches_flop_counter(n, family):
-    cfg = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
-                     vocab_size=100, model_type=family, type_vocab_size=0 if family == "distilbert" else 2,
-                     max_position_embeddings=256, embedding_size=32 if family == "albert" else None)
+    cfg = BertConfig.from_dict(dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
+                                    vocab_size=100, model_type=family, max_position_embeddings=256,
+                                    **({"embedding_size": 32} if family == "albert" else {})))
     model = build(cfg).eval()
     ids, mask = make_batch([n])
     got, _ = measured(model, ids, mask)

@@ -148,12 +148,15 @@ def write_model(folder, tokenizer_json=True, seed=0):
 
 
 def tiny_config(**kw):
-    """A tiny random BERT: 3 layers, hidden 32, 4 heads, for fast CPU tests."""
+    """A tiny random BERT: 3 layers, hidden 32, 4 heads, for fast CPU tests; model_type=F: another
+    family's, as its adapter (families/) reads its config.json (ALBERT: embeddings of width 16)."""
     base = dict(vocab_size=100, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
                 intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
                 attention_probs_dropout_prob=0.0)
     base.update(kw)
-    return BertConfig(**base)
+    if base.get("model_type", "bert") == "bert":
+        return BertConfig(**base)
+    return BertConfig.from_dict({"embedding_size": 16, **base} if base["model_type"] == "albert" else base)
 
 
 def make_batch(lengths, T=None, vocab=100, seed=0):
