@@ -17,12 +17,10 @@ References:
   - nanoGPT `GPT.from_pretrained` and llm.c `train_gpt2.py`: one explicit table, assert every key.
 """
 
-import glob
 import json
 import os
 import re
 import shutil
-import tempfile
 import warnings
 
 import torch
@@ -32,7 +30,7 @@ from safetensors.torch import save_file
 import families
 from cli.errors import BadInput, MissingInput
 from data import TOKENIZER_FILES
-from cli.files import atomic_write, atomic_write_text, permissions
+from cli.files import atomic_folder, atomic_write, atomic_write_text
 from model import BertConfig, build, encoder
 
 # checkpoint key -> our key, applied in order, each at most once. Other families with other names
@@ -195,41 +193,11 @@ def save_model(model, path):
 
 def save_checkpoint(model, tokenizer_dir, folder):
     """model.safetensors, config.json and every tokenizer file it was trained with, written as a
-    whole folder under a temporary name beside `folder` and then swapped in: a kill leaves the old
-    checkpoint or the new one, never new weights beside an old config or a stale tokenizer."""
-    parent = os.path.dirname(os.path.abspath(folder))
-    os.makedirs(parent, exist_ok=True)
-    _recover(folder)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{os.path.basename(folder)}-")
-    old = None
-    try:
+    whole folder and swapped in (cli.files.atomic_folder): a kill leaves the old checkpoint or the
+    new one, never new weights beside an old config or a stale tokenizer."""
+    def fill(tmp):
         save_model(model, tmp)
         for f in TOKENIZER_FILES + ("tokenizer_config.json",):
             if os.path.isfile(os.path.join(tokenizer_dir, f)):
                 shutil.copyfile(os.path.join(tokenizer_dir, f), os.path.join(tmp, f))
-        os.chmod(tmp, permissions(0o777))
-        if os.path.exists(folder):
-            old = tempfile.mkdtemp(dir=parent, prefix=f".old-{os.path.basename(folder)}-")
-            os.replace(folder, os.path.join(old, "previous"))
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old and not os.path.exists(folder):                      # put the previous one back
-            os.replace(os.path.join(old, "previous"), folder)
-        raise
-    finally:
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _recover(folder):
-    """What a kill during an earlier save_checkpoint left: put the previous checkpoint back if the
-    swap was cut between its two renames, then remove the temporary folders (they can be 100 MB)."""
-    parent, base = os.path.split(os.path.abspath(folder))
-    leftovers = sorted(glob.glob(os.path.join(parent, f".old-{base}-*")) + glob.glob(os.path.join(parent, f".tmp-{base}-*")))
-    for d in leftovers:
-        previous = os.path.join(d, "previous")
-        if not os.path.exists(folder) and os.path.isdir(previous):
-            os.replace(previous, folder)
-    for d in leftovers:
-        shutil.rmtree(d, ignore_errors=True)
+    atomic_folder(folder, fill)

@@ -46,11 +46,11 @@ import torch.distributed as dist
 import data
 import transkimmer
 from cli import errors, train_flags
-from cli.files import atomic_write_text
+from cli.files import write_json
 from evaluate import evaluate_dev
-from load_weights import checkpoint_files, load_model, load_pretrained, read_config, save_checkpoint, saved_by_train
+from load_weights import load_model, load_pretrained, save_checkpoint
 from model import autocast, is_predictor
-from tasks import CUSTOM, TASKS, classes_of, download, encode_split, head_for, metric_names, read_splits
+from tasks import TASKS, classes_of, download, encode_split, head_for, metric_names, read_splits
 
 
 @dataclass(frozen=True)
@@ -100,11 +100,6 @@ def parse_args(argv=None):
     return TrainConfig(**train_flags.parse(argv, __doc__, "cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def results_path(cfg):
-    """Training writes results.json; evaluation alone never touches a training record."""
-    return os.path.join(cfg.out_dir, "eval-results.json" if cfg.eval_only else "results.json")
-
-
 def setup(cfg):
     """torchrun's processes (one per GPU), threads, seed. Returns (rank, world, device)."""
     rank, world, device = 0, 1, torch.device(cfg.device)
@@ -119,58 +114,26 @@ def setup(cfg):
     return rank, world, device
 
 
-# ----------------------------------------------------------------------------------------------
-# Loading: the model, its tokenizer, the data
-
-
-def load_checkpoint(cfg):
-    """--eval-only: the saved model, refused when it was trained for another task; the config
-    records the skim settings the checkpoint was trained with."""
-    model = load_model(cfg.checkpoint)
-    c = model.config
-    if cfg.task != CUSTOM and c.finetuning_task and c.finetuning_task != cfg.task:
-        raise SystemExit(f"error: {cfg.checkpoint} was fine-tuned on {c.finetuning_task}, not {cfg.task}: "
-                         f"pass --task {c.finetuning_task}")
-    cfg = replace(cfg, baseline=not c.skim, skim_coefficient=c.skim_coefficient, tau=c.skim_tau, mu0=c.skim_mu0,
-                  predictor_width=c.skim_predictor_width)
-    return model, cfg
-
-
-def check_head(cfg, c, classes):
-    """A checkpoint evaluated on a task must have the head the task needs."""
-    need = head_for(cfg.task, classes)
-    if (c.head, c.num_labels) != (need["head"], need["num_labels"]):
-        has = lambda head, n: "a span head" if head == "span" else f"{n} output(s)"
-        raise SystemExit(f"error: {cfg.checkpoint} has {has(c.head, c.num_labels)}, task {cfg.task} needs "
-                         f"{has(need['head'], need['num_labels'])}: evaluate it on the task it was trained for")
-
-
-def check_start(cfg, tok_dir):
-    """--model may be a checkpoint of train.py: two-stage training starts Transkimmer from the fine-tuned
-    baseline. Refused before any work when it cannot be what the user means."""
-    c = read_config(checkpoint_files(tok_dir)[0])   # (a missing or broken file is named here)
-    if saved_by_train(tok_dir) and c.finetuning_task and c.finetuning_task != cfg.task and cfg.task != CUSTOM:
-        raise SystemExit(f"error: --model {cfg.model} was fine-tuned on {c.finetuning_task}, not {cfg.task}: "
-                         f"its classifier answers another task; pass the pretrained model, or a checkpoint of {cfg.task}")
-    if c.skim and cfg.baseline:
-        raise SystemExit(f"error: --model {cfg.model} is a Transkimmer checkpoint and --baseline fine-tunes a plain "
-                         "BERT: pass the pretrained model or a --baseline checkpoint, or leave out --baseline")
+# ---- Loading: the model, its tokenizer, the data
 
 
 def load(cfg, device):
     """The model (pretrained with a fresh head and fresh predictors, or --checkpoint for --eval-only),
     the config (with a checkpoint's skim settings), the tokenizer's folder, the splits and labels."""
-    if cfg.eval_only:
-        model, cfg = load_checkpoint(cfg)
-        tok_dir, classes = cfg.checkpoint, classes_of(model.config)
+    if cfg.eval_only:   # the saved model; the config records the skim settings it was trained with
+        model, tok_dir = load_model(cfg.checkpoint), cfg.checkpoint
+        c, classes = model.config, classes_of(model.config)
+        train_flags.check_checkpoint_task(cfg.task, cfg.checkpoint, c)
+        cfg = replace(cfg, baseline=not c.skim, skim_coefficient=c.skim_coefficient, tau=c.skim_tau, mu0=c.skim_mu0,
+                      predictor_width=c.skim_predictor_width)
     else:
         tok_dir, classes = download.model_dir(cfg.model, cfg.cache_dir), "infer"
-        check_start(cfg, tok_dir)
+        train_flags.check_start(cfg.task, cfg.model, cfg.baseline, tok_dir)
     dev_sets, train, classes = read_splits(cfg.task, cfg.data_dir, cfg.cache_dir, not cfg.eval_only,
                                            (cfg.train_file, cfg.dev_file),
                                            (cfg.text_column, cfg.text_pair_column, cfg.label_column), classes)
     if cfg.eval_only:
-        check_head(cfg, model.config, classes)
+        train_flags.check_head(cfg.task, cfg.checkpoint, model.config, classes)
     else:
         model = load_pretrained(tok_dir, skim=not cfg.baseline, finetuning_task=cfg.task, skim_coefficient=
                                 cfg.skim_coefficient, skim_tau=cfg.tau, skim_mu0=cfg.mu0,
@@ -192,8 +155,7 @@ def encode_splits(cfg, tok_dir, model, dev_sets, train):
     return tokenizer, dev, train
 
 
-# ----------------------------------------------------------------------------------------------
-# The recipe: the optimiser and when lambda rises (Departures from the paper; docs/recipe.md)
+# ---- The recipe: the optimiser and when lambda rises (Departures from the paper; docs/recipe.md)
 
 PREDICTOR_REACH = 0.08 * 384   # the default predictor lr x the run's steps x the predictor's width
 
@@ -226,12 +188,10 @@ def optimizer_for(model, total, lr, predictor_lr, weight_decay, warmup, predicto
 
 
 class SkimStart:
-    """--skim-after-loss-drop D (an option, not the default): lambda's ramp starts at `delay` of the
-    steps only if the task has been learned by then, else at the first step after it at which it
-    has: when the mean task loss of the last W steps has fallen a fraction D below its mean over the
-    first W steps (W, a twelfth of the steps). A relative drop serves a cross-entropy and a squared
-    error alike. Measured (docs/recipe.md): it starts RTE's ramp later, but RTE still loses ~90 %
-    of its tokens, and WNLI, whose loss never falls, no longer skims; so it is not the default."""
+    """--skim-after-loss-drop D (an option): lambda's ramp starts at `delay` of the steps only if the
+    task has been learned by then, else at the first step after it at which it has: when the mean
+    task loss of the last W steps (a twelfth of the run) is a fraction D below that of the first W.
+    Not the default: RTE still loses ~90 % of its tokens, WNLI no longer skims (docs/recipe.md)."""
 
     def __init__(self, total, delay, drop):
         self.delay, self.drop = delay * total, drop
@@ -255,8 +215,7 @@ class SkimStart:
             self.start = self.delay if step < self.delay else step + 1   # learned by the delay: its schedule exactly
 
 
-# ----------------------------------------------------------------------------------------------
-# Training
+# ---- Training
 
 
 def train_step(model, b, opt, sched, skim_coefficient, clip, step):
@@ -316,8 +275,7 @@ def main(argv=None):
     log(f"{cfg.task}: {len(train[0])} train / {len(next(iter(dev_sets.values()))[0])} dev examples, {total} steps, "
         f"{'baseline BERT' if cfg.baseline else f'Transkimmer lambda={cfg.skim_coefficient} tau={cfg.tau}'}, "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, device {device}, {world} process(es)")
-    result = fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, world, device, log)
-    return result
+    return fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, world, device, log)
 
 
 def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, world, device, log):
@@ -382,18 +340,8 @@ def watch_task_loss(skim_start, step, task_loss, world, drop, log):
 def write_results(cfg, result, history):
     """results.json (atomically): the last evaluation, the history of all, and every setting."""
     out = dict(task=cfg.task, metric_names=list(result["metrics"]), **result, history=history, args=asdict(cfg))
-    atomic_write_text(results_path(cfg), json.dumps(finite(out), indent=2, allow_nan=False))
-
-
-def finite(x):
-    """NaN and inf become null (strict JSON); a metric that is undefined says so instead of lying."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [finite(v) for v in x]
-    return x
+    # training writes results.json; evaluation alone never touches a training record
+    write_json(os.path.join(cfg.out_dir, "eval-results.json" if cfg.eval_only else "results.json"), out)
 
 
 if __name__ == "__main__":

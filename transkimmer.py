@@ -33,8 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-# ----------------------------------------------------------------------------------------------
-# Eq. 2: the skim predictor
+# ---- Eq. 2: the skim predictor -------------------------------------------------------------------
 
 
 class SkimPredictor(nn.Module):
@@ -44,8 +43,7 @@ class SkimPredictor(nn.Module):
     training, an argmax at inference) is applied by `decide`.
     Departure: the authors' code also puts a LayerNorm *before* the first Linear; the paper does
     not. We follow the paper; `input_layernorm=True` gives the authors' variant.
-    `width` is the MLP's hidden width, H in the paper (None); a smaller one (Linear(H->width)) is an
-    option, not the default: at batch 1 on a CPU the paper's H x H predictor costs 12-14 % of the time.
+    `width`: the MLP's hidden width, H in the paper (None); a smaller one is an option, not the default.
     """
 
     def __init__(self, hidden_size, layer_norm_eps=1e-12, input_layernorm=False, width=None):
@@ -82,16 +80,14 @@ def init_predictor(pred, sigma=0.02, mu0=5.0):
         pred.fc2.bias[0] -= mu0   # skim
 
 
-# ----------------------------------------------------------------------------------------------
-# Eq. 5: Gumbel-softmax with the straight-through estimator
+# ---- Eq. 5: Gumbel-softmax with the straight-through estimator -----------------------------------
 
 
 def gumbel_softmax(logits, tau, hard=True):
     """Eq. 5: y = softmax((log pi + g) / tau), g ~ Gumbel(0, 1) i.i.d.; the logits play log pi.
 
     With hard=True the forward value is the one-hot argmax(y) and the gradient is that of the
-    soft y (straight-through: hard - y.detach() + y). Written by hand on purpose; the test
-    compares it with torch.nn.functional.gumbel_softmax in distribution.
+    soft y (straight-through: hard - y.detach() + y). Written by hand; tested against torch's.
     """
     u = torch.rand_like(logits, dtype=torch.float32).clamp_(1e-10, 1.0 - 1e-7)
     g = -torch.log(-torch.log(u))                                   # Gumbel(0, 1)
@@ -121,8 +117,7 @@ def keep_cls(decision, pos):
     return decision.masked_fill(pos == 0, 1)
 
 
-# ----------------------------------------------------------------------------------------------
-# Eq. 4: skim attention (training)
+# ---- Eq. 4: skim attention (training) ------------------------------------------------------------
 
 
 def skim_attention(q, k, v, keep, dropout_p=0.0):
@@ -146,8 +141,7 @@ def skim_attention(q, k, v, keep, dropout_p=0.0):
     return p @ v                                                             # (B, nh, T, hd)
 
 
-# ----------------------------------------------------------------------------------------------
-# Eq. 3: skimmed tokens are forwarded to the output
+# ---- Eq. 3: skimmed tokens are forwarded to the output -------------------------------------------
 
 
 def forward_skimmed(states, masks):
@@ -166,8 +160,7 @@ def forward_skimmed(states, masks):
     return out
 
 
-# ----------------------------------------------------------------------------------------------
-# Eqs. 6-7: skim loss and total loss
+# ---- Eqs. 6-7: skim loss and total loss ----------------------------------------------------------
 
 
 def skim_loss(masks, attention_mask):
@@ -178,20 +171,18 @@ def skim_loss(masks, attention_mask):
     The masks carry the straight-through gradient, so this is differentiable.
     """
     lengths = attention_mask.sum(1).to(masks[0].dtype)                       # (B,)
-    kept = torch.stack([m.sum(1) for m in masks])                            # (L, B)
-    return (kept / lengths).mean()
+    return (kept_per_layer(masks) / lengths[:, None]).mean()                 # (B, L) -> scalar
 
 
 def kept_per_layer(masks):
     """Tokens kept entering each layer, per sequence: (B, L) counts from the L keep masks (B, T).
-    The "kept fraction" everywhere (logs, results.json, bench.py) is these counts summed over
-    sequences and divided by the number of real tokens: token-weighted, padding never counted."""
+    The "kept fraction" everywhere is kept_fraction of these: token-weighted, padding never counted."""
     return torch.stack([m.sum(1) for m in masks], 1)
 
 
 def kept_fraction(kept, lengths):
-    """The fraction of real tokens kept entering each layer, (L,), from kept_per_layer's counts
-    (N, L) of N sequences and their real lengths (N,): token-weighted, padding never counted."""
+    """The fraction of real tokens kept entering each layer (L,), from kept_per_layer's (N, L) counts
+    and the N sequences' real lengths (N,)."""
     return kept.sum(0) / lengths.sum()
 
 
@@ -206,10 +197,9 @@ def skim_coefficient_at(step, total, skim_coefficient, delay, warmup, start=None
     """lambda of Eq. 7 at this step of `total`: 0 for the first `delay` of the steps (or until
     `start`, a step chosen otherwise; math.inf: not yet), then a linear ramp over the next `warmup`
     of the steps, then `skim_coefficient`.
-    Departure: the paper holds lambda fixed from the first step (delay = warmup = 0). Skimming must
-    not start before the task is learned: the task's gradient through Eq. 4 is what holds useful
-    tokens, and before it exists the skim loss skims everything (CoLA with a ramp from step 0:
-    all but [CLS] skimmed from layer 1 on, Matthews 0). docs/recipe.md measures each piece."""
+    Departure: the paper holds lambda fixed from step 0 (delay = warmup = 0). The task's gradient
+    through Eq. 4 is what holds useful tokens; before it exists the skim loss skims all but [CLS]
+    (CoLA, ramp from step 0: Matthews 0). docs/recipe.md measures each piece of the recipe."""
     start = delay * total if start is None else start
     ramp = warmup * total
     if step < start:
@@ -217,8 +207,7 @@ def skim_coefficient_at(step, total, skim_coefficient, delay, warmup, start=None
     return skim_coefficient * (min(1.0, (step - start) / ramp) if ramp > 0 else 1.0)
 
 
-# ----------------------------------------------------------------------------------------------
-# Eq. 1: the skimming encoder, masked (training) and really pruned (inference)
+# ---- Eq. 1: the skimming encoder, masked (training) and really pruned (inference) ----------------
 
 
 @dataclass
@@ -231,13 +220,12 @@ class SkimOutput:
 def masked_encode(h, attention_mask, layers, predictors, tau, training):
     """Eq. 1 in training: every token stays in the tensor; the skimmed ones are hidden.
 
-    H^{i+1} = Transformer^i(H^i) with skim attention (Eq. 4) under the cumulative keep mask m_i:
-    a skimmed token is no longer a key, so each kept token computes what it would compute if the
-    skimmed ones were really gone, and the predictors get the task loss's gradient through m_k.
-    h (B, T, H) is the embedding output; attention_mask (B, T) has 1 = real token, 0 = padding;
-    layers[i](x, keep, skim=True) is a BERT layer whose attention is Eq. 4.
-    training=True samples the decisions (Eq. 5); False takes the deterministic ones, and then
-    this is the reference that `pruned_encode` must equal.
+    H^{i+1} = Transformer^i(H^i) with skim attention (Eq. 4) under the cumulative keep mask m_i: each
+    kept token computes what it would if the skimmed ones were gone, and the predictors get the task
+    loss's gradient through m_k. h (B, T, H) is the embedding output; attention_mask (B, T) has
+    1 = real token; layers[i](x, keep, skim=True) is a BERT layer whose attention is Eq. 4.
+    training=True samples the decisions (Eq. 5); False takes the deterministic ones: then this is
+    the reference that `pruned_encode` must equal.
     """
     pos = torch.arange(h.shape[1], device=h.device)
     m = attention_mask.to(h.dtype)                     # padding is skimmed before layer 0
@@ -259,8 +247,8 @@ def _flat_rows(idx, T):
 
 
 def gather_rows(x, idx):
-    """x[b, idx[b, j]] for x (B, T, H) and idx (B, T'): (B, T', H). One index_select on the B*T
-    rows (x.gather with idx expanded over H reads an index per element: ~10x slower on CPU)."""
+    """x[b, idx[b, j]] for x (B, T, H) and idx (B, T'): (B, T', H). One index_select on the B*T rows
+    (x.gather reads an index per element: ~10x slower on CPU)."""
     B, T, H = x.shape
     return x.reshape(B * T, H).index_select(0, _flat_rows(idx, T)).view(B, idx.shape[1], H)
 
@@ -281,9 +269,8 @@ def kept_first(keep):
 def leave_(out, exits, x, pos, valid, i):
     """Eq. 3 at inference, in place: the tokens of x (B, T', H) leave having entered i layers. Row j
     of sequence b is written to out[b, pos[b, j]], its original position, and exits records i there;
-    the slots where valid (B, T') is False hold no token and go to out's last row, the spare slot
-    (valid None: every slot holds a token). A token written here that goes on to the next layer is
-    written again, over this, when it leaves."""
+    slots where valid (B, T') is False (None: none) hold no token and go to out's last row, the spare
+    slot. A token that goes on to the next layer is written again, over this, when it leaves."""
     target = pos if valid is None else torch.where(valid, pos, out.shape[1] - 1)
     scatter_rows_(out, target, x)
     exits.scatter_(1, target, i)

@@ -4,7 +4,11 @@ temporary name beside its destination and is renamed onto it (atomic on one file
 permissions any file the user writes gets. No torch here: report.py writes its page with it too.
 """
 
+import glob
+import json
+import math
 import os
+import shutil
 import tempfile
 
 
@@ -71,3 +75,58 @@ def atomic_write_text(path, text):
             f.flush()
             os.fsync(f.fileno())
     atomic_write(path, write)
+
+
+def write_json(path, obj):
+    """obj as strict JSON, atomically; NaN and inf become null (a metric that is undefined says so
+    instead of lying)."""
+    atomic_write_text(path, json.dumps(finite(obj), indent=2, allow_nan=False))
+
+
+def finite(x):
+    """NaN and inf become null (strict JSON); a metric that is undefined says so instead of lying."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite(v) for v in x]
+    return x
+
+
+def atomic_folder(folder, fill):
+    """Call fill(tmp) for a temporary folder beside `folder`, then swap it in: a kill leaves the old
+    folder or the new one, never a mix (load_weights.save_checkpoint)."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    recover(folder)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{os.path.basename(folder)}-")
+    old = None
+    try:
+        fill(tmp)
+        os.chmod(tmp, permissions(0o777))
+        if os.path.exists(folder):
+            old = tempfile.mkdtemp(dir=parent, prefix=f".old-{os.path.basename(folder)}-")
+            os.replace(folder, os.path.join(old, "previous"))
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old and not os.path.exists(folder):                      # put the previous one back
+            os.replace(os.path.join(old, "previous"), folder)
+        raise
+    finally:
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def recover(folder):
+    """What a kill during an earlier atomic_folder left: put the previous folder back if the swap
+    was cut between its two renames, then remove the temporary folders (a checkpoint's are 100 MB)."""
+    parent, base = os.path.split(os.path.abspath(folder))
+    leftovers = sorted(glob.glob(os.path.join(parent, f".old-{base}-*")) + glob.glob(os.path.join(parent, f".tmp-{base}-*")))
+    for d in leftovers:
+        previous = os.path.join(d, "previous")
+        if not os.path.exists(folder) and os.path.isdir(previous):
+            os.replace(previous, folder)
+    for d in leftovers:
+        shutil.rmtree(d, ignore_errors=True)

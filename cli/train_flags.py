@@ -9,8 +9,9 @@ import os
 
 from cli.args import POSITIVE, POSITIVE_INT, check_device, number
 from cli.files import unwritable
+from load_weights import checkpoint_files, read_config, saved_by_train
 from model import BertConfig
-from tasks import CUSTOM, OWN_DATA, TASKS, download
+from tasks import CUSTOM, OWN_DATA, TASKS, download, head_for
 
 SKIM_SETTINGS = ("skim_coefficient", "tau", "mu0", "predictor_width", "predictor_lr", "predictor_lr_decay",
                  "skim_delay", "skim_warmup", "skim_after_loss_drop")   # the "skimming" flags: a --baseline run has no use for them
@@ -142,3 +143,35 @@ def parse(argv, description, default_device):
     args.out_dir = args.out_dir or os.path.join("out", name + ("-baseline" if args.baseline else ""))
     check_environment(p, args, "eval-results.json" if args.eval_only else "results.json")
     return vars(args)
+
+
+# ----------------------------------------------------------------------------------------------
+# What the flags name, checked once it is read: refused before any training
+
+
+def check_checkpoint_task(task, checkpoint, c):
+    """--eval-only: a checkpoint fine-tuned on another task (its config c) is refused."""
+    if task != CUSTOM and c.finetuning_task and c.finetuning_task != task:
+        raise SystemExit(f"error: {checkpoint} was fine-tuned on {c.finetuning_task}, not {task}: "
+                         f"pass --task {c.finetuning_task}")
+
+
+def check_head(task, checkpoint, c, classes):
+    """A checkpoint evaluated on a task must have the head the task needs."""
+    need = head_for(task, classes)
+    if (c.head, c.num_labels) != (need["head"], need["num_labels"]):
+        has = lambda head, n: "a span head" if head == "span" else f"{n} output(s)"
+        raise SystemExit(f"error: {checkpoint} has {has(c.head, c.num_labels)}, task {task} needs "
+                         f"{has(need['head'], need['num_labels'])}: evaluate it on the task it was trained for")
+
+
+def check_start(task, model, baseline, tok_dir):
+    """--model may be a checkpoint of train.py: two-stage training starts Transkimmer from the fine-tuned
+    baseline. Refused before any work when it cannot be what the user means."""
+    c = read_config(checkpoint_files(tok_dir)[0])   # (a missing or broken file is named here)
+    if saved_by_train(tok_dir) and c.finetuning_task and c.finetuning_task != task and task != CUSTOM:
+        raise SystemExit(f"error: --model {model} was fine-tuned on {c.finetuning_task}, not {task}: "
+                         f"its classifier answers another task; pass the pretrained model, or a checkpoint of {task}")
+    if c.skim and baseline:
+        raise SystemExit(f"error: --model {model} is a Transkimmer checkpoint and --baseline fine-tunes a plain "
+                         "BERT: pass the pretrained model or a --baseline checkpoint, or leave out --baseline")

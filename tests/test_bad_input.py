@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import train
+from cli.files import finite, recover
 from tasks import glue as glue_files
 from tiny import write_glue, write_model
 
@@ -152,7 +153,7 @@ def test_results_are_strict_json_and_readable_like_any_file(setup, tmp_path):
     json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in results.json"))
     for path in (out / "results.json", out / "checkpoint" / "model.safetensors", out / "checkpoint" / "config.json"):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o644, path
-    assert train.finite({"a": [float("nan"), 1.0], "b": float("inf")}) == {"a": [None, 1.0], "b": None}
+    assert finite({"a": [float("nan"), 1.0], "b": float("inf")}) == {"a": [None, 1.0], "b": None}
 
 
 def test_non_finite_regression_label_names_file_and_line(tmp_path):
@@ -204,7 +205,7 @@ def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):
     os.replace(ckpt, out / ".old-checkpoint-x" / "previous")
     os.makedirs(out / ".tmp-checkpoint-y")
     (out / ".tmp-checkpoint-y" / "model.safetensors").write_bytes(b"half")
-    load_weights._recover(str(ckpt))
+    recover(str(ckpt))
     assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == kept
     assert sorted(os.listdir(out)) == ["checkpoint", "results.json"]
 

@@ -45,7 +45,7 @@ from tasks import download
 import flops
 from tools import cuda_graphs
 import transkimmer
-from cli.files import atomic_write_text, check_outputs
+from cli.files import atomic_write_text, check_outputs, write_json
 from load_weights import load_model, load_pretrained, read_config, saved_by_train
 from model import autocast, build, encoder, is_predictor
 from tasks import QA, TASKS, read_splits
@@ -331,7 +331,7 @@ def main(argv=None):
         atomic_write_text(args.profile, f"python bench.py {' '.join(argv or sys.argv[1:])}\n{device_name(device)}, torch "
                           f"{torch.__version__}, {torch.get_num_threads()} threads\n\n" + "\n".join(profiles))
     if args.json:
-        atomic_write_text(args.json, json.dumps(result, indent=2))
+        write_json(args.json, result)
     return rows
 
 
