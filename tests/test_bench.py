@@ -121,7 +121,7 @@ def test_bench_profile_writes_top_lines(setup, tmp_path):
     bench.main(["--model", model, "--data-dir", glue, "--batch-sizes", "1,2", "--num-examples", "8", "--repeats", "1",
                 "--warmup", "0", "--no-reference", "--no-train", "--device", "cpu", "--profile", str(path)])
     text = path.read_text()
-    assert text.startswith("python bench.py --model")
+    assert text.startswith("python tools/bench.py --model")
     sections = [line for line in text.splitlines() if line.startswith("== ")]
     assert sections == ["== batch 1, 1 batches: dense", "== batch 1, 1 batches: pruned",
                         "== batch 2, 4 batches: dense", "== batch 2, 4 batches: pruned"]
@@ -198,7 +198,7 @@ def test_bench_keeps_the_files_it_would_overwrite(setup, tmp_path, capsys):
         assert f"{flag} {path} already exists: pass another file, or --overwrite to replace it" in capsys.readouterr().err
         assert path.read_text() == "earlier"
     bench.main(run + ["--json", str(js), "--profile", str(prof), "--overwrite"])
-    assert json.load(open(js))["rows"][0]["batch"] == 2 and prof.read_text().startswith("python bench.py")
+    assert json.load(open(js))["rows"][0]["batch"] == 2 and prof.read_text().startswith("python tools/bench.py")
 
 
 def test_bench_times_a_checkpoint_on_its_own_task(setup, tmp_path, capsys):

@@ -78,7 +78,7 @@ def test_glue_table_from_result_files(outs, tmp_path, capsys):
     readme = tmp_path / "README.md"
     readme.write_text("before\n<!-- glue-table -->\nold table\n<!-- /glue-table -->\nmiddle\n"
                       "<!-- batch1-table -->\n<!-- /batch1-table -->\nafter\n")
-    report.main(["--glue", str(folder), "--readme", str(readme)])
+    report.main(["--glue", str(folder), "--batch1", str(folder), "--readme", str(readme)])
     runs = [json.load(open(os.path.join(f, "results.json"))) for f in outs]
     tk = [100 * r["metrics"]["accuracy"] for r in runs[:2]]
     printed = capsys.readouterr().out.splitlines()
@@ -299,7 +299,7 @@ def test_readme_that_is_missing_or_lacks_a_block_is_left_alone(outs, tmp_path, c
     before = "a\n<!-- glue-table -->\nold\n<!-- /glue-table -->\nb\n"   # no batch1-table block
     readme.write_text(before)
     with pytest.raises(SystemExit, match="no <!-- batch1-table --> ... <!-- /batch1-table --> block"):
-        report.main(["--glue", str(folder), "--readme", str(readme)])
+        report.main(["--glue", str(folder), "--batch1", str(folder), "--readme", str(readme)])
     assert readme.read_text() == before
 
 

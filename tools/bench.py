@@ -252,32 +252,66 @@ def cost_split(skim, dense, batches, device, repeats, warmup):
     return dict(zip(["dense", "kept_tokens_only", "with_predictors", "pruned"], [times[0] / t for t in times]))
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    device = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+def load_models(args, device):
+    """The Transkimmer model (a checkpoint, or --model with skimming set by hand later) and the same
+    weights without predictors, both in eval mode on the device; and the tokenizer's folder."""
     if args.checkpoint:
         skim, tok_dir = load_model(args.checkpoint), args.checkpoint
         if not skim.config.skim:
             raise errors.BadInput(f"--checkpoint {args.checkpoint} is a plain BERT (train.py --baseline): there is "
-                                "nothing to prune; pass a Transkimmer checkpoint, or --model to set skimming by hand")
+                                  "nothing to prune; pass a Transkimmer checkpoint, or --model to set skimming by hand")
     else:
         tok_dir = download.model_dir(args.model, args.cache_dir)
         skim = load_pretrained(tok_dir, skim=True, num_labels=2)
     cfg = skim.config
     if args.model and args.skim_layer >= cfg.num_hidden_layers:
         raise errors.BadInput(f"--skim-layer {args.skim_layer}: the model has {cfg.num_hidden_layers} layers, "
-                            f"pass 0 to {cfg.num_hidden_layers - 1}")
+                              f"pass 0 to {cfg.num_hidden_layers - 1}")
     dense = build(type(cfg)(**{**cfg.to_dict(), "skim": False}))
     dense.load_state_dict({k: v for k, v in skim.state_dict().items() if not is_predictor(k)})
-    skim.to(device).eval()
-    dense.to(device).eval()
+    return skim.to(device).eval(), dense.to(device).eval(), tok_dir
 
+
+def bench_batch_size(args, skim, dense, examples, bs, device, profiles):
+    """Dense and pruned (and with --cuda-graphs both graphed) timed side by side at one batch size:
+    the row of the speed table, printed and returned."""
+    batches = make_batches(examples, bs, args.num_examples // (8 if bs == 1 else 1), device)
+    tokens = sum(int(b["attention_mask"].sum()) for b in batches)
+    kept, fl = pruned_pass(skim, batches, skim.config)
+    fns = [with_runner(dense, None), with_runner(skim, None)]
+    if args.cuda_graphs:
+        fns += [with_runner(dense, cuda_graphs.Graphed(encoder(dense), args.graph_bucket)),
+                with_runner(skim, cuda_graphs.Graphed(encoder(skim), args.graph_bucket))]
+    t_dense, t_pruned, *t_graphed = interleaved(fns, batches, device, args.repeats, args.warmup)
+    if args.profile:
+        profiles.append(profile(fns, ["dense", "pruned", "dense, CUDA graphs", "pruned, CUDA graphs"], batches, device, bs))
+    r = dict(batch=bs, kept=kept, flops=fl, measured=t_dense / t_pruned, realised=t_dense / t_pruned / fl,
+             dense_tokens_per_s=tokens / t_dense, pruned_tokens_per_s=tokens / t_pruned)
+    print(f"{bs:>5} | {kept:>5.2f} | {fl:>12.2f}x | {r['measured']:>7.2f}x | {r['realised']:>8.2f} | "
+          f"{r['dense_tokens_per_s']:>11.0f} | {r['pruned_tokens_per_s']:>12.0f}")
+    if t_graphed:
+        r.update(graphed_measured=t_graphed[0] / t_graphed[1], dense_graphed_speedup=t_dense / t_graphed[0],
+                 graph_bucket=args.graph_bucket)
+        print(f"      CUDA graphs: pruned {r['graphed_measured']:.2f}x the graphed dense "
+              f"({tokens / t_graphed[1]:.0f} tok/s); graphs make the dense model {r['dense_graphed_speedup']:.2f}x")
+    if args.split and bs == 1:
+        r["split"] = cost_split(skim, dense, batches, device, args.repeats, args.warmup)
+        print("      batch 1, encoder only, speedup against the dense layers: layers alone on the kept tokens "
+              "{kept_tokens_only:.2f}x, with the predictors {with_predictors:.2f}x, pruned {pruned:.2f}x".format(**r["split"]))
+    cuda_graphs.use_graphs(encoder(dense), None), cuda_graphs.use_graphs(encoder(skim), None)   # (eager from here)
+    return r
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    skim, dense, tok_dir = load_models(args, device)
+    cfg = skim.config
     dev_sets, _, _ = read_splits(args.task, args.data_dir, args.cache_dir, with_train=False)   # as train.py reads it
-    texts = next(iter(dev_sets.values()))[0]
-    examples = data.encode(data.load_tokenizer(tok_dir), texts, args.max_length)
+    examples = data.encode(data.load_tokenizer(tok_dir), next(iter(dev_sets.values()))[0], args.max_length)
     sizes = args.batch_sizes or ([1, 32, 128] if device.type == "cuda" else [1, 32])
     if not args.checkpoint:
         set_skim(skim, make_batches(examples, 32, args.num_examples, device), args.skim_fraction, args.skim_layer)
@@ -286,38 +320,11 @@ def main(argv=None):
     print(f"device {device} ({torch.get_num_threads()} threads), {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, "
           f"{args.task} dev sentences, " + (f"checkpoint {args.checkpoint}" if args.checkpoint else
                                              f"{args.skim_fraction:.0%} skimmed before layer {args.skim_layer}"))
-
-    rows, profiles = [], []
     print(f"{'batch':>5} | {'kept':>5} | {'FLOPs speedup':>13} | {'measured':>8} | {'realised':>8} | "
           f"{'dense tok/s':>11} | {'pruned tok/s':>12}")
+    profiles = []
     with torch.no_grad():
-        for bs in sizes:
-            batches = make_batches(examples, bs, args.num_examples // (8 if bs == 1 else 1), device)
-            tokens = sum(int(b["attention_mask"].sum()) for b in batches)
-            kept, fl = pruned_pass(skim, batches, cfg)
-            fns = [with_runner(dense, None), with_runner(skim, None)]
-            if args.cuda_graphs:
-                fns += [with_runner(dense, cuda_graphs.Graphed(encoder(dense), args.graph_bucket)),
-                        with_runner(skim, cuda_graphs.Graphed(encoder(skim), args.graph_bucket))]
-            t_dense, t_pruned, *t_graphed = interleaved(fns, batches, device, args.repeats, args.warmup)
-            if args.profile:
-                profiles.append(profile(fns, ["dense", "pruned", "dense, CUDA graphs", "pruned, CUDA graphs"], batches, device, bs))
-            r = dict(batch=bs, kept=kept, flops=fl, measured=t_dense / t_pruned, realised=t_dense / t_pruned / fl,
-                     dense_tokens_per_s=tokens / t_dense, pruned_tokens_per_s=tokens / t_pruned)
-            print(f"{bs:>5} | {kept:>5.2f} | {fl:>12.2f}x | {r['measured']:>7.2f}x | {r['realised']:>8.2f} | "
-                  f"{r['dense_tokens_per_s']:>11.0f} | {r['pruned_tokens_per_s']:>12.0f}")
-            if t_graphed:
-                r.update(graphed_measured=t_graphed[0] / t_graphed[1], dense_graphed_speedup=t_dense / t_graphed[0],
-                         graph_bucket=args.graph_bucket)
-                print(f"      CUDA graphs: pruned {r['graphed_measured']:.2f}x the graphed dense "
-                      f"({tokens / t_graphed[1]:.0f} tok/s); graphs make the dense model {r['dense_graphed_speedup']:.2f}x")
-            if args.split and bs == 1:
-                r["split"] = cost_split(skim, dense, batches, device, args.repeats, args.warmup)
-                print("      batch 1, encoder only, speedup against the dense layers: layers alone on the kept tokens "
-                      "{kept_tokens_only:.2f}x, with the predictors {with_predictors:.2f}x, pruned {pruned:.2f}x".format(**r["split"]))
-            rows.append(r)
-        cuda_graphs.use_graphs(encoder(dense), None), cuda_graphs.use_graphs(encoder(skim), None)   # (eager from here)
-
+        rows = [bench_batch_size(args, skim, dense, examples, bs, device, profiles) for bs in sizes]
     result = dict(checkpoint=args.checkpoint, model=args.model, task=args.task, max_length=args.max_length,
                   skim_fraction=None if args.checkpoint else args.skim_fraction,
                   skim_layer=None if args.checkpoint else args.skim_layer, device=str(device),
@@ -328,8 +335,8 @@ def main(argv=None):
     if not args.no_train:
         result["training"] = training_throughput(args, tok_dir, skim, dense, examples, device)
     if args.profile:
-        atomic_write_text(args.profile, f"python bench.py {' '.join(argv or sys.argv[1:])}\n{device_name(device)}, torch "
-                          f"{torch.__version__}, {torch.get_num_threads()} threads\n\n" + "\n".join(profiles))
+        atomic_write_text(args.profile, f"python tools/bench.py {' '.join(argv or sys.argv[1:])}\n{device_name(device)}, "
+                          f"torch {torch.__version__}, {torch.get_num_threads()} threads\n\n" + "\n".join(profiles))
     if args.json:
         write_json(args.json, result)
     return rows

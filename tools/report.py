@@ -190,17 +190,18 @@ def written_by_report(path, start):
         return f.read(len(start)) == start.encode()
 
 
-def main(argv=None):
+def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folders", nargs="*", help="output folders of train.py (each with results.json)")
     p.add_argument("--glue", help="print the GLUE table from this folder of result files (results/glue)")
+    p.add_argument("--batch1", help="print the where-batch-1-time-goes table from this folder's bench/ (results/glue)")
     p.add_argument("--ablation", help="print the recipe ablation table from this folder (results/ablation)")
     p.add_argument("--lr-grid", help="print the baseline learning-rate grid from this folder (results/baseline-lr)")
     p.add_argument("--bench", help="print the speed table from this folder of bench.py --json files (results/bench)")
     p.add_argument("--sweep", nargs="+", default=[], help="print a table of each setting's mean over its seeds "
                    "from these folders of result files (results/mrpc-lambda ...)")
-    p.add_argument("--readme", help="with --glue / --ablation / --lr-grid / --bench / --sweep: write each table into "
-                   "this file's <!-- glue-table --> and <!-- batch1-table --> / <!-- ablation-table --> / "
+    p.add_argument("--readme", help="with the table flags: write each table into this Markdown file's "
+                   "<!-- glue-table --> / <!-- batch1-table --> / <!-- ablation-table --> / "
                    "<!-- lr-grid-table --> / <!-- speed-table --> / <!-- sweep-table FOLDER-NAME --> block")
     p.add_argument("--out", default="report.html", help="the HTML page to write")
     p.add_argument("--svg", help="also write the layer-wise chart alone to this SVG file")
@@ -213,14 +214,22 @@ def main(argv=None):
             p.error(f"{flag} {path} already exists and is not a page or chart report.py wrote: pass another file name")
     if args.readme and not os.path.isfile(args.readme):
         p.error(f"--readme {args.readme}: no such file; pass the README whose marked blocks take the tables")
-    for flag, folder in [("--glue", args.glue), ("--ablation", args.ablation), ("--lr-grid", args.lr_grid),
-                         ("--bench", args.bench)] + [("--sweep", f) for f in args.sweep]:
+    for flag, folder in [("--glue", args.glue), ("--batch1", args.batch1), ("--ablation", args.ablation),
+                         ("--lr-grid", args.lr_grid), ("--bench", args.bench)] + [("--sweep", f) for f in args.sweep]:
         if folder and not glob.glob(os.path.join(folder, "*.json")):   # an empty table would replace the README's
             p.error(f"{flag} {folder}: " + ("no .json result files in it" if os.path.isdir(folder) else "no such folder")
                     + "; pass the folder that holds the runs' result files (results/glue, ...)")
+    if not args.folders and not (args.glue or args.batch1 or args.ablation or args.lr_grid or args.bench or args.sweep):
+        p.error("pass train.py output folders, or --glue results/glue, --ablation results/ablation, --bench results/bench, "
+                "--sweep results/mrpc-lambda")
+    return p, args
+
+
+def main(argv=None):
+    p, args = parse_args(argv)
     tables = [(marker, make(folder)) for marker, make, folder in
-              [("glue-table", glue_table, args.glue), ("batch1-table", batch1_table, args.glue), ("ablation-table", ablation_table, args.ablation),
-               ("lr-grid-table", ablation_table, args.lr_grid),
+              [("glue-table", glue_table, args.glue), ("batch1-table", batch1_table, args.batch1),
+               ("ablation-table", ablation_table, args.ablation), ("lr-grid-table", ablation_table, args.lr_grid),
                ("speed-table", speed_table, args.bench)] if folder]
     tables += [(f"sweep-table {os.path.basename(os.path.normpath(folder))}", sweep_table(folder)) for folder in args.sweep]
     if args.readme and tables:
@@ -229,9 +238,6 @@ def main(argv=None):
         print(text)
     if tables:
         return
-    if not args.folders:
-        p.error("pass train.py output folders, or --glue results/glue, --ablation results/ablation, --bench results/bench, "
-                "--sweep results/mrpc-lambda")
     runs = [load(f) for f in args.folders]
     if args.fig3_svg and len({r["task"] for r in runs}) != 1:
         p.error(f"--fig3-svg: the runs given are of several tasks ({', '.join(sorted({r['task'] for r in runs}))}); "
