@@ -22,7 +22,7 @@ def evaluate(model, examples, labels, metric_names, device, max_length, batch_si
     wall time. The model is in eval mode: deterministic decisions, tokens really removed.
     max_length is the padded length the sequence-padding FLOPs count against.
     With a tokenizer, the first `record` examples are returned with each token's skim layer
-    (the layer before which it was skimmed; L = kept through all layers) for report.py.
+    (the layer before which it was skimmed; L = kept through all layers) for tools/report.py.
     score: None (metrics.compute_metrics on the predicted classes or values), or a function from
     each example's logits, (T, 2) for span QA, to its metrics (tasks.encode_split)."""
     model.eval()

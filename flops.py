@@ -12,7 +12,7 @@ over the same examples, in two settings:
     no padding: the plain model runs each sequence at its real length;
     sequence:   the plain model runs every sequence padded to the task's max length, while
                 Transkimmer drops the padding before layer 0.
-Training, evaluation and bench.py all use these functions.
+Training, evaluation and tools/bench.py all use these functions.
 """
 
 

@@ -171,7 +171,7 @@ def skim_loss(masks, attention_mask):
     The masks carry the straight-through gradient, so this is differentiable.
     """
     lengths = attention_mask.sum(1).to(masks[0].dtype)                       # (B,)
-    return (kept_per_layer(masks) / lengths[:, None]).mean()                 # (B, L) -> scalar
+    return (kept_per_layer(masks).T.contiguous() / lengths).mean()           # (L, B) -> scalar
 
 
 def kept_per_layer(masks):

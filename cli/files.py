@@ -1,7 +1,7 @@
 """
 Writing files so that nothing the user has is ever left half-written: every file goes to a
 temporary name beside its destination and is renamed onto it (atomic on one filesystem), with the
-permissions any file the user writes gets. No torch here: report.py writes its page with it too.
+permissions any file the user writes gets. No torch here: tools/report.py writes its page with it too.
 """
 
 import glob

@@ -19,11 +19,11 @@ from tasks import documents, download, glue, own_data, squad
 
 # Paper Table 2: max length and lambda (skim_coefficient; the paper's "harmony coefficient"). Metrics
 # as GLUE reports them, the first being the table's main one; epochs from the authors' scripts, but RTE's.
-# Departure: RTE trains 10 epochs, not 3 (baseline and Transkimmer alike). The recipe (recipe.py) lets
+# Departure: RTE trains 10 epochs, not 3 (baseline and Transkimmer alike). The recipe (train.py) lets
 # the backbone learn the task in the first third of the run before lambda rises; in one epoch MiniLM
 # has not begun to learn RTE's 2,490 examples (task loss ~ln 2), and lambda 0.8 then skims ~95 % of the
 # tokens from layer 1 (-2.5 points, 5 seeds). 10 epochs, as RoBERTa fine-tunes RTE, and small GLUE
-# sets want longer runs (Mosbach et al., ICLR 2021): the baseline scores the same (README, "RTE: 3 or 10 epochs").
+# sets want longer runs (Mosbach et al., ICLR 2021): the baseline scores the same (docs/results.md, "RTE: 3 or 10 epochs").
 TASKS = {
     "cola": dict(max_length=64, skim_coefficient=0.3, metrics=("matthews",), epochs=3),
     "rte": dict(max_length=256, skim_coefficient=0.8, metrics=("accuracy",), epochs=10),
@@ -34,7 +34,7 @@ TASKS = {
     "wnli": dict(max_length=128, skim_coefficient=0.5, metrics=("accuracy",), epochs=5),
     "qnli": dict(max_length=128, skim_coefficient=0.1, metrics=("accuracy",), epochs=3),
     "stsb": dict(max_length=64, skim_coefficient=0.3, metrics=("pearson", "spearman"), epochs=3),
-    # long documents (documents.py; Table 2's settings, Table 4's results); epochs: ours, the paper gives none
+    # long documents (tasks/documents.py; Table 2's settings, Table 4's results); epochs: ours, the paper gives none
     "imdb": dict(max_length=512, skim_coefficient=0.5, metrics=("accuracy",), epochs=3),
     "yelp": dict(max_length=512, skim_coefficient=0.5, metrics=("accuracy",), epochs=3),
     "20news": dict(max_length=512, skim_coefficient=0.5, metrics=("accuracy",), epochs=3),

@@ -7,7 +7,7 @@ where skimming saves the most. Each is read as its canonical public archive unpa
     20news   20news-bydate-{train,test}/<newsgroup>/<id>                     Lang (1995), by date
 
 `--data-dir` may hold these folders as unpacked; without it the archive is downloaded once into
-the cache (fetch.py: atomic, size- and content-checked). The evaluation split is the test split,
+the cache (tasks/download.py: atomic, size- and content-checked). The evaluation split is the test split,
 as in the paper (none of the three has a dev split).
 
     documents_dir(task, data_dir, cache)   -> the folder that holds the task, downloaded if need be

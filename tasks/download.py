@@ -1,5 +1,5 @@
 """
-Fetching what train.py and bench.py need when they are online: a GLUE task (from the archives the
+Fetching what train.py and tools/bench.py need when they are online: a GLUE task (from the archives the
 GLUE download script uses) and a checkpoint from the Hugging Face hub, each once into a cache.
 Offline, a local folder is used as it is; a missing one is one clear line.
 

@@ -167,7 +167,7 @@ def test_report_refuses_a_nan_run(tmp_path):
 
 
 def test_fig3_svg_from_result_files(outs, tmp_path):
-    """Fig. 3 alone, from results files copied out of the run folders (as results/mrpc-lambda/ holds)."""
+    """Fig. 3 alone, from results files copied out of the run folders (as results/sweeps/mrpc-lambda/ holds)."""
     import shutil
     files = []
     for f in outs:
@@ -205,7 +205,7 @@ def test_report_replaces_its_own_pages_and_charts_only(outs, tmp_path, capsys, f
     bad = [base, skim] + [x for f, path in outputs.items() for x in (f, str(mine) if f == flag else path + ".2")]
     with pytest.raises(SystemExit):
         report.main(bad)
-    assert f"{flag} {mine} already exists and is not a page or chart report.py wrote" in capsys.readouterr().err
+    assert f"{flag} {mine} already exists and is not a page or chart tools/report.py wrote" in capsys.readouterr().err
     assert mine.read_text() == '{"task": "sst2"}' and not any(os.path.exists(p + ".2") for p in outputs.values())
 
 

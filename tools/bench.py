@@ -2,9 +2,9 @@
 Is pruned inference really faster? Dense BERT against Transkimmer with real pruning, side by side.
 
     # with a fine-tuned Transkimmer (train.py's out/<task>/checkpoint)
-    python bench.py --checkpoint out/sst2/checkpoint --data-dir ../shared/data/glue
+    python tools/bench.py --checkpoint out/sst2/checkpoint --data-dir ../shared/data/glue
     # without training: predictors set to skim half the tokens before layer 0
-    python bench.py --model /path/to/bert --skim-fraction 0.5 --skim-layer 0 --data-dir ../shared/data/glue
+    python tools/bench.py --model /path/to/bert --skim-fraction 0.5 --skim-layer 0 --data-dir ../shared/data/glue
 
 On real sentences (the dev set of the checkpoint's task, else SST-2's), in their file order, batches
 padded to their longest sentence, it times the dense model and the pruned one on the same batches,
@@ -21,7 +21,7 @@ gain), the same with the predictors computed, and the real pruned encoder, again
 When Hugging Face transformers is installed it also times our dense BERT against its BertModel on
 the same weights and batches, and the training step (forward, backward, AdamW) of ours with skim
 attention, our plain BERT and the reference.
-With --cuda-graphs (CUDA, inference only) both encoders are also timed as CUDA graphs (graphs.py)
+With --cuda-graphs (CUDA, inference only) both encoders are also timed as CUDA graphs (tools/cuda_graphs.py)
 in the same passes: the pruned model's speedup when both are graphed, and the graphs' own gain on
 the dense model. Both models then keep their Linear weights in bf16 in all four timings
 (cuda_graphs.bf16_linears: what autocast computes, cast once).
@@ -76,10 +76,10 @@ def parse_args(argv=None):
     p.add_argument("--no-train", action="store_true", help="skip the training-step throughput")
     p.add_argument("--split", action="store_true", help="at batch 1, also time the layers alone on the kept tokens, "
                    "with and without the predictors: where the pruned path's time goes")
-    p.add_argument("--cuda-graphs", action="store_true", help="also time both encoders replayed as CUDA graphs (graphs.py)")
+    p.add_argument("--cuda-graphs", action="store_true", help="also time both encoders replayed as CUDA graphs (tools/cuda_graphs.py)")
     p.add_argument("--graph-bucket", type=POSITIVE_INT, default=16, help="with --cuda-graphs: kept widths are rounded up to a multiple of this")
     p.add_argument("--profile", help="also write torch.profiler's top lines for one pass of each timed model, per batch size, to this file")
-    p.add_argument("--json", help="also write the dense-vs-pruned rows to this JSON file (report.py reads it)")
+    p.add_argument("--json", help="also write the dense-vs-pruned rows to this JSON file (tools/report.py reads it)")
     p.add_argument("--overwrite", action="store_true", help="replace the --json and --profile files if they exist")
     args = p.parse_args(argv)
     if bool(args.checkpoint) == bool(args.model):
@@ -94,11 +94,11 @@ def parse_args(argv=None):
     check_outputs(p, [("--json", args.json), ("--profile", args.profile)], args.overwrite)
     trained = args.checkpoint and os.path.isfile(os.path.join(args.checkpoint, "config.json")) and \
         read_config(os.path.join(args.checkpoint, "config.json")).finetuning_task
-    timed = trained if trained in TASKS and trained != QA else None   # a task whose texts bench.py reads
+    timed = trained if trained in TASKS and trained != QA else None   # a task whose texts tools/bench.py reads
     if args.task and timed and args.task != timed:                    # another task's texts: other decisions
         p.error(f"--task {args.task}: {args.checkpoint} was fine-tuned on {timed}: pass --task {timed}, or leave it out")
     if trained and not (args.task or timed):
-        p.error(f"--checkpoint {args.checkpoint} was fine-tuned on {trained}, whose texts bench.py does not read: pass --task")
+        p.error(f"--checkpoint {args.checkpoint} was fine-tuned on {trained}, whose texts tools/bench.py does not read: pass --task")
     args.task = args.task or timed or "sst2"
     args.max_length = args.max_length or TASKS[args.task]["max_length"]
     return args

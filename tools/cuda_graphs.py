@@ -5,7 +5,7 @@ layer, each recorded once as a CUDA graph and then replayed with a single launch
 Why. `transkimmer.pruned_encode` launches about three times the kernels of the dense encoder
 (predictor, decision, sort, gathers, scatters) and waits once per layer for the host to learn how
 many tokens remain. On an H100 the host, not the arithmetic, then sets the time: pruned inference
-ran at 0.33-0.66x of dense although the GPU's own work shrank (README, Speed). A CUDA graph is
+ran at 0.33-0.66x of dense although the GPU's own work shrank (docs/speed.md). A CUDA graph is
 replayed with one launch, however many kernels it holds.
 
 What it computes: exactly what `pruned_encode` computes, the same decisions and the same layers on
@@ -23,7 +23,7 @@ Each layer still needs its one host read (how many tokens remain picks the next 
 Make it after the model has its device and dtype (a graph reads its weights where they were), and
 keep it for one model: each new batch shape is recorded once and kept, with its static tensors.
 
-The dense model (skim=False) is graphed too, one graph per batch shape, so that bench.py
+The dense model (skim=False) is graphed too, one graph per batch shape, so that tools/bench.py
 (`--cuda-graphs`) compares like with like. `graphs=False` runs the very same steps eagerly: that
 is how the CPU tests check the steps, and how a machine without CUDA runs this file.
 """

@@ -1,12 +1,13 @@
 """
 What did it learn? One self-contained HTML page from train.py output folders.
 
-    python report.py out/sst2 out/cola ...             # writes report.html
-    python report.py out/sst2-l0.3 out/sst2-l0.8 out/sst2-baseline --out sst2.html
-    python report.py out/sst2 --svg kept.svg           # also the layer-wise chart alone
-    python report.py results/mrpc-lambda/*.json --fig3-svg fig3.svg   # results files; Fig. 3 alone
-    python report.py --glue results/glue --ablation results/ablation --bench results/bench --readme README.md
-    python report.py --sweep results/mrpc-lambda results/cola-lambda --readme README.md   # mean per setting
+    python tools/report.py out/sst2 out/cola ...             # writes report.html
+    python tools/report.py out/sst2-l0.3 out/sst2-l0.8 out/sst2-baseline --out sst2.html
+    python tools/report.py out/sst2 --svg kept.svg           # also the layer-wise chart alone
+    python tools/report.py results/sweeps/mrpc-lambda/*.json --fig3-svg fig3.svg   # results files; Fig. 3 alone
+    python tools/report.py --glue results/glue --readme README.md     # the README's GLUE table
+    python tools/report.py --sweep results/sweeps/mrpc-lambda --readme docs/results.md   # mean per setting
+    (each page of docs/ says the command that writes its tables)
 
 The page holds, each with the table of numbers behind it (no network, no JavaScript):
   - the fraction of tokens kept entering each layer, one curve per folder (paper Fig. 4);
@@ -184,7 +185,7 @@ def render(runs):
 
 
 def written_by_report(path, start):
-    """Whether the file at path begins as report.py's pages (start "<!DOCTYPE html>") or charts ("<svg")
+    """Whether the file at path begins as tools/report.py's pages (start "<!DOCTYPE html>") or charts ("<svg")
     begin: only those are replaced; anything else there (a results file given by mistake) is the user's."""
     with open(path, "rb") as f:
         return f.read(len(start)) == start.encode()
@@ -195,11 +196,11 @@ def parse_args(argv):
     p.add_argument("folders", nargs="*", help="output folders of train.py (each with results.json)")
     p.add_argument("--glue", help="print the GLUE table from this folder of result files (results/glue)")
     p.add_argument("--batch1", help="print the where-batch-1-time-goes table from this folder's bench/ (results/glue)")
-    p.add_argument("--ablation", help="print the recipe ablation table from this folder (results/ablation)")
-    p.add_argument("--lr-grid", help="print the baseline learning-rate grid from this folder (results/baseline-lr)")
-    p.add_argument("--bench", help="print the speed table from this folder of bench.py --json files (results/bench)")
+    p.add_argument("--ablation", help="print the recipe ablation table from this folder (results/recipe/ablation)")
+    p.add_argument("--lr-grid", help="print the baseline learning-rate grid from this folder (results/recipe/baseline-lr)")
+    p.add_argument("--bench", help="print the speed table from this folder of tools/bench.py --json files (results/bench)")
     p.add_argument("--sweep", nargs="+", default=[], help="print a table of each setting's mean over its seeds "
-                   "from these folders of result files (results/mrpc-lambda ...)")
+                   "from these folders of result files (results/sweeps/mrpc-lambda ...)")
     p.add_argument("--readme", help="with the table flags: write each table into this Markdown file's "
                    "<!-- glue-table --> / <!-- batch1-table --> / <!-- ablation-table --> / "
                    "<!-- lr-grid-table --> / <!-- speed-table --> / <!-- sweep-table FOLDER-NAME --> block")
@@ -211,7 +212,7 @@ def parse_args(argv):
     check_outputs(p, [("--out", args.out), ("--svg", args.svg), ("--fig3-svg", args.fig3_svg), ("--readme", args.readme)])
     for flag, path, start in [("--out", args.out, "<!DOCTYPE html>"), ("--svg", args.svg, "<svg"), ("--fig3-svg", args.fig3_svg, "<svg")]:
         if path and os.path.isfile(path) and not written_by_report(path, start):   # (a page or chart of ours is redrawn at will)
-            p.error(f"{flag} {path} already exists and is not a page or chart report.py wrote: pass another file name")
+            p.error(f"{flag} {path} already exists and is not a page or chart tools/report.py wrote: pass another file name")
     if args.readme and not os.path.isfile(args.readme):
         p.error(f"--readme {args.readme}: no such file; pass the README whose marked blocks take the tables")
     for flag, folder in [("--glue", args.glue), ("--batch1", args.batch1), ("--ablation", args.ablation),
@@ -220,8 +221,8 @@ def parse_args(argv):
             p.error(f"{flag} {folder}: " + ("no .json result files in it" if os.path.isdir(folder) else "no such folder")
                     + "; pass the folder that holds the runs' result files (results/glue, ...)")
     if not args.folders and not (args.glue or args.batch1 or args.ablation or args.lr_grid or args.bench or args.sweep):
-        p.error("pass train.py output folders, or --glue results/glue, --ablation results/ablation, --bench results/bench, "
-                "--sweep results/mrpc-lambda")
+        p.error("pass train.py output folders, or --glue results/glue, --ablation results/recipe/ablation, --bench results/bench, "
+                "--sweep results/sweeps/mrpc-lambda")
     return p, args
 
 

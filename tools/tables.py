@@ -1,8 +1,8 @@
 """
-The README's tables, generated from the small result files in results/ (never typed by hand):
+The tables of the README and docs/, generated from the small result files in results/ (never typed by hand):
 the GLUE table and where batch-1 time goes (results/glue, results/glue/bench), the recipe ablation
 and the baseline's learning-rate grid, the speed table (results/bench), and a mean-per-setting table
-for sweeps (results/mrpc-lambda ...). `python report.py --glue ... --readme README.md` writes them
+for sweeps (results/sweeps/mrpc-lambda ...). `python tools/report.py --glue ... --readme README.md` writes them
 between the README's <!-- marker --> lines.
 """
 
@@ -15,7 +15,7 @@ import statistics
 from cli.files import atomic_write_text
 
 # The GLUE table, from results/glue/<task>-<baseline|transkimmer>-seed<N>.json (train.py's
-# results.json) and results/glue/bench/<task>-transkimmer-seed<N>.json (bench.py --json).
+# results.json) and results/glue/bench/<task>-transkimmer-seed<N>.json (tools/bench.py --json).
 
 # Paper Table 3 (dev, main metric x100): (baseline, Transkimmer, FLOPs speedup with no padding).
 # BERT-base against BERT-base; DistilBERT + Transkimmer against DistilBERT itself (the table's
@@ -26,7 +26,7 @@ PAPER_DISTILBERT = dict(cola=(55.7, 55.1, 3.52 / 1.98), rte=(58.8, 59.2, 4.12 / 
                         sst2=(90.6, 89.5, 5.01 / 1.98), wnli=(53.5, 56.3, 10.41 / 1.98), stsb=(87.0, 86.5, 3.47 / 1.98))
 GLUE_ORDER = ("cola", "rte", "mrpc", "sst2", "wnli", "stsb")
 RESULT_NAME = re.compile(r"(?P<task>[a-z0-9]+)-(?P<kind>baseline|transkimmer)-seed(?P<seed>\d+)\.json$")
-# What the tables and the report page read from train.py's results files and bench.py --json's.
+# What the tables and the report page read from train.py's results files and tools/bench.py --json's.
 RUN_KEYS = ("task", "metric_names", "metrics", "kept_fraction_per_layer", "flops_speedup_no_padding", "args")
 BENCH_KEYS = ("task", "checkpoint", "device_name", "threads", "rows")
 BENCH_COLUMN = ("measured speedup batch 32, of FLOPs (lowest checkpoint) / batch 1 (lowest checkpoint) "
@@ -34,9 +34,9 @@ BENCH_COLUMN = ("measured speedup batch 32, of FLOPs (lowest checkpoint) / batch
 
 
 def read_result(path, keys=RUN_KEYS):
-    """One result file, train.py's results.json (or bench.py --json's, keys=BENCH_KEYS), with what the
+    """One result file, train.py's results.json (or tools/bench.py --json's, keys=BENCH_KEYS), with what the
     tables and the report read checked first: a file that is not one raises ValueError naming it."""
-    writer = "bench.py --json" if keys is BENCH_KEYS else "train.py"
+    writer = "tools/bench.py --json" if keys is BENCH_KEYS else "train.py"
     try:
         with open(path) as f:
             res = json.load(f)
@@ -82,7 +82,7 @@ def glue_runs(folder):
 
 
 def read_run(path):
-    """A result file with, where the folder's bench/ holds a bench.py --json file of the same name
+    """A result file with, where the folder's bench/ holds a tools/bench.py --json file of the same name
     (its checkpoint benched), that file's rows by batch size ("bench") and CPU ("bench_device")."""
     res = read_result(path)
     bench = os.path.join(os.path.dirname(path), "bench", os.path.basename(path))
@@ -142,7 +142,7 @@ def _paper_mean(paper, tasks):
 
 
 def batch1_table(folder):
-    """Where batch-1 time goes (bench.py --split on each task's Transkimmer checkpoints, means over
+    """Where batch-1 time goes (tools/bench.py --split on each task's Transkimmer checkpoints, means over
     seeds): speedups against the dense layers of the layers alone on the kept tokens, with the
     predictors, and of the real pruned encoder; then the whole model's, as in the GLUE table."""
     lines = ["| task | FLOPs speedup, batch 1 | layers alone on the kept tokens | + predictors | pruned encoder "
@@ -199,7 +199,7 @@ def ablation_table(folder):
 
 
 def speed_table(folder):
-    """The README's speed table: one row per batch size of each bench.py --json file in the folder,
+    """The README's speed table: one row per batch size of each tools/bench.py --json file in the folder,
     then what else each bench measured (our BERT against Hugging Face's, training throughput)."""
     head = ("| run | skimmed | task | device, threads | batch | kept | FLOPs speedup (as executed) | measured speedup "
             "| realised (measured / FLOPs) | dense tokens/s | pruned tokens/s | CUDA graphs: pruned / dense, both graphed |")
