@@ -47,8 +47,8 @@ def evaluate(model, examples, labels, metric_names, device, max_length, batch_si
         if out.keep_masks is not None:
             kept.append(transkimmer.kept_per_layer(out.keep_masks))            # (B, L)
             if tokenizer is not None and len(recorded) < record:
-                layer = torch.stack(out.keep_masks).sum(0).long().cpu()           # (B, T): layers entered
-                for ids, n, s in zip(b["input_ids"].cpu(), b["attention_mask"].sum(1).tolist(), layer):
+                entered = torch.stack(out.keep_masks).sum(0).long().cpu()         # (B, T): layers entered
+                for ids, n, s in zip(b["input_ids"].cpu(), b["attention_mask"].sum(1).tolist(), entered):
                     recorded.append(dict(tokens=[tokenizer.id_to_token(i) for i in ids[:n].tolist()],
                                          skim_layer=s[:n].tolist()))
     if score is None:

@@ -4,7 +4,7 @@ FLOPs of BERT and Transkimmer, counted per layer on the tokens each layer actual
 One multiply-add is 2 FLOPs and only matrix products are counted (as torch.utils.flop_counter
 does; LayerNorm, GELU and softmax are a few percent at most). Per BERT layer on n tokens:
     Q, K, V, O projections 8 n H^2;  scores and weighted sum 4 n^2 H;  feed-forward 4 n H I.
-A skim predictor on n tokens: Linear(H->H) 2 n H^2 + Linear(H->2) 4 n H (hidden width K instead of H: 2 n H K + 4 n K). The pooler: 2 H^2 (none in
+A skim predictor on n tokens: Linear(H->H) 2 n H^2 + Linear(H->2) 4 n H (predictor width W instead of H: 2 n H W + 4 n W). The pooler: 2 H^2 (none in
 DistilBERT). ALBERT's embedding projection: 2 n E H (its shared layer costs what a layer costs, at every depth).
 
 Speedup (paper Sec. 5.1, "Padding") = FLOPs of the plain model / FLOPs of Transkimmer, summed
@@ -22,8 +22,8 @@ def layer_flops(n, cfg):
 
 
 def predictor_flops(n, cfg):
-    H, K = cfg.hidden_size, cfg.predictor_width   # K: the MLP's hidden width (H, as in Eq. 2, unless set smaller)
-    return 2 * n * H * K + 4 * n * K
+    H, W = cfg.hidden_size, cfg.predictor_width   # W: the MLP's hidden width (H, as in Eq. 2, unless set smaller)
+    return 2 * n * H * W + 4 * n * W
 
 
 def pooler_flops(cfg):

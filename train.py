@@ -291,9 +291,9 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
         train_model.train()
         for b in data.batches(*train[:2], cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch, rank=rank, world=world):
             b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
-            lam = transkimmer.skim_coefficient_at(step, total, cfg.skim_coefficient, cfg.skim_delay, cfg.skim_warmup,
-                                                  skim_start.start)
-            out, loss = train_step(train_model, b, opt, sched, lam, cfg.clip, step)
+            skim_coefficient = transkimmer.skim_coefficient_at(step, total, cfg.skim_coefficient, cfg.skim_delay,
+                                                               cfg.skim_warmup, skim_start.start)   # lambda now
+            out, loss = train_step(train_model, b, opt, sched, skim_coefficient, cfg.clip, step)
             if skim_start.waiting:   # (--skim-after-loss-drop: one host sync a step until skimming starts)
                 watch_task_loss(skim_start, step, out.task_loss, world, cfg.skim_after_loss_drop, log)
             step += 1

@@ -43,12 +43,12 @@ class SkimPredictor(nn.Module):
     training, an argmax at inference) is applied by `decide`.
     Departure: the authors' code also puts a LayerNorm *before* the first Linear; the paper does
     not. We follow the paper; `input_layernorm=True` gives the authors' variant.
-    `width`: the MLP's hidden width, H in the paper (None); a smaller one is an option, not the default.
+    `predictor_width`: the MLP's hidden width, H in the paper (None); smaller is an option, not the default.
     """
 
-    def __init__(self, hidden_size, layer_norm_eps=1e-12, input_layernorm=False, width=None):
+    def __init__(self, hidden_size, layer_norm_eps=1e-12, input_layernorm=False, predictor_width=None):
         super().__init__()
-        width = width or hidden_size
+        width = predictor_width or hidden_size
         self.ln_in = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if input_layernorm else nn.Identity()
         self.fc1 = nn.Linear(hidden_size, width)
         self.ln = nn.LayerNorm(width, eps=layer_norm_eps)
@@ -266,14 +266,14 @@ def kept_first(keep):
     return torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices
 
 
-def leave_(out, exits, x, pos, valid, i):
+def leave_(out, entered, x, pos, valid, i):
     """Eq. 3 at inference, in place: the tokens of x (B, T', H) leave having entered i layers. Row j
-    of sequence b is written to out[b, pos[b, j]], its original position, and exits records i there;
+    of sequence b is written to out[b, pos[b, j]], its original position, and entered records i there;
     slots where valid (B, T') is False (None: none) hold no token and go to out's last row, the spare
     slot. A token that goes on to the next layer is written again, over this, when it leaves."""
     target = pos if valid is None else torch.where(valid, pos, out.shape[1] - 1)
     scatter_rows_(out, target, x)
-    exits.scatter_(1, target, i)
+    entered.scatter_(1, target, i)
 
 
 class Kept(NamedTuple):
@@ -317,13 +317,13 @@ def pruned_encode(h, attention_mask, layers, predictors):
 
     h (B, T, H) embedding output, attention_mask (B, T) 1 = real token. Decisions are the
     deterministic ones. Each token leaves (Eq. 3) with its state as it entered the layer that
-    skimmed it: it is scattered into `out` at its original position, and `exits` records that
-    layer. Returns the same SkimOutput as `masked_encode`, whose keep masks come from `exits`.
+    skimmed it: it is scattered into `out` at its original position, and `entered` records that
+    layer. Returns the same SkimOutput as `masked_encode`, whose keep masks come from `entered`.
     """
     B, T, H = h.shape
     L = len(layers)
     out = torch.cat([h, h.new_zeros(B, 1, H)], dim=1)      # (B, T+1, H): padding leaves with H^0; row T: spare slot
-    exits = torch.zeros(B, T + 1, dtype=torch.long, device=h.device)   # (B, T+1): layers entered
+    entered = torch.zeros(B, T + 1, dtype=torch.long, device=h.device)   # (B, T+1): layers entered
     pos = torch.arange(T, device=h.device).expand(B, T)
     now = compact(h, pos, attention_mask.bool())          # padding is skimmed before layer 0
     for i, (layer, pred) in enumerate(zip(layers, predictors)):
@@ -335,16 +335,16 @@ def pruned_encode(h, attention_mask, layers, predictors):
             # The tokens skimmed here leave (Eq. 3). Every token is written out, the kept ones too:
             # they are written again, over this, when they leave later (fewer operations than
             # picking out the skimmed ones; the same bytes, which went to the spare slot).
-            leave_(out, exits, now.x, now.pos, None if now.full else now.valid, i)
+            leave_(out, entered, now.x, now.pos, None if now.full else now.valid, i)
         valid = None if kept.full else kept.valid
         now = kept._replace(x=layer(kept.x, valid))        # plain attention on the kept tokens
-    leave_(out, exits, now.x, now.pos, None if now.full else now.valid, L)   # the rest leave with H^L
-    return exit_output(out[:, :T], exits[:, :T], attention_mask, L)
+    leave_(out, entered, now.x, now.pos, None if now.full else now.valid, L)   # the rest leave with H^L
+    return exit_output(out[:, :T], entered[:, :T], attention_mask, L)
 
 
-def exit_output(out, exits, attention_mask, L):
+def exit_output(out, entered, attention_mask, L):
     """The SkimOutput of a pruned encoder from its output (B, T, H) and the number of layers each
-    token entered (B, T): the keep masks are m_i = [exits > i]."""
-    entered = exits[..., None] > torch.arange(L, device=exits.device)   # (B, T, L): kept entering layer i
-    masks = list(entered.to(out.dtype).unbind(-1))
+    token entered (B, T): the keep masks are m_i = [entered > i]."""
+    kept = entered[..., None] > torch.arange(L, device=entered.device)   # (B, T, L): kept entering layer i
+    masks = list(kept.to(out.dtype).unbind(-1))
     return SkimOutput(out, masks, skim_loss(masks, attention_mask))

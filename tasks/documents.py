@@ -77,7 +77,7 @@ def _url(url):
     return url if not DOCUMENTS_URL else f"{DOCUMENTS_URL}/{os.path.basename(url)}"
 
 
-def classes_of(task, root):
+def document_classes(task, root):
     """The label strings in class order (20 Newsgroups: its train split's newsgroups, sorted)."""
     c = DOCUMENTS[task]
     if c.classes:
@@ -89,7 +89,7 @@ def classes_of(task, root):
 def read_documents(task, split, root):
     """Texts and labels of a split ("train" or "test"), and the classes. A malformed row or a
     missing folder is an error naming the file."""
-    classes = classes_of(task, root)
+    classes = document_classes(task, root)
     path = os.path.join(root, SPLITS[task].format(split=split))
     if not os.path.exists(path):
         raise MissingInput(f"{path} not found: the {task} folder is incomplete; unpack its archive again "

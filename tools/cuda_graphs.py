@@ -94,18 +94,18 @@ class Graphed:
         s["order"].copy_(kept_first(keep))
         s["widest"].copy_(s["n"].max().view(1))
 
-    def layer(self, i, s, t, out, exits):
+    def layer(self, i, s, t, out, entered):
         """Layer i from state s to state t (t's width: the bucketed kept count): the tokens skimmed
         here leave (Eq. 3), the kept ones are gathered (Eq. 1) and go through the layer."""
-        leave_(out, exits, s["x"], s["pos"], s["valid"], i)   # every token: the kept ones are written again later
+        leave_(out, entered, s["x"], s["pos"], s["valid"], i)   # every token: the kept ones are written again later
         idx = s["order"][:, :t["x"].shape[1]]
         t["pos"].copy_(s["pos"].gather(1, idx))
         t["valid"].copy_(torch.arange(idx.shape[1], device=idx.device) < s["n"][:, None])
         t["x"].copy_(self.layers[i](gather_rows(s["x"], idx), t["valid"]))
 
-    def finish(self, s, out, exits):
+    def finish(self, s, out, entered):
         """After the last layer: the tokens kept to the end leave with H^L."""
-        leave_(out, exits, s["x"], s["pos"], s["valid"], len(self.layers))
+        leave_(out, entered, s["x"], s["pos"], s["valid"], len(self.layers))
 
     def run(self, key, fn):
         """fn() eagerly, or its CUDA graph: recorded the first time this key comes, replayed after.
@@ -166,20 +166,20 @@ class Graphed:
         W, L = width, len(self.layers)
         if ("io", B, W) not in self.buffers:       # (B, W + 1): the last slot takes the writes of tokens not leaving
             self.buffers["io", B, W] = h.new_zeros(B, W + 1, H), torch.zeros(B, W + 1, dtype=torch.long, device=h.device)
-        out, exits = self.buffers["io", B, W]
+        out, entered = self.buffers["io", B, W]
         out[:, :T].copy_(h)                        # padding leaves with H^0
-        exits.zero_()
+        entered.zero_()
         self.run(("decide", B, W), lambda: self.decide(0, s))
         for i in range(L):
             new = round_up(int(s["widest"]), self.bucket, width)      # the layer's one host read
             t = self.state(B, W, (i + 1) % 2, new, h)
 
             def step(i=i, s=s, t=t):
-                self.layer(i, s, t, out, exits)
+                self.layer(i, s, t, out, entered)
                 if i + 1 < L:
                     self.decide(i + 1, t)
                 else:
-                    self.finish(t, out, exits)
+                    self.finish(t, out, entered)
             self.run(("layer", i, B, W, width, new), step)
             s, width = t, new
-        return exit_output(out[:, :T].clone(), exits[:, :T], attention_mask, L)
+        return exit_output(out[:, :T].clone(), entered[:, :T], attention_mask, L)
