@@ -1,0 +1,33 @@
+"""The README's method table names real code and real tests, and its GLUE table is what the committed
+result files generate (so neither can drift from the code or from results/)."""
+
+import os
+import re
+
+from tools import tables
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read(path):
+    with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+        return f.read()
+
+
+def test_method_table_names_functions_and_tests_that_exist():
+    code, tests = read("transkimmer.py"), read("tests/test_transkimmer.py")
+    rows = [line.split("|") for line in read("README.md").splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip()[:1].isdigit()]
+    assert {r[1].strip() for r in rows} == {"1", "2", "3", "4", "5", "6", "7", "8, 9"}   # every equation
+    for row in rows:
+        for name in re.findall(r"`(\w+)`", row[3]):
+            assert re.search(rf"^(def|class) {name}\b", code, re.M), f"README names transkimmer.{name}, which does not exist"
+        names = re.findall(r"`(\w+)`", row[4])
+        assert names, row
+        for name in names:
+            assert re.search(rf"^def {name}\b", tests, re.M), f"README names the test {name}, which does not exist"
+
+
+def test_readme_glue_table_is_what_results_generate():
+    block = re.search(r"<!-- glue-table -->\n(.*?)<!-- /glue-table -->", read("README.md"), re.S).group(1)
+    assert block == tables.glue_table(os.path.join(ROOT, "results", "glue"))
