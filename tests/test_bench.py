@@ -123,8 +123,8 @@ def test_bench_profile_writes_top_lines(setup, tmp_path):
     text = path.read_text()
     assert text.startswith("python tools/bench.py --model")
     sections = [line for line in text.splitlines() if line.startswith("== ")]
-    assert sections == ["== batch 1, 1 batches: dense", "== batch 1, 1 batches: pruned",
-                        "== batch 2, 4 batches: dense", "== batch 2, 4 batches: pruned"]
+    assert sections == [f"== batch {b}: {name}" for b in ("1, 1 batches", "2, 4 batches")
+                        for name in ("dense", "pruned", "pruned, classification path")]
     assert text.count("aten::addmm") >= 4 and "Self CPU time total" in text
 
 
@@ -179,7 +179,8 @@ def test_split_rows(setup, tmp_path):
                        "--repeats", "1", "--warmup", "0", "--no-reference", "--no-train", "--device", "cpu",
                        "--split", "--json", str(tmp_path / "b.json")])
     split = rows[0]["split"]
-    assert set(split) == {"dense", "kept_tokens_only", "with_predictors", "pruned"} and split["dense"] == 1.0
+    assert set(split) == {"dense", "kept_tokens_only", "with_predictors", "pruned", "classify"} and split["dense"] == 1.0
+    assert rows[0]["classify_measured"] > 0 and rows[1]["classify_realised"] > 0   # fast/classify.py, timed beside
     assert all(v > 0 for v in split.values()) and "split" not in rows[1]
     assert json.load(open(tmp_path / "b.json"))["rows"][0]["split"] == split
 

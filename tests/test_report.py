@@ -328,3 +328,30 @@ def test_table_folders_that_hold_no_results_leave_the_readme_alone(outs, tmp_pat
             "broken": "x.json is not a results file of" if flag != "--glue" else "seed1.json is not a results file of"}
     assert says[folder] in last, last
     assert readme.read_text() == before
+
+
+def test_tables_show_the_classification_path_where_benched(tmp_path):
+    """A bench file with the classification path (fast/classify.py) timed beside: the speed table says
+    it under the rows, the batch-1 table gains its two columns; files without it read as before."""
+    row = lambda b, **k: dict(batch=b, kept=0.5, flops=2.0, measured=1.1, realised=0.55, dense_tokens_per_s=10.0,
+                              pruned_tokens_per_s=11.0, **k)
+    split = dict(dense=1.0, kept_tokens_only=1.3, with_predictors=1.1, pruned=0.95)
+    about = dict(task="sst2", checkpoint="runs/x/checkpoint", device_name="cpu", threads=1, skim_fraction=None,
+                 skim_layer=None)
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    json.dump(dict(about, rows=[row(1, split=split), row(32)]), open(bench / "old.json", "w"))
+    json.dump(dict(about, rows=[row(1, split=dict(split, classify=1.05), classify_measured=1.02, classify_realised=0.51)]),
+              open(bench / "new.json", "w"))
+    text = tables.speed_table(str(bench))
+    assert "new, batch 1, the classification path (fast/classify.py) timed beside: 1.02x, 0.51 of FLOPs." in text
+    assert "old, batch" not in text
+    glue = tmp_path / "glue"
+    (glue / "bench").mkdir(parents=True)
+    run = json.load(open(os.path.join(os.path.dirname(__file__), "..", "results", "glue", "sst2-transkimmer-seed42.json")))
+    for seed, name in [(1, "old"), (2, "new")]:
+        json.dump(run, open(glue / f"sst2-transkimmer-seed{seed}.json", "w"))
+        json.dump(json.load(open(bench / f"{name}.json")), open(glue / "bench" / f"sst2-transkimmer-seed{seed}.json", "w"))
+    table = tables.batch1_table(str(glue))
+    assert "classification path: encoder | whole model |" in table.splitlines()[0]
+    assert table.splitlines()[2].endswith("| 1.05x | 1.02x (1) |")

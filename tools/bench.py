@@ -28,6 +28,7 @@ the dense model. Both models then keep their Linear weights in bf16 in all four 
 """
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -43,6 +44,7 @@ import data
 from cli import errors
 from tasks import download
 import flops
+from fast.classify import use_classify_path
 from tools import cuda_graphs
 import transkimmer
 from cli.files import atomic_write_text, check_outputs, write_json
@@ -233,23 +235,27 @@ def layers_on_kept(h, cuts, layers, predictors=None):
     return x   # (1, kept to the end, H)
 
 
-def cost_split(skim, dense, batches, device, repeats, warmup):
+def cost_split(skim, dense, batches, device, repeats, warmup, classify=None):
     """Batch 1, encoders only (no embeddings, no head): where the pruned path's time goes. Times,
     side by side, the dense layers; the layers alone on the tokens the predictors keep (the most
     any implementation of these decisions could get); the same with the predictors computed; and
-    the real pruned encoder. Returns dense seconds / each one's seconds."""
+    the real pruned encoder (and the classification path's, fast/classify.py). Returns dense seconds
+    / each one's seconds."""
     enc, dense_layers = encoder(skim), encoder(dense).depth
     layers, predictors = enc.depth, enc.predictors
     with autocast(device):
         states = [enc.embed(b["input_ids"], b["token_type_ids"]) for b in batches]
         cuts = [replay_cuts(enc, b) for b in batches]
     full = [None] * len(dense_layers)
-    times = interleaved([lambda i: layers_on_kept(states[i], full, dense_layers),
-                         lambda i: layers_on_kept(states[i], cuts[i], layers),
-                         lambda i: layers_on_kept(states[i], cuts[i], layers, predictors),
-                         lambda i: transkimmer.pruned_encode(states[i], batches[i]["attention_mask"], layers, predictors)],
-                        range(len(batches)), device, repeats, warmup)
-    return dict(zip(["dense", "kept_tokens_only", "with_predictors", "pruned"], [times[0] / t for t in times]))
+    fns = [lambda i: layers_on_kept(states[i], full, dense_layers),
+           lambda i: layers_on_kept(states[i], cuts[i], layers),
+           lambda i: layers_on_kept(states[i], cuts[i], layers, predictors),
+           lambda i: transkimmer.pruned_encode(states[i], batches[i]["attention_mask"], layers, predictors)]
+    if classify is not None:
+        fns.append(lambda i: encoder(classify).encode(states[i], batches[i]["attention_mask"]))
+    times = interleaved(fns, range(len(batches)), device, repeats, warmup)
+    names = ["dense", "kept_tokens_only", "with_predictors", "pruned", "classify"]
+    return dict(zip(names, [times[0] / t for t in times]))
 
 
 def load_models(args, device):
@@ -272,32 +278,41 @@ def load_models(args, device):
     return skim.to(device).eval(), dense.to(device).eval(), tok_dir
 
 
-def bench_batch_size(args, skim, dense, examples, bs, device, profiles):
-    """Dense and pruned (and with --cuda-graphs both graphed) timed side by side at one batch size:
-    the row of the speed table, printed and returned."""
+def bench_batch_size(args, skim, dense, classify, examples, bs, device, profiles):
+    """Dense and pruned (the reference pruned_encode; the classification path of fast/ when the model
+    is a classifier; with --cuda-graphs both graphed) timed side by side at one batch size: the row
+    of the speed table, printed and returned."""
     batches = make_batches(examples, bs, args.num_examples // (8 if bs == 1 else 1), device)
     tokens = sum(int(b["attention_mask"].sum()) for b in batches)
     kept, fl = pruned_pass(skim, batches, skim.config)
-    fns = [with_runner(dense, None), with_runner(skim, None)]
+    fast = [] if classify is None else [lambda b: classify(**b)]
+    fns = [with_runner(dense, None), with_runner(skim, None)] + fast
     if args.cuda_graphs:
         fns += [with_runner(dense, cuda_graphs.Graphed(encoder(dense), args.graph_bucket)),
                 with_runner(skim, cuda_graphs.Graphed(encoder(skim), args.graph_bucket))]
-    t_dense, t_pruned, *t_graphed = interleaved(fns, batches, device, args.repeats, args.warmup)
+    times = interleaved(fns, batches, device, args.repeats, args.warmup)
+    (t_dense, t_pruned), t_fast, t_graphed = times[:2], times[2:2 + len(fast)], times[2 + len(fast):]
     if args.profile:
-        profiles.append(profile(fns, ["dense", "pruned", "dense, CUDA graphs", "pruned, CUDA graphs"], batches, device, bs))
+        names = ["dense", "pruned"] + ["pruned, classification path"] * len(fast) + ["dense, CUDA graphs", "pruned, CUDA graphs"]
+        profiles.append(profile(fns, names, batches, device, bs))
     r = dict(batch=bs, kept=kept, flops=fl, measured=t_dense / t_pruned, realised=t_dense / t_pruned / fl,
              dense_tokens_per_s=tokens / t_dense, pruned_tokens_per_s=tokens / t_pruned)
     print(f"{bs:>5} | {kept:>5.2f} | {fl:>12.2f}x | {r['measured']:>7.2f}x | {r['realised']:>8.2f} | "
           f"{r['dense_tokens_per_s']:>11.0f} | {r['pruned_tokens_per_s']:>12.0f}")
+    if t_fast:
+        r.update(classify_measured=t_dense / t_fast[0], classify_realised=t_dense / t_fast[0] / fl)
+        print(f"      classification path (fast/classify.py): {r['classify_measured']:.2f}x, "
+              f"{r['classify_realised']:.2f} of FLOPs")
     if t_graphed:
         r.update(graphed_measured=t_graphed[0] / t_graphed[1], dense_graphed_speedup=t_dense / t_graphed[0],
                  graph_bucket=args.graph_bucket)
         print(f"      CUDA graphs: pruned {r['graphed_measured']:.2f}x the graphed dense "
               f"({tokens / t_graphed[1]:.0f} tok/s); graphs make the dense model {r['dense_graphed_speedup']:.2f}x")
     if args.split and bs == 1:
-        r["split"] = cost_split(skim, dense, batches, device, args.repeats, args.warmup)
+        r["split"] = cost_split(skim, dense, batches, device, args.repeats, args.warmup, classify)
         print("      batch 1, encoder only, speedup against the dense layers: layers alone on the kept tokens "
-              "{kept_tokens_only:.2f}x, with the predictors {with_predictors:.2f}x, pruned {pruned:.2f}x".format(**r["split"]))
+              "{kept_tokens_only:.2f}x, with the predictors {with_predictors:.2f}x, pruned {pruned:.2f}x".format(**r["split"])
+              + (f", classification path {r['split']['classify']:.2f}x" if "classify" in r["split"] else ""))
     cuda_graphs.use_graphs(encoder(dense), None), cuda_graphs.use_graphs(encoder(skim), None)   # (eager from here)
     return r
 
@@ -309,7 +324,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     skim, dense, tok_dir = load_models(args, device)
-    cfg = skim.config
+    cfg, classify = skim.config, None
     dev_sets, _, _ = read_splits(args.task, args.data_dir, args.cache_dir, with_train=False)   # as train.py reads it
     examples = data.encode(data.load_tokenizer(tok_dir), next(iter(dev_sets.values()))[0], args.max_length)
     sizes = args.batch_sizes or ([1, 32, 128] if device.type == "cuda" else [1, 32])
@@ -317,6 +332,8 @@ def main(argv=None):
         set_skim(skim, make_batches(examples, 32, args.num_examples, device), args.skim_fraction, args.skim_layer)
     if args.cuda_graphs:   # both models, all four timings: the same numbers under autocast, no per-call casts
         cuda_graphs.bf16_linears(skim), cuda_graphs.bf16_linears(dense)
+    if cfg.head == "classifier":   # the same weights through fast/classify.py
+        classify = use_classify_path(copy.deepcopy(skim))
     print(f"device {device} ({torch.get_num_threads()} threads), {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, "
           f"{args.task} dev sentences, " + (f"checkpoint {args.checkpoint}" if args.checkpoint else
                                              f"{args.skim_fraction:.0%} skimmed before layer {args.skim_layer}"))
@@ -324,7 +341,7 @@ def main(argv=None):
           f"{'dense tok/s':>11} | {'pruned tok/s':>12}")
     profiles = []
     with torch.no_grad():
-        rows = [bench_batch_size(args, skim, dense, examples, bs, device, profiles) for bs in sizes]
+        rows = [bench_batch_size(args, skim, dense, classify, examples, bs, device, profiles) for bs in sizes]
     result = dict(checkpoint=args.checkpoint, model=args.model, task=args.task, max_length=args.max_length,
                   skim_fraction=None if args.checkpoint else args.skim_fraction,
                   skim_layer=None if args.checkpoint else args.skim_layer, device=str(device),

@@ -144,18 +144,26 @@ def _paper_mean(paper, tasks):
 def batch1_table(folder):
     """Where batch-1 time goes (tools/bench.py --split on each task's Transkimmer checkpoints, means over
     seeds): speedups against the dense layers of the layers alone on the kept tokens, with the
-    predictors, and of the real pruned encoder; then the whole model's, as in the GLUE table."""
-    lines = ["| task | FLOPs speedup, batch 1 | layers alone on the kept tokens | + predictors | pruned encoder "
-             "| whole model (measured) |", "|---|---|---|---|---|---|"]
+    predictors, and of the real pruned encoder; then the whole model's, as in the GLUE table; and,
+    where benched, the same two for the classification path (fast/classify.py)."""
     runs = glue_runs(folder)
-    for task in _in_glue_order(runs):
-        rows = [r["bench"][1] for r in runs.get((task, "transkimmer"), []) if 1 in r.get("bench", {})
-                and "split" in r["bench"][1]]
+    per_task = [(task, [r["bench"][1] for r in runs.get((task, "transkimmer"), []) if 1 in r.get("bench", {})
+                        and "split" in r["bench"][1]]) for task in _in_glue_order(runs)]
+    fast = any("classify" in r["split"] for _, rows in per_task for r in rows)
+    lines = ["| task | FLOPs speedup, batch 1 | layers alone on the kept tokens | + predictors | pruned encoder "
+             "| whole model (measured) |" + (" classification path: encoder | whole model |" if fast else ""),
+             "|---|---|---|---|---|---|" + ("---|---|" if fast else "")]
+    for task, rows in per_task:
         if rows:
             mean = lambda f: f"{statistics.mean(f(r) for r in rows):.2f}x"
-            lines.append(f"| {task} | {mean(lambda r: r['flops'])} | {mean(lambda r: r['split']['kept_tokens_only'])} "
-                         f"| {mean(lambda r: r['split']['with_predictors'])} | {mean(lambda r: r['split']['pruned'])} "
-                         f"| {mean(lambda r: r['measured'])} |")
+            line = (f"| {task} | {mean(lambda r: r['flops'])} | {mean(lambda r: r['split']['kept_tokens_only'])} "
+                    f"| {mean(lambda r: r['split']['with_predictors'])} | {mean(lambda r: r['split']['pruned'])} "
+                    f"| {mean(lambda r: r['measured'])} |")
+            if fast:
+                both = [r for r in rows if "classify" in r["split"]]
+                line += (f" {statistics.mean(r['split']['classify'] for r in both):.2f}x | "
+                         f"{statistics.mean(r['classify_measured'] for r in both):.2f}x ({len(both)}) |" if both else " | |")
+            lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -214,6 +222,9 @@ def speed_table(folder):
                          f"{b['threads']} | {r['batch']} | {r['kept']:.2f} | {r['flops']:.2f}x | {r['measured']:.2f}x "
                          f"| {r['realised']:.2f} | {r['dense_tokens_per_s']:.0f} | {r['pruned_tokens_per_s']:.0f} | "
                          + (f"{r['graphed_measured']:.2f}x (bucket {r['graph_bucket']}) |" if "graphed_measured" in r else "- |"))
+            if "classify_measured" in r:
+                extra.append(f"\n{name}, batch {r['batch']}, the classification path (fast/classify.py) timed beside: "
+                             f"{r['classify_measured']:.2f}x, {r['classify_realised']:.2f} of FLOPs.")
         if b.get("reference"):
             extra.append(f"\n{name}, our dense BERT against Hugging Face `BertModel` ({b['reference'][0]['attention']} "
                          "attention), same weights, reference seconds / ours: " + ", ".join(
