@@ -24,15 +24,20 @@ import torch.nn.functional as F
 from transkimmer import compact, decide, exit_output
 
 
+GELU_MIN = 0.1701   # GELU(u) >= -0.16998 (erf form), >= -0.17005 (tanh form) for every u
+
+
 def always_keeps(pred, margin=1e-3):
     """True when the predictor keeps every token for any input, so that running it changes nothing.
-    Its keep-minus-skim logit is d . GELU(LN(fc1(x))) + (b_keep - b_skim), d = w_keep - w_skim.
-    LN's normalised vector n has |n| <= sqrt(W) (W its width), so u = gamma n + beta has
-    |u_j| <= |gamma_j| |n_j| + |beta_j|, and |GELU(u)| <= |u|: |d . GELU(u)| <= |d gamma| sqrt(W) +
-    sum |d_j beta_j|. If the bias gap exceeds that bound (with a margin for rounding), it always keeps."""
+    It keeps iff d . g + (b_keep - b_skim) > 0, with d = w_keep - w_skim and g = GELU(u), u = gamma n
+    + beta the LayerNorm's output: n is normalised, |n| <= sqrt(W) (W its width). GELU(u) lies in
+    [-GELU_MIN, max(u, 0)], so d_j g_j >= -GELU_MIN d_j where d_j >= 0, and >= -|d_j| (|gamma_j n_j|
+    + |beta_j|) where d_j < 0; summed (Cauchy-Schwarz on the n terms), a lower bound of d . g over
+    every input. If the bias gap beats it (with a margin for rounding), the predictor always keeps."""
     d = (pred.fc2.weight[1] - pred.fc2.weight[0]).detach().double()
     gamma, beta = pred.ln.weight.detach().double(), pred.ln.bias.detach().double()
-    bound = (d * gamma).norm() * d.numel() ** 0.5 + (d * beta).abs().sum()
+    neg = d < 0
+    bound = GELU_MIN * d[~neg].sum() + (d * gamma)[neg].norm() * d.numel() ** 0.5 + (d * beta)[neg].abs().sum()
     gap = float(pred.fc2.bias[1].detach() - pred.fc2.bias[0].detach())
     return gap - float(bound) > margin * (1 + abs(gap))
 

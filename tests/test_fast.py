@@ -83,3 +83,10 @@ def test_training_and_other_heads_are_untouched():
     assert model(ids, mask, labels=torch.tensor([0, 1])).task_loss.requires_grad   # the masked path
     with pytest.raises(ValueError, match="classifier head"):
         use_classify_path(build(tiny_config(skim=True, head="span")))
+
+
+def test_gelu_min_bounds_both_forms():
+    """always_keeps rests on GELU(u) >= -GELU_MIN, for the erf GELU and the tanh one (ALBERT)."""
+    from fast.classify import GELU_MIN
+    u = torch.linspace(-6, 6, 1_200_001, dtype=torch.float64)
+    assert min(torch.nn.functional.gelu(u, approximate=a).min().item() for a in ("none", "tanh")) > -GELU_MIN
