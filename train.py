@@ -66,6 +66,7 @@ class TrainConfig:
     text_column: str
     text_pair_column: str
     label_column: str
+    task_type: str                # your own data: "classification" or "regression" (None: from the labels)
     model: str                    # pretrained checkpoint folder or hub name
     baseline: bool                # the plain BERT, no skimming
     checkpoint: str               # with eval_only: a folder this script wrote
@@ -131,7 +132,8 @@ def load(cfg, device):
         train_flags.check_start(cfg.task, cfg.model, cfg.baseline, tok_dir)
     dev_sets, train, classes = read_splits(cfg.task, cfg.data_dir, cfg.cache_dir, not cfg.eval_only,
                                            (cfg.train_file, cfg.dev_file),
-                                           (cfg.text_column, cfg.text_pair_column, cfg.label_column), classes)
+                                           (cfg.text_column, cfg.text_pair_column, cfg.label_column), classes,
+                                           cfg.task_type)
     if cfg.eval_only:
         train_flags.check_head(cfg.task, cfg.checkpoint, model.config, classes)
     else:
@@ -242,8 +244,7 @@ def train_step(model, b, opt, sched, skim_coefficient, clip, step):
 def log_step(log, step, total, out, loss, b, lr, examples, t0):
     kept = 1.0 if out.keep_masks is None else transkimmer.kept_fraction(
         transkimmer.kept_per_layer(out.keep_masks), b["attention_mask"].sum(1)).mean().item()
-    skim = out.skim_loss.item() if out.skim_loss is not None else 0.0
-    elapsed = time.perf_counter() - t0
+    skim, elapsed = 0.0 if out.skim_loss is None else out.skim_loss.item(), time.perf_counter() - t0
     log(f"step {step}/{total} | loss {loss.item():.4f} | task {out.task_loss.item():.4f} | skim loss {skim:.4f} | "
         f"kept {kept:.3f} | lr {lr:.2e} | {examples / elapsed:.1f} ex/s | ETA {(total - step) * elapsed / step / 60:.1f} min")
 
@@ -261,8 +262,8 @@ def main(argv=None):
     log = print if rank == 0 else (lambda *a, **k: None)
     model, cfg, tok_dir, dev_sets, train, classes = load(cfg, device)
     tokenizer, dev_sets, train = encode_splits(cfg, tok_dir, model, dev_sets, train)
-    evaluate = lambda: evaluate_dev(model, dev_sets, metric_names(cfg.task, classes), device, cfg.max_length,
-                                    cfg.eval_batch_size, tokenizer)
+    evaluate = lambda: dict(evaluate_dev(model, dev_sets, metric_names(cfg.task, classes), device, cfg.max_length,
+                                         cfg.eval_batch_size, tokenizer), classes=classes)   # (None: regression, QA)
     os.makedirs(cfg.out_dir, exist_ok=True)
     if cfg.eval_only:
         result = evaluate()
@@ -274,7 +275,8 @@ def main(argv=None):
     cfg = replace(cfg, predictor_lr=cfg.predictor_lr or default_predictor_lr(total, model.config.predictor_width))
     log(f"{cfg.task}: {len(train[0])} train / {len(next(iter(dev_sets.values()))[0])} dev examples, {total} steps, "
         f"{'baseline BERT' if cfg.baseline else f'Transkimmer lambda={cfg.skim_coefficient} tau={cfg.tau}'}, "
-        f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, device {device}, {world} process(es)")
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, device {device}, {world} process(es); "
+        + (f"classes {', '.join(classes)}" if classes else "regression" if model.config.num_labels == 1 else "span QA"))
     return fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, world, device, log)
 
 
@@ -338,9 +340,9 @@ def watch_task_loss(skim_start, step, task_loss, world, drop, log):
 
 
 def write_results(cfg, result, history):
-    """results.json (atomically): the last evaluation, the history of all, and every setting."""
+    """results.json (atomically): the last evaluation, the history of all, and every setting; --eval-only
+    writes eval-results.json and never touches a training record."""
     out = dict(task=cfg.task, metric_names=list(result["metrics"]), **result, history=history, args=asdict(cfg))
-    # training writes results.json; evaluation alone never touches a training record
     write_json(os.path.join(cfg.out_dir, "eval-results.json" if cfg.eval_only else "results.json"), out)
 
 

@@ -31,6 +31,8 @@ def add_data_flags(p):
     g.add_argument("--text-column", help="with --train-file: the text's column (default: sentence, else text)")
     g.add_argument("--text-pair-column", help="the second text's column (default: sentence2 or text_pair if present)")
     g.add_argument("--label-column", help="the label's column (default: label)")
+    g.add_argument("--task-type", choices=("classification", "regression"), help="with --train-file: what the labels "
+                   "are (default: from their values: whole numbers or strings are classes, any fraction regression)")
     g = p.add_argument_group("model")
     g.add_argument("--model", default="bert-base-uncased",
                    help="checkpoint folder (config.json, model.safetensors, tokenizer.json) or a hub name")
@@ -95,6 +97,9 @@ def check_combinations(p, args):
     if not args.task and not (args.dev_file and (args.train_file or args.eval_only)):
         p.error("pass --task (a GLUE task), or --train-file and --dev-file (your own data; --dev-file alone "
                 "with --eval-only)")
+    if args.task_type and not args.train_file:
+        p.error("--task-type says what the labels of --train-file are; "
+                + (f"--task {args.task} has its own" if args.task else "a checkpoint (--eval-only) has its own"))
     if args.task and (args.text_column or args.text_pair_column or args.label_column):
         p.error("--text-column, --text-pair-column and --label-column name the columns of --train-file/--dev-file; "
                 f"--task {args.task} has its own")

@@ -59,12 +59,13 @@ def classes_of(cfg):
 
 
 def read_splits(task, data_dir=None, cache_dir=download.DEFAULT_CACHE, with_train=True, own_files=(None, None),
-                columns=(None, None, None), classes="infer"):
+                columns=(None, None, None), classes="infer", task_type=None):
     """The data: dev sets {split: (texts, labels)} (MNLI has two; long documents: their test split;
     SQuAD: questions, labels None), the training set likewise (None unless with_train), and the
     label strings (None: regression or QA). A task comes from data_dir or is downloaded into the
     cache; your own data (task CUSTOM) from own_files, (train file, dev file), whose columns are
-    (text, pair, label) (own_data.read_file); classes: a checkpoint's label strings, or "infer"."""
+    (text, pair, label) (own_data.read_file); classes: a checkpoint's label strings, or "infer" from the
+    training file's values (task_type "classification" or "regression" overrides)."""
     if task == QA:   # questions; their windows and labels come from encode_split
         root = squad.squad_dir(data_dir, cache_dir)
         dev = squad.read_squad(f"{root}/{squad.FILES['dev']}")
@@ -84,7 +85,7 @@ def read_splits(task, data_dir=None, cache_dir=download.DEFAULT_CACHE, with_trai
     (train_file, dev_file), train = own_files, None
     columns = (columns[0], columns[1], columns[2] or "label")
     if with_train:
-        *train, classes = own_data.read_file(train_file, *columns)
+        *train, classes = own_data.read_file(train_file, *columns, task_type=task_type)
     *dev, classes = own_data.read_file(dev_file, *columns, classes=classes)
     return {"dev": tuple(dev)}, train, classes
 

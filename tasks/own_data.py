@@ -18,49 +18,80 @@ TEXT_COLUMNS, PAIR_COLUMNS = ("sentence", "text"), ("sentence2", "text_pair")   
 FORMATS = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".json": None}   # a .json file is JSON Lines too
 
 
-def read_file(path, text=None, pair=None, label="label", classes="infer"):
+def read_file(path, text=None, pair=None, label="label", classes="infer", task_type=None):
     """Texts and labels of a CSV or TSV file (a header row names the columns) or a JSON Lines file
     (one object per line). text and pair name the columns (default: the first of TEXT_COLUMNS, and
-    of PAIR_COLUMNS if present). classes: "infer" (a training file: string labels become classes,
-    sorted; if every label is a number and some are not whole, it is regression), a list of label
-    strings (the dev file, or a checkpoint's id2label), or None (regression). Returns (texts,
-    labels, classes), labels as read_task gives them. A bad row is an error naming file and line."""
+    of PAIR_COLUMNS if present). classes: "infer" (a training file: label_kind decides), a list of
+    label strings (the dev file, or a checkpoint's id2label), or None (regression); task_type
+    ("classification" or "regression") overrides the inference. Returns (texts, labels, classes),
+    labels as glue.read_task gives them. A bad row is an error naming file and line."""
     rows = list(_read_rows(path))
     if not rows:
         raise BadInput(f"{path} holds no examples")
-    keys = list(rows[0][1])
+    text, pair = _text_columns(path, list(rows[0][1]), text, pair, label)
+    texts, raw = [], []
+    for line, row in rows:
+        for flag, column in (("--text-column", text), ("--text-pair-column", pair), ("--label-column", label)):
+            if column is not None and (row.get(column) is None or row.get(column) == ""):
+                raise BadInput(f"{path}, line {line}: no value in column {column!r} ({flag}; the columns: "
+                               f"{', '.join(map(str, row))})")
+            if column is not None and isinstance(row[column], (list, dict)):
+                raise BadInput(f"{path}, line {line}: column {column!r} holds a JSON {type(row[column]).__name__}, "
+                               "not a string or a number: join it into one text first")
+        texts.append(str(row[text]) if pair is None else (str(row[text]), str(row[pair])))
+        raw.append(str(row[label]).strip())
+    if classes == "infer":
+        classes = label_kind(path, [line for line, _ in rows], raw, task_type)
+    labels = []
+    for (line, _), v in zip(rows, raw):
+        n = as_number(v)
+        if classes is None and (n is None or not math.isfinite(n)):
+            raise BadInput(f"{path}, line {line}: label {v!r} is not a finite number (the task is regression)")
+        c = v if classes is None or v in classes else class_name(v)
+        if classes is not None and c not in classes:
+            raise BadInput(f"{path}, line {line}: label {v!r} is not one of the training labels {classes}")
+        labels.append(n if classes is None else classes.index(c))
+    return texts, labels, classes
+
+
+def _text_columns(path, keys, text, pair, label):
+    """The text and pair columns, the defaults filled in; a column the file lacks is named."""
     text = text or next((c for c in TEXT_COLUMNS if c in keys), None)
     pair = pair or next((c for c in PAIR_COLUMNS if c in keys), None)
     if text is None:
         raise BadInput(f"{path} has no {' or '.join(TEXT_COLUMNS)} column: name the text's with --text-column "
                        f"(its columns: {', '.join(map(str, keys))})")
-    columns = (("--text-column", text), ("--text-pair-column", pair), ("--label-column", label))
-    for flag, column in columns:
+    for flag, column in (("--text-column", text), ("--text-pair-column", pair), ("--label-column", label)):
         if column is not None and column not in keys:
             raise BadInput(f"{path} has no column {column!r} ({flag}; its columns: {', '.join(map(str, keys))})")
-    texts, raw = [], []
-    for line, row in rows:
-        for flag, column in columns:
-            if column is not None and (row.get(column) is None or row.get(column) == ""):
-                raise BadInput(f"{path}, line {line}: no value in column {column!r} ({flag}; the columns: "
-                               f"{', '.join(map(str, row))})")
-        texts.append(str(row[text]) if pair is None else (str(row[text]), str(row[pair])))
-        raw.append(str(row[label]).strip())
-    numbers = [n if n is not None and math.isfinite(n) else None for n in map(as_number, raw)]
-    if classes == "infer":
-        whole = all(n is not None and n == int(n) for n in numbers)   # 0/1, 1-5 stars: classes
-        if all(n is not None for n in numbers) and not whole:
-            classes = None   # regression
-        else:
-            classes = sorted(set(raw), key=(lambda v: (float(v), v)) if whole else None)
-    labels = []
-    for (line, _), v, n in zip(rows, raw, numbers):
-        if classes is None and n is None:
-            raise BadInput(f"{path}, line {line}: label {v!r} is not a finite number (the task is regression)")
-        if classes is not None and v not in classes:
-            raise BadInput(f"{path}, line {line}: label {v!r} is not one of the training labels {classes}")
-        labels.append(n if classes is None else classes.index(v))
-    return texts, labels, classes
+    return text, pair
+
+
+def class_name(v):
+    """A label's class: a whole number by its value ("1", "1.0" and "01" are one class, "1"), any
+    other string as it is."""
+    n = as_number(v)
+    return str(int(n)) if n is not None and math.isfinite(n) and n == int(n) else v
+
+
+def label_kind(path, lines, raw, task_type=None):
+    """The classes of a training file's labels (sorted, numbers by value), or None for regression,
+    decided on the values: all numbers and some fractional is regression; all whole numbers, or all
+    strings, are classes; a non-number among numbers is an error naming its line, as is a single
+    class. task_type "classification" or "regression" overrides the inference."""
+    numbers = [as_number(v) for v in raw]
+    numeric = [n is not None and math.isfinite(n) for n in numbers]
+    if task_type == "regression" or (task_type is None and all(numeric) and any(n != int(n) for n in numbers)):
+        return None
+    if task_type is None and any(numeric) and not all(numeric):
+        line, v = next((line, v) for line, v, ok in zip(lines, raw, numeric) if not ok)
+        raise BadInput(f"{path}, line {line}: label {v!r} is not a number, while other labels are: fix it, or pass "
+                       "--task-type classification to treat every label as a class name")
+    names = sorted({class_name(v) for v in raw}, key=lambda c: (0, float(c), c) if as_number(c) is not None else (1, 0, c))
+    if len(names) < 2:
+        raise BadInput(f"{path}: every label is {names[0]!r}; a classifier needs at least two classes "
+                       "(a numeric target: --task-type regression)")
+    return names
 
 
 def _read_rows(path):
@@ -77,6 +108,10 @@ def _read_rows(path):
         with open(path, encoding="utf-8-sig", newline="") as f:
             if FORMATS[fmt] is not None:
                 reader = csv.DictReader(f, delimiter=FORMATS[fmt])
+                twice = sorted({c for c in reader.fieldnames or [] if reader.fieldnames.count(c) > 1})
+                if twice:
+                    raise BadInput(f"{path}, line 1: the header names {', '.join(map(repr, twice))} twice; "
+                                   "name each column once")
                 for row in reader:
                     if None in row or None in row.values():
                         raise BadInput(f"{path}, line {reader.line_num}: expected {len(reader.fieldnames)} "

@@ -1,4 +1,4 @@
-"""Your own data: --train-file / --dev-file in CSV, TSV or JSON Lines (data.read_file, train.py)."""
+"""Your own data: --train-file / --dev-file in CSV, TSV or JSON Lines (tasks/own_data.py, train.py)."""
 import csv
 import json
 import os
@@ -140,3 +140,38 @@ def test_own_data_argument_mistakes(tmp_path, capsys, extra, says):
     with pytest.raises(SystemExit):
         train.main([*extra, "--out-dir", str(tmp_path / "o")])
     assert says in capsys.readouterr().err
+
+
+def test_label_kind_is_decided_on_values(tmp_path):
+    """Numbers are compared as numbers: "1" and "1.0" are one class; a fraction makes regression;
+    a typo among numbers, a single class, a list for a text: one line naming the file and line."""
+    labels = lambda ys: [(f"text {i}", y) for i, y in enumerate(ys)]
+    _, y, classes = own_data.read_file(write(str(tmp_path / "a.csv"), labels(["1", "1.0", "0", "01"]), ("text", "label")))
+    assert classes == ["0", "1"] and y == [1, 1, 0, 1]
+    _, y, classes = own_data.read_file(write(str(tmp_path / "b.csv"), labels(["0", "0.000", "2.5"]), ("text", "label")))
+    assert classes is None and y == [0.0, 0.0, 2.5]                                       # STS-B's own 0 and 0.000
+    with pytest.raises(errors.InputError, match=r"b2.csv, line 3: label 'n/a' is not a number, while other labels are"):
+        own_data.read_file(write(str(tmp_path / "b2.csv"), labels(["0.5", "n/a", "2.5"]), ("text", "label")))
+    with pytest.raises(errors.InputError, match=r"c.csv: every label is 'pos'; a classifier needs at least two classes"):
+        own_data.read_file(write(str(tmp_path / "c.csv"), labels(["pos", "pos"]), ("text", "label")))
+    _, y, classes = own_data.read_file(str(tmp_path / "a.csv"), task_type="regression")   # the override
+    assert classes is None and y == [1.0, 1.0, 0.0, 1.0]
+    _, y, classes = own_data.read_file(str(tmp_path / "b2.csv"), task_type="classification")
+    assert classes == ["0.5", "2.5", "n/a"]
+    with pytest.raises(errors.InputError, match=r"d.jsonl, line 1: column 'text' holds a JSON list"):
+        own_data.read_file(write(str(tmp_path / "d.jsonl"), [(["a", "good"], "1"), ("b", "0")], ("text", "label")))
+    with pytest.raises(errors.InputError, match=r"e.csv, line 1: the header names 'sentence' twice"):
+        own_data.read_file(write(str(tmp_path / "e.csv"), [("a", "b", "1")], ("sentence", "sentence", "label")))
+
+
+def test_run_says_its_classes_and_task_type_needs_a_train_file(own, tmp_path, capsys):
+    _, model, _, _ = own
+    train_file = write(str(tmp_path / "t.csv"), [(f"text {i}", ["1", "1.0", "0"][i % 3]) for i in range(12)],
+                       ("text", "label"))
+    res = train.main(["--train-file", train_file, "--dev-file", train_file, "--model", model, "--device", "cpu",
+                      "--max-steps", "2", "--out-dir", str(tmp_path / "out")])
+    assert res["classes"] == ["0", "1"] and "classes 0, 1" in capsys.readouterr().out
+    assert json.load(open(tmp_path / "out" / "results.json"))["classes"] == ["0", "1"]
+    with pytest.raises(SystemExit):
+        train.parse_args(["--task", "sst2", "--task-type", "regression"])
+    assert "--task-type says what the labels of --train-file are; --task sst2 has its own" in capsys.readouterr().err
