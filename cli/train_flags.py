@@ -128,6 +128,28 @@ def check_environment(p, args, results_file):
                 "or --overwrite to replace it")
     if unwritable(out):
         p.error(f"--out-dir {out}: {unwritable(out)}; pass a folder you can write to")
+    if not args.eval_only:
+        check_checkpoint_folder(p, args.model, os.path.join(out, "checkpoint"), args.overwrite)
+
+
+def check_checkpoint_folder(p, model, folder, overwrite):
+    """Training replaces <out-dir>/checkpoint at every evaluation: only with --overwrite, only a folder
+    an earlier run of train.py wrote, and never the folder (or a folder inside it) --model reads."""
+    if os.path.isdir(model) and os.path.exists(folder):
+        inside = os.path.commonpath([os.path.realpath(model), os.path.realpath(folder)]) == os.path.realpath(folder)
+        if inside:
+            p.error(f"--out-dir would replace {folder}, the folder --model {model} is read from: pass another --out-dir")
+    if not os.path.exists(folder):
+        return
+    ours = os.path.isfile(os.path.join(folder, "config.json"))
+    try:
+        ours = ours and saved_by_train(folder)
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        p.error(f"--out-dir holds {folder}, which train.py did not write: pass another --out-dir")
+    if not overwrite:
+        p.error(f"--out-dir holds {folder} from an earlier run: pass another --out-dir, or --overwrite to replace it")
 
 
 def parse(argv, description, default_device):

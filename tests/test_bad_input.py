@@ -300,3 +300,26 @@ def test_evaluate_py_run_as_a_command_names_the_one_that_evaluates():
     r = subprocess.run([sys.executable, os.path.join(root, "evaluate.py"), "--checkpoint", "x"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "python train.py --eval-only --checkpoint" in r.stderr
+
+
+def test_a_checkpoint_folder_is_replaced_only_when_ours_and_asked(setup, tmp_path, capsys):
+    """<out-dir>/checkpoint from a killed run (no results.json) is kept without --overwrite; a folder
+    train.py did not write is never replaced; nor is the folder --model reads."""
+    import shutil
+    out = tmp_path / "out"
+    train.main(args_for(setup, out))
+    (out / "results.json").unlink()                                       # as a run killed before its record
+    before = (out / "checkpoint" / "model.safetensors").read_bytes()
+    cases = [(args_for(setup, out), "holds " + str(out / "checkpoint") + " from an earlier run"),
+             (args_for((setup[0], str(out / "checkpoint")), out, "--overwrite"), "the folder --model"),
+             ]
+    foreign = tmp_path / "foreign"
+    shutil.copytree(setup[1], foreign / "checkpoint")                     # a Hugging Face folder, not ours
+    cases.append((args_for(setup, foreign, "--overwrite"), "which train.py did not write"))
+    for argv, says in cases:
+        with pytest.raises(SystemExit):
+            train.main(argv)
+        assert says in capsys.readouterr().err.strip().splitlines()[-1]
+    assert (out / "checkpoint" / "model.safetensors").read_bytes() == before
+    assert sorted(os.listdir(foreign / "checkpoint")) == sorted(os.listdir(setup[1]))
+    train.main(args_for(setup, out, "--overwrite"))                       # ours, and asked: replaced
