@@ -355,3 +355,18 @@ def test_tables_show_the_classification_path_where_benched(tmp_path):
     table = tables.batch1_table(str(glue))
     assert "classification path: encoder | whole model |" in table.splitlines()[0]
     assert table.splitlines()[2].endswith("| 1.05x | 1.02x (1) |")
+
+
+@pytest.mark.parametrize("flag,content", [("--out", "<!DOCTYPE html>\n<html><body>my own page</body></html>\n"),
+                                          ("--svg", '<svg xmlns="http://www.w3.org/2000/svg"><circle r="4"/></svg>\n')])
+def test_report_keeps_the_users_own_page_or_chart(outs, tmp_path, capsys, flag, content):
+    """A user's own HTML page or SVG chart at an output path starts as ours do; it is kept unless
+    --overwrite says to replace it (only what carries report.py's mark is redrawn at will)."""
+    mine = tmp_path / ("index.html" if flag == "--out" else "mine.svg")
+    mine.write_text(content)
+    args = [outs[2], outs[0], flag, str(mine)] + (["--out", str(tmp_path / "r.html")] if flag != "--out" else [])
+    with pytest.raises(SystemExit):
+        report.main(args)
+    assert "is not a page or chart tools/report.py wrote" in capsys.readouterr().err and mine.read_text() == content
+    report.main(args + ["--overwrite"])
+    assert report.MARK in mine.read_text()

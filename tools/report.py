@@ -32,6 +32,7 @@ from cli.files import atomic_write_text, check_outputs
 from tools.tables import (ablation_table, batch1_table, glue_table, read_result, replace_between, speed_table,
                     sweep_table)
 
+MARK = "<!-- written by tools/report.py -->"   # what makes a page or chart ours: redrawn without asking
 COLORS = ["#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4", "#9467bd", "#e377c2",
           "#8c564b", "#7f7f7f", "#aec7e8", "#ffbb78"]   # one per layer; black = kept through all
 
@@ -64,7 +65,7 @@ def line_chart(runs, width=680, height=300):
     x = lambda i: left + (width - left - right) * (i / max(L - 1, 1))
     y = lambda v: top + (height - top - bottom) * (1 - v)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">{MARK}',
              f'<rect width="{width}" height="{height}" fill="white"/>']
     for v in (0, 0.25, 0.5, 0.75, 1.0):
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>'
@@ -107,7 +108,7 @@ def scatter_chart(runs, width=680, height=300):
     x = lambda v: left + (width - left - right) * (v - x0) / (x1 - x0)
     y = lambda v: top + (height - top - bottom) * (1 - (v - y0) / (y1 - y0))
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
-             f'font-size="11"><rect width="{width}" height="{height}" fill="white"/>',
+             f'font-size="11">{MARK}<rect width="{width}" height="{height}" fill="white"/>',
              f'<line x1="{left}" x2="{width - right}" y1="{height - bottom}" y2="{height - bottom}" stroke="#999"/>',
              f'<line x1="{left}" x2="{left}" y1="{top}" y2="{height - bottom}" stroke="#999"/>',
              f'<text x="{(left + width) / 2}" y="{height - 6}" text-anchor="middle">FLOPs speedup (no padding)</text>',
@@ -180,15 +181,17 @@ def render(runs):
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;line-height:1.5}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 8px;font-size:90%}"
              ".tok{font-family:monospace;font-weight:bold}.example{border-left:3px solid #eee;padding-left:8px}")
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Transkimmer report</title>"
+    return (f"<!DOCTYPE html>\n{MARK}\n<html><head><meta charset=\"utf-8\"><title>Transkimmer report</title>"
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
 def written_by_report(path, start):
-    """Whether the file at path begins as tools/report.py's pages (start "<!DOCTYPE html>") or charts ("<svg")
-    begin: only those are replaced; anything else there (a results file given by mistake) is the user's."""
+    """Whether the file at path is a page (start "<!DOCTYPE html>") or chart ("<svg") this script wrote,
+    MARK within its first lines: only those are replaced; anything else there (the user's own page,
+    a results file given by mistake) is the user's, replaced only with --overwrite."""
     with open(path, "rb") as f:
-        return f.read(len(start)) == start.encode()
+        head = f.read(600)
+    return head.startswith(start.encode()) and MARK.encode() in head
 
 
 def parse_args(argv):
@@ -208,11 +211,13 @@ def parse_args(argv):
     p.add_argument("--svg", help="also write the layer-wise chart alone to this SVG file")
     p.add_argument("--fig3-svg", help="also write the metric-against-speedup chart alone to this SVG file "
                    "(the runs given must share one task)")
+    p.add_argument("--overwrite", action="store_true", help="replace an --out/--svg/--fig3-svg file this script did not write")
     args = p.parse_args(argv)
     check_outputs(p, [("--out", args.out), ("--svg", args.svg), ("--fig3-svg", args.fig3_svg), ("--readme", args.readme)])
     for flag, path, start in [("--out", args.out, "<!DOCTYPE html>"), ("--svg", args.svg, "<svg"), ("--fig3-svg", args.fig3_svg, "<svg")]:
-        if path and os.path.isfile(path) and not written_by_report(path, start):   # (a page or chart of ours is redrawn at will)
-            p.error(f"{flag} {path} already exists and is not a page or chart tools/report.py wrote: pass another file name")
+        if path and os.path.isfile(path) and not args.overwrite and not written_by_report(path, start):   # (ours: redrawn)
+            p.error(f"{flag} {path} already exists and is not a page or chart tools/report.py wrote: pass another file "
+                    "name, or --overwrite to replace it")
     if args.readme and not os.path.isfile(args.readme):
         p.error(f"--readme {args.readme}: no such file; pass the README whose marked blocks take the tables")
     for flag, folder in [("--glue", args.glue), ("--batch1", args.batch1), ("--ablation", args.ablation),
