@@ -104,6 +104,11 @@ def read_documents(task, split, root):
                 labels.append(classes.index(row[0]))
                 texts.append(row[1].replace("\\n", " ").replace('\\"', '"'))
     else:
+        if not DOCUMENTS[task].classes:   # (20 Newsgroups: its classes are the train split's folders)
+            extra = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and d not in classes)
+            if extra:
+                raise BadInput(f"{path} has newsgroups the train split has not ({', '.join(extra)}): its documents "
+                               "could not be scored; unpack the archive again, or remove them from both splits")
         for label, name in enumerate(classes):
             folder = os.path.join(path, name)
             if not os.path.isdir(folder):

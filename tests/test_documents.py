@@ -46,6 +46,16 @@ def test_missing_or_broken_corpus_is_named(unpacked, tmp_path):
         documents.read_documents("yelp", "test", str(tmp_path))
 
 
+def test_a_test_newsgroup_the_train_split_lacks_is_named(tmp_path):
+    """20 Newsgroups' classes are its train folders: a test newsgroup missing from train would go
+    unscored; it is named instead."""
+    import shutil
+    root = write_documents(str(tmp_path / "docs"))
+    shutil.rmtree(os.path.join(root, "20news-bydate-train", NEWSGROUPS[1]))
+    with pytest.raises(errors.BadInput, match=f"has newsgroups the train split has not \\({NEWSGROUPS[1]}\\)"):
+        documents.read_documents("20news", "test", root)
+
+
 class Handler(http.server.SimpleHTTPRequestHandler):
     broken = {}   # path -> "truncated" (a Content-Length the body never reaches) or "portal" (HTML, 200)
 
