@@ -25,7 +25,7 @@ import zipfile
 from cli.errors import FetchFailed, MissingInput
 from data import TOKENIZER_FILES
 from tasks.glue import layout
-from cli.files import atomic_write, unwritable
+from cli.files import atomic_folder, atomic_write, unwritable
 
 HUB_URL = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
 GLUE_URL = os.environ.get("GLUE_URL", "https://dl.fbaipublicfiles.com")
@@ -37,10 +37,11 @@ MODEL_FILES = ("config.json", "model.safetensors")
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "transkimmer")
 
 
-def download(url, dest, timeout=60):
+def download(url, dest, timeout=60, check=None):
     """Fetch url to dest atomically (files.atomic_write): its size checked against the server's
-    Content-Length and its content against its name (check_download) before it is renamed into
-    place. Nothing is left at dest (or beside it) on failure."""
+    Content-Length and its content against its name (check_download; check(path), when given, raises
+    a ValueError for content that is not what the file must hold) before it is renamed into place.
+    Nothing is left at dest (or beside it) on failure."""
     os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
 
     def fetch(tmp):
@@ -50,12 +51,12 @@ def download(url, dest, timeout=60):
         got = os.path.getsize(tmp)
         if expected is not None and got != int(expected):
             raise OSError(f"download of {url} is incomplete: {got} of {expected} bytes")
-        check_download(tmp, dest, url)
+        check_download(tmp, dest, url, check)
     atomic_write(dest, fetch)
     return dest
 
 
-def check_download(path, dest, url):
+def check_download(path, dest, url, check=None):
     """Nothing enters the cache unless it is what its name says: a captive portal or an error page
     answering 200 with HTML would otherwise poison every later run, online too."""
     name = os.path.basename(dest)
@@ -79,6 +80,8 @@ def check_download(path, dest, url):
             with open(path, "rb") as f:
                 if f.read(512).lstrip().lower().startswith((b"<!doctype html", b"<html")):
                     raise ValueError("an HTML page")
+        if check is not None:
+            check(path)
     except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
         raise OSError(f"{url} did not send a valid {name} ({str(e).splitlines()[0] if str(e) else type(e).__name__}): a captive portal or an error page? "
                       "nothing was cached") from None
@@ -103,23 +106,36 @@ def model_dir(name_or_path, cache_dir=DEFAULT_CACHE):
         return dest
     base = f"{HUB_URL}/{name_or_path}/resolve/main"
     check_cache(dest, f"model {name_or_path!r}", "--model with a local folder")
-    try:
+
+    def fill(tmp):   # every file into a new folder, swapped in whole: a failure caches nothing
         for f in MODEL_FILES:
-            download(f"{base}/{f}", os.path.join(dest, f))
+            download(f"{base}/{f}", os.path.join(tmp, f))
         for f in TOKENIZER_FILES:
             try:
-                download(f"{base}/{f}", os.path.join(dest, f))
-                break
+                download(f"{base}/{f}", os.path.join(tmp, f), check=TOKENIZER_CHECKS.get(f))
+                return
             except urllib.error.HTTPError as e:
                 if e.code != 404:
                     raise
-        else:
-            raise MissingInput(f"{base} has neither tokenizer.json nor vocab.txt")
+        raise MissingInput(f"{base} has neither tokenizer.json nor vocab.txt")
+    try:
+        atomic_folder(dest, fill)
     except (urllib.error.URLError, OSError) as e:
         raise FetchFailed(f"could not fetch model {name_or_path!r} from {HUB_URL} ({e}). Offline? "
                            "Pass --model with a local folder holding config.json, model.safetensors "
                            "and tokenizer.json (or vocab.txt)") from None
     return dest
+
+
+def wordpiece_vocab(path):
+    """A BERT vocab.txt: one token a line, [CLS] and [SEP] among them."""
+    with open(path, encoding="utf-8") as f:
+        tokens = set(f.read().splitlines())
+    if not {"[CLS]", "[SEP]"} <= tokens:
+        raise ValueError("no [CLS] and [SEP] lines: not a WordPiece vocabulary")
+
+
+TOKENIZER_CHECKS = {"vocab.txt": wordpiece_vocab}
 
 
 def check_cache(folder, what, local):
@@ -179,13 +195,29 @@ def unpack(archive, root, folders):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def msr_train(path):
+    """SentEval's MSR paraphrase file: the Quality header, then rows of five tab-separated fields."""
+    with open(path, encoding="utf-8-sig") as f:
+        header, *rows = f.read().splitlines()
+    if not header.startswith("Quality\t") or not rows or any(len(r.split("\t")) != 5 for r in rows):
+        raise ValueError("not the MSR paraphrase file (a Quality header, then five tab-separated fields a row)")
+
+
+def mrpc_dev_ids(path):
+    """GLUE's MRPC dev ids: lines of two tab-separated numbers."""
+    with open(path, encoding="utf-8") as f:
+        lines = [line.split("\t") for line in f.read().splitlines() if line.strip()]
+    if not lines or any(len(ids) != 2 or not all(i.strip().isdigit() for i in ids) for ids in lines):
+        raise ValueError("not GLUE's MRPC dev ids (two tab-separated numbers a line)")
+
+
 def _fetch_mrpc(folder):
     """MRPC as the GLUE script builds it: SentEval's MSR train file split by GLUE's dev ids."""
     os.makedirs(os.path.dirname(folder), exist_ok=True)
     tmp = tempfile.mkdtemp(dir=os.path.dirname(folder), prefix=".mrpc-")   # same filesystem: the rename is atomic
     try:
-        train_txt = download(f"{GLUE_URL}/{MRPC_FILES['train']}", os.path.join(tmp, "msr_train.txt"))
-        ids_tsv = download(f"{GLUE_URL}/{MRPC_FILES['dev_ids']}", os.path.join(tmp, "dev_ids.tsv"))
+        train_txt = download(f"{GLUE_URL}/{MRPC_FILES['train']}", os.path.join(tmp, "msr_train.txt"), check=msr_train)
+        ids_tsv = download(f"{GLUE_URL}/{MRPC_FILES['dev_ids']}", os.path.join(tmp, "dev_ids.tsv"), check=mrpc_dev_ids)
         with open(ids_tsv, encoding="utf-8") as f:
             dev_ids = {tuple(line.strip().split("\t")) for line in f if line.strip()}
         out = os.path.join(tmp, "MRPC")

@@ -162,6 +162,15 @@ def squad_v2_scores(questions, answers):
     return out
 
 
+def squad_json(path):
+    """A SQuAD file: {"data": [{"paragraphs": [...]}, ...]} (an error body in JSON is not)."""
+    with open(path, encoding="utf-8") as f:
+        d = json.load(f)
+    if not (isinstance(d, dict) and isinstance(d.get("data"), list) and d["data"]
+            and all(isinstance(a, dict) and "paragraphs" in a for a in d["data"])):
+        raise ValueError("JSON without SQuAD's data / paragraphs")
+
+
 def squad_dir(data_dir=None, cache_dir=download.DEFAULT_CACHE):
     """data_dir when given (it must hold both files), else cache_dir/squad, where they are
     downloaded once (validated as JSON before they enter the cache)."""
@@ -177,7 +186,7 @@ def squad_dir(data_dir=None, cache_dir=download.DEFAULT_CACHE):
         download.check_cache(root, "SQuAD 2.0", "--data-dir with train-v2.0.json and dev-v2.0.json")
     try:
         for f in missing:
-            download.download(f"{SQUAD_URL}/{f}", os.path.join(root, f))
+            download.download(f"{SQUAD_URL}/{f}", os.path.join(root, f), check=squad_json)
     except (urllib.error.URLError, OSError) as e:
         raise FetchFailed(f"could not download SQuAD 2.0 from {SQUAD_URL} ({e}). Offline? Pass --data-dir with a "
                           "folder holding train-v2.0.json and dev-v2.0.json") from None

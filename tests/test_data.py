@@ -94,6 +94,7 @@ def test_batches_padded_to_longest_and_deterministic():
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     truncate = set()   # paths served with a Content-Length larger than the body
+    plain = {}         # path -> a body served with 200 (an error page in plain text or JSON)
 
     def log_message(self, *a):
         pass
@@ -104,6 +105,12 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.send_header("Content-Length", "1000")
             self.end_headers()
             self.wfile.write(b"x" * 10)
+            return
+        if self.path in self.plain:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(self.plain[self.path])))
+            self.end_headers()
+            self.wfile.write(self.plain[self.path])
             return
         super().do_GET()
 
@@ -154,8 +161,7 @@ def test_truncated_download_leaves_nothing(server, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     with pytest.raises(RuntimeError, match="could not fetch model 'tiny-bert'.*Pass --model"):
         download.model_dir("tiny-bert", str(cache))
-    left = os.listdir(cache / "models" / "tiny-bert")
-    assert "model.safetensors" not in left and not [f for f in left if f.startswith(".")]
+    assert os.listdir(cache / "models") == []            # the model folder is made whole or not at all
 
 
 def test_offline_gives_one_clear_message(tmp_path, monkeypatch):
@@ -222,3 +228,31 @@ def test_model_path_mistakes_are_named(tmp_path, monkeypatch):
         download.model_dir("weights.safetensors", str(tmp_path / "cache"))
     with pytest.raises(errors.MissingInput, match="model folder 'models/minilm' does not exist"):
         download.model_dir("models/minilm", str(tmp_path / "cache"))   # a typo, not a hub name
+
+
+def test_error_bodies_with_status_200_are_never_cached(server, tmp_path, monkeypatch):
+    """A hub with no tokenizer.json and a plain-text page for vocab.txt, a GLUE mirror answering plain
+    text, a SQuAD mirror answering a JSON error: each fails naming the file, caches nothing, and a
+    later run against a working server succeeds."""
+    from tasks import squad
+    for name in ("HUB_URL", "GLUE_URL"):
+        monkeypatch.setattr(download, name, server)
+    monkeypatch.setattr(squad, "SQUAD_URL", server + "/squad")
+    cache = tmp_path / "cache"
+    os.remove(tmp_path / "www" / "tiny-bert" / "resolve" / "main" / "tokenizer.json")   # 404: vocab.txt is tried
+    page = b"Service temporarily unavailable. Please try again later.\n"
+    monkeypatch.setattr(Handler, "plain", {"/tiny-bert/resolve/main/vocab.txt": page,
+                                           "/senteval/senteval_data/msr_paraphrase_train.txt": page,
+                                           "/squad/train-v2.0.json": b'{"error": "rate limited"}',
+                                           "/squad/dev-v2.0.json": b'{"error": "rate limited"}'})
+    with pytest.raises(errors.FetchFailed, match="did not send a valid vocab.txt"):
+        download.model_dir("tiny-bert", str(cache))
+    with pytest.raises(errors.FetchFailed, match="did not send a valid msr_train.txt"):
+        download.glue_dir("mrpc", None, str(cache))
+    with pytest.raises(errors.FetchFailed, match="did not send a valid train-v2.0.json"):
+        squad.squad_dir(None, str(cache))
+    assert [f for _, _, fs in os.walk(cache) for f in fs] == []
+    monkeypatch.setattr(Handler, "plain", {})
+    write_model(str(tmp_path / "www" / "tiny-bert" / "resolve" / "main"))                  # the server mended
+    assert os.path.isfile(os.path.join(download.model_dir("tiny-bert", str(cache)), "tokenizer.json"))
+    assert len(glue_files.read_task("mrpc", "dev", download.glue_dir("mrpc", None, str(cache)))[0]) == 2
