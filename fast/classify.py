@@ -10,7 +10,10 @@ computes what a span head or a reader of the encoder output needs; here:
   - a layer entered by [CLS] alone needs neither queries nor keys: attention over one key is that
     key's value, so the layer is o(v(x)), then the residuals, LayerNorms and feed-forward;
   - a predictor that provably keeps every token, whatever its input (always_keeps), is not run,
-    and nothing is gathered after it.
+    and nothing is gathered after it;
+  - one sequence (batch 1): the predictor's first Linear and the layer's query, key and value
+    projections read the tokens in one matrix product (the skimmed rows are dropped after it): at
+    batch 1 a product costs about what reading its weights costs, so four become one.
 The decisions are pruned_encode's, so the keep masks and the skim loss are equal, and the logits
 equal within float tolerance (a matrix product on one row may add in another order).
 
@@ -68,11 +71,58 @@ def run_layer(layer, x, valid, last):
     return cls_only(layer, x, valid) if last else layer(x, valid)
 
 
-def classify_encode(h, attention_mask, layers, predictors, skipped):
+def one_sequence(h, layers, predictors, skipped, fused):
+    """classify_encode for batch 1 (no padding): each layer's predictor fc1 and q, k, v in one product
+    (fused[i]: their weights and biases, concatenated). Returns the last [CLS] state (1, 1, H) and
+    the number of layers each token entered (1, T)."""
+    T, H = h.shape[1], h.shape[2]
+    x, pos = h, torch.arange(T, device=h.device)
+    entered = torch.zeros(1, T, dtype=torch.long, device=h.device)
+    for i, (layer, pred) in enumerate(zip(layers, predictors)):
+        y = F.linear(x, *fused[i])                                  # (1, n, [W] + 3H)
+        if not skipped[i]:
+            W = pred.fc1.out_features
+            logits = pred.fc2(F.gelu(pred.ln(y[..., :W])))
+            keep = logits[0, :, 1] > logits[0, :, 0]
+            keep[0] = True                                          # [CLS]
+            idx = keep.nonzero().squeeze(1)
+            if idx.shape[0] < x.shape[1]:
+                x, pos, y = x[:, idx], pos[idx], y[:, idx]
+            y = y[..., W:]
+        entered[0, pos] = i + 1
+        x = attend(layer, x, *y.split(H, -1), last=i == len(layers) - 1)
+    return x, entered
+
+
+def attend(layer, x, q, k, v, last):
+    """A layer from its queries, keys and values (1, n, H) each; last: for [CLS] alone."""
+    B, T, H = x.shape
+    nh = layer.attn.nh
+    heads = lambda t: t.reshape(B, t.shape[1], nh, H // nh).transpose(1, 2)
+    res, q = (x[:, :1], q[:, :1]) if last else (x, q)
+    y = F.scaled_dot_product_attention(heads(q), heads(k), heads(v))
+    h = layer.ln1(res + layer.attn.o(y.transpose(1, 2).reshape(B, q.shape[1], H)))
+    return layer.ln2(h + layer.ff2(F.gelu(layer.ff1(h), approximate=layer.gelu)))
+
+
+def fused_weights(layers, predictors, skipped):
+    """Per layer: the predictor's fc1 (unless skipped) and the layer's q, k, v, as one Linear's weight
+    and bias; None when a predictor normalises its input first (the authors' variant)."""
+    if any(not isinstance(p.ln_in, torch.nn.Identity) for p in predictors):
+        return None
+    parts = lambda i: ([] if skipped[i] else [predictors[i].fc1]) + [layers[i].attn.q, layers[i].attn.k, layers[i].attn.v]
+    return [(torch.cat([m.weight for m in parts(i)]).detach(), torch.cat([m.bias for m in parts(i)]).detach())
+            for i in range(len(layers))]
+
+
+def classify_encode(h, attention_mask, layers, predictors, skipped, fused=None):
     """pruned_encode for a classifier: the same decisions and keep masks; the output is the last
     layer's [CLS] state alone, (B, 1, H). skipped[i]: predictor i always keeps (always_keeps)."""
     B, T, _ = h.shape
     L = len(layers)
+    if B == 1 and fused is not None and bool(attention_mask.all()):
+        x, entered = one_sequence(h, layers, predictors, skipped, fused)
+        return exit_output(x, entered, attention_mask, L)
     entered = torch.zeros(B, T + 1, dtype=torch.long, device=h.device)   # (B, T+1): layers entered; T: spare slot
     pos = torch.arange(T, device=h.device).expand(B, T)
     now = compact(h, pos, attention_mask.bool())                          # padding is skimmed before layer 0
@@ -89,14 +139,17 @@ def classify_encode(h, attention_mask, layers, predictors, skipped):
 
 def use_classify_path(model, on=True):
     """Run the inference of a Transkimmer BertForSequenceClassification through classify_encode
-    (on=True) or transkimmer.pruned_encode again (False); training is untouched. Returns the model."""
+    (on=True) or transkimmer.pruned_encode again (False); training is untouched. Call it on the
+    trained model: it reads the predictors (always_keeps) and copies weights (fused_weights) once,
+    and does not follow later changes to them. Returns the model."""
     enc = model.bert
     enc.__dict__.pop("encode", None)
     if on:
         if enc.predictors is None or model.config.head != "classifier":
             raise ValueError("the classification path is for a Transkimmer model with a classifier head")
         skipped = [always_keeps(p) for p in enc.predictors]
+        fused = fused_weights(enc.depth, enc.predictors, skipped)
         eager = enc.encode
         enc.encode = lambda h, mask, prune=None: eager(h, mask, prune) if enc.training or prune is False \
-            else classify_encode(h, mask, enc.depth, enc.predictors, skipped)
+            else classify_encode(h, mask, enc.depth, enc.predictors, skipped, fused)
     return model

@@ -35,10 +35,18 @@ def test_classify_path_equals_pruned_encode(lengths, seed):
     assert ((kept > 0) & (kept < len(out.keep_masks))).any() or max(lengths) == 1   # it skims
 
 
+@pytest.mark.parametrize("lengths", [[16, 11, 5], [14]])
 @pytest.mark.parametrize("family", ["roberta", "distilbert", "albert"])
-def test_classify_path_other_families(family):
+def test_classify_path_other_families(family, lengths):
     model = skimming_model(seed=1, num_labels=2, model_type=family).eval()
-    same(model, *make_batch([16, 11, 5], seed=3))
+    same(model, *make_batch(lengths, seed=3))
+
+
+@pytest.mark.parametrize("lengths", [[16, 11, 5], [14]])
+def test_classify_path_with_the_authors_predictor_layernorm(lengths):
+    """The authors' variant normalises the predictor's input: batch 1 cannot share its first product."""
+    model = skimming_model(seed=1, num_labels=2, skim_input_layernorm=True).eval()
+    same(model, *make_batch(lengths, seed=3))
 
 
 def test_cls_alone_needs_no_queries_or_keys():
