@@ -33,6 +33,19 @@ def correlation(a, b, name):
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def matthews(preds, labels):
+    """Matthews correlation for any number of classes (scikit-learn's matthews_corrcoef, Gorodkin's
+    R_K): (c s - sum_k p_k t_k) / sqrt((s^2 - sum_k p_k^2) (s^2 - sum_k t_k^2)), c the correct
+    predictions, s all of them, p_k and t_k how often class k is predicted and true; 0 when undefined.
+    With two classes it is the usual (tp tn - fp fn) / sqrt(...)."""
+    classes = np.union1d(preds, labels)
+    p = np.array([(preds == k).sum() for k in classes], dtype=float)
+    t = np.array([(labels == k).sum() for k in classes], dtype=float)
+    c, s = float((preds == labels).sum()), float(len(labels))
+    den = math.sqrt((s * s - (p * p).sum()) * (s * s - (t * t).sum()))
+    return (c * s - float((p * t).sum())) / den if den else 0.0
+
+
 def compute_metrics(names, preds, labels):
     """GLUE's metrics, as GLUE computes them (scikit-learn's accuracy, F1 and Matthews, scipy's
     Pearson and Spearman); degenerate cases give 0, as scikit-learn's Matthews does."""
@@ -45,10 +58,7 @@ def compute_metrics(names, preds, labels):
             tp = float(((preds == 1) & (labels == 1)).sum())
             out[name] = 2 * tp / max(float((preds == 1).sum() + (labels == 1).sum()), 1.0)
         elif name == "matthews":
-            tp, tn = ((preds == 1) & (labels == 1)).sum(), ((preds == 0) & (labels == 0)).sum()
-            fp, fn = ((preds == 1) & (labels == 0)).sum(), ((preds == 0) & (labels == 1)).sum()
-            den = math.sqrt(float((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)))
-            out[name] = float(tp * tn - fp * fn) / den if den else 0.0
+            out[name] = matthews(preds, labels)
         elif name == "pearson":
             out[name] = correlation(preds, labels, name)
         elif name == "spearman":

@@ -232,3 +232,9 @@ def test_narrow_predictor_trains_saves_and_reloads(setup, tmp_path):
     assert again["metrics"] == res["metrics"]
     assert json.load(open(tmp_path / "ev" / "eval-results.json"))["args"]["predictor_width"] == 8   # from the checkpoint
     assert again["flops_speedup_no_padding"] == pytest.approx(res["flops_speedup_no_padding"])
+
+
+def test_matthews_for_more_than_two_classes():
+    """scikit-learn's multi-class Matthews (R_K); the two-class formula alone said 1.0 here."""
+    assert metrics.compute_metrics(("matthews",), [0, 1, 0, 1], [0, 1, 2, 2])["matthews"] == pytest.approx(4 / np.sqrt(80))
+    assert metrics.compute_metrics(("matthews",), [0, 1, 2, 0, 1, 2], [0, 1, 2, 1, 2, 0])["matthews"] == pytest.approx(0.25)
