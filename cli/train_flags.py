@@ -28,7 +28,7 @@ def add_data_flags(p):
     g.add_argument("--train-file", help="your own training data: .csv, .tsv (a header row names the columns) or "
                    ".jsonl (one JSON object per line); string labels are classes, fractional numbers regression")
     g.add_argument("--dev-file", help="your own evaluation data, in the same form")
-    g.add_argument("--text-column", help="with --train-file: the text's column (default: sentence, else text)")
+    g.add_argument("--text-column", help="with --train-file: the text's column (default: sentence, sentence1 or text)")
     g.add_argument("--text-pair-column", help="the second text's column (default: sentence2 or text_pair if present)")
     g.add_argument("--label-column", help="the label's column (default: label)")
     g.add_argument("--task-type", choices=("classification", "regression"), help="with --train-file: what the labels "

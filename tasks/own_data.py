@@ -14,7 +14,7 @@ from cli.errors import BadInput, MissingInput
 from tasks.glue import as_number
 
 
-TEXT_COLUMNS, PAIR_COLUMNS = ("sentence", "text"), ("sentence2", "text_pair")   # defaults, first present
+TEXT_COLUMNS, PAIR_COLUMNS = ("sentence", "sentence1", "text"), ("sentence2", "text_pair")   # defaults, first present
 FORMATS = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".json": None}   # a .json file is JSON Lines too
 
 

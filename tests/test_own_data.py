@@ -175,3 +175,10 @@ def test_run_says_its_classes_and_task_type_needs_a_train_file(own, tmp_path, ca
     with pytest.raises(SystemExit):
         train.parse_args(["--task", "sst2", "--task-type", "regression"])
     assert "--task-type says what the labels of --train-file are; --task sst2 has its own" in capsys.readouterr().err
+
+
+def test_sentence1_and_sentence2_are_text_columns(tmp_path):
+    """As GLUE's files and run_glue name them."""
+    texts, _, _ = own_data.read_file(write(str(tmp_path / "p.csv"), [("a", "b", "0"), ("c", "d", "1")],
+                                           ("sentence1", "sentence2", "label")))
+    assert texts == [("a", "b"), ("c", "d")]
