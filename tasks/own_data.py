@@ -59,7 +59,7 @@ def _text_columns(path, keys, text, pair, label):
     text = text or next((c for c in TEXT_COLUMNS if c in keys), None)
     pair = pair or next((c for c in PAIR_COLUMNS if c in keys), None)
     if text is None:
-        raise BadInput(f"{path} has no {' or '.join(TEXT_COLUMNS)} column: name the text's with --text-column "
+        raise BadInput(f"{path} has no {', '.join(TEXT_COLUMNS[:-1])} or {TEXT_COLUMNS[-1]} column: name the text's with --text-column "
                        f"(its columns: {', '.join(map(str, keys))})")
     for flag, column in (("--text-column", text), ("--text-pair-column", pair), ("--label-column", label)):
         if column is not None and column not in keys:

@@ -41,7 +41,7 @@ def test_columns_defaults_and_flags(tmp_path):
     assert texts == ["hello", "there"] and classes == ["0", "1"] and labels == [1, 0]
     texts, _, _ = own_data.read_file(path, text="id", pair="text", label="stars")
     assert texts == [("x", "hello"), ("y", "there")]
-    with pytest.raises(errors.BadInput, match="has no sentence or text column: name the text's with --text-column "
+    with pytest.raises(errors.BadInput, match="has no sentence, sentence1 or text column: name the text's with --text-column "
                                             r"\(its columns: id, label\)"):
         own_data.read_file(write(str(tmp_path / "e.csv"), [("x", "1")], ("id", "label")))
     with pytest.raises(errors.BadInput, match=r"d.csv has no column 'label' \(--label-column; its columns: id, text, stars\)"):
