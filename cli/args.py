@@ -18,10 +18,11 @@ def number(kind, low=None, high=None, low_open=False, high_open=False):
             raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
         if not math.isfinite(v):
             raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        show = lambda bound: f"{bound}" if isinstance(bound, int) else f"{bound:g}"
         if low is not None and (v <= low if low_open else v < low):
-            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low:g}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {show(low)}, got {text}")
         if high is not None and (v >= high if high_open else v > high):
-            raise argparse.ArgumentTypeError(f"must be {'<' if high_open else '<='} {high:g}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be {'<' if high_open else '<='} {show(high)}, got {text}")
         return v
     return parse
 

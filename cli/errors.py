@@ -29,3 +29,6 @@ def run(main):
         return main()
     except InputError as e:
         raise SystemExit(f"error: {e}") from None
+    except KeyboardInterrupt:   # Ctrl-C: what was saved stays as the last evaluation left it
+        raise SystemExit("interrupted: the checkpoint and results already written are those of the last "
+                         "evaluation; nothing of the unfinished work was saved") from None

@@ -6,12 +6,14 @@ the values train.TrainConfig is built from, once.
 
 import argparse
 import os
+import sys
 
 from cli.args import POSITIVE, POSITIVE_INT, check_device, number
 from cli.files import unwritable
 from load_weights import checkpoint_files, read_config, saved_by_train
 from model import BertConfig
 from tasks import CUSTOM, OWN_DATA, TASKS, download, head_for
+from tasks.glue import as_number
 
 SKIM_SETTINGS = ("skim_coefficient", "tau", "mu0", "predictor_width", "predictor_lr", "predictor_lr_decay",
                  "skim_delay", "skim_warmup", "skim_after_loss_drop")   # the "skimming" flags: a --baseline run has no use for them
@@ -46,7 +48,7 @@ def add_skim_flags(p):
     g.add_argument("--tau", type=POSITIVE, default=BertConfig.skim_tau, help="Gumbel-softmax temperature, Eq. 5 "
                    "(paper: 0.1, which cannot start training; see model.py)")
     g.add_argument("--mu0", type=number(float), default=BertConfig.skim_mu0, help="unbalanced bias mean of the predictors, Eq. 9")
-    g.add_argument("--predictor-width", type=POSITIVE_INT, help="hidden width of the predictor MLP (default: the "
+    g.add_argument("--predictor-width", type=number(int, 1, 1 << 16), help="hidden width of the predictor MLP (default: the "
                    "model's hidden size, as Eq. 2; smaller is cheaper at batch 1)")
     g.add_argument("--predictor-lr", type=POSITIVE, help="learning rate of the skim predictors (default: "
                    "0.08 x 384 / (the run's steps x the predictor's width): 2e-4 for 400 steps at width 384; "
@@ -72,9 +74,9 @@ def add_training_flags(p):
     g.add_argument("--warmup", type=number(float, 0, 1, high_open=True), default=0.0, help="fraction of steps with linear warm-up")
     g.add_argument("--weight-decay", type=number(float, 0), default=0.01, help="AdamW weight decay (not on biases, LayerNorms)")
     g.add_argument("--clip", type=POSITIVE, default=1.0, help="gradient norm clipping")
-    g.add_argument("--seed", type=number(int, 0), default=42, help="seed for initialisation, shuffling and sampling")
+    g.add_argument("--seed", type=number(int, 0, 2**32 - 1), default=42, help="seed for initialisation, shuffling and sampling")
     g.add_argument("--device", default=None, help="cuda, cpu, cuda:1, ... (default: cuda if there is one)")
-    g.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch (default: torch's choice)")
+    g.add_argument("--threads", type=number(int, 1, 1024), help="CPU threads for torch (default: torch's choice)")
     g = p.add_argument_group("evaluation and output")
     g.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint on the dev set, no training")
     g.add_argument("--eval-batch-size", type=POSITIVE_INT, default=32, help="evaluation batch size")
@@ -117,6 +119,9 @@ def check_combinations(p, args):
 def check_environment(p, args, results_file):
     """What can be checked before any work: the device, torchrun's variables, the output folder."""
     check_device(p, args.device)
+    if not os.environ.get("WORLD_SIZE", "1").isdigit():
+        p.error(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not a number of processes: launch with torchrun, "
+                "or unset WORLD_SIZE")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not all(v in os.environ for v in ("RANK", "MASTER_ADDR")):
         p.error("WORLD_SIZE is set but RANK or MASTER_ADDR is not: launch several processes with torchrun, "
                 "or unset WORLD_SIZE")
@@ -152,12 +157,25 @@ def check_checkpoint_folder(p, model, folder, overwrite):
         p.error(f"--out-dir holds {folder} from an earlier run: pass another --out-dir, or --overwrite to replace it")
 
 
+def joined_negatives(p, argv):
+    """`--lr -5e-5` as `--lr=-5e-5`: argparse takes a value that starts with '-' and is not a plain
+    number for a flag, and answers "expected one argument"; joined, the range check names it."""
+    takes_value = {o for a in p._actions if a.nargs is None and a.option_strings for o in a.option_strings}
+    out = []
+    for a in argv:
+        if out and out[-1] in takes_value and a.startswith("-") and as_number(a) is not None:
+            out[-1] = f"{out[-1]}={a}"
+        else:
+            out.append(a)
+    return out
+
+
 def parse(argv, description, default_device):
     """The command line's values as a dict, the task's defaults (paper Table 2) filled in."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     for add in (add_data_flags, add_skim_flags, add_training_flags):
         add(p)
-    args = p.parse_args(argv)
+    args = p.parse_args(joined_negatives(p, sys.argv[1:] if argv is None else argv))
     check_combinations(p, args)
     if args.dev_file:
         args.task = CUSTOM

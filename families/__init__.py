@@ -50,5 +50,11 @@ def check(cfg):
         raise ValueError(f"config.json: id2label must be an object {{\"0\": label, ...}}, got {cfg.id2label!r}")
     if cfg.hidden_act not in GELUS:
         raise ValueError(f"hidden_act={cfg.hidden_act!r} is not supported: only {', '.join(GELUS)}")
+    for f in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
+        v = getattr(cfg, f)
+        if not (v is None and f == "classifier_dropout") and not (isinstance(v, (int, float)) and 0 <= v < 1):
+            raise ValueError(f"config.json: {f} must be a probability in [0, 1), got {v!r}")
+    if not isinstance(cfg.num_labels, int) or isinstance(cfg.num_labels, bool) or cfg.num_labels < 0:
+        raise ValueError(f"config.json: num_labels must be a whole number >= 0, got {cfg.num_labels!r}")
     if cfg.hidden_size % cfg.num_attention_heads:
         raise ValueError(f"hidden_size {cfg.hidden_size} is not a multiple of num_attention_heads {cfg.num_attention_heads}")

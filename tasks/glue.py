@@ -78,6 +78,8 @@ def _parse_tsv(path, lay):
         rows = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         width = None
         for line, row in enumerate(rows, start=1):
+            if not any(field.strip() for field in row):   # a blank line (a trailing one, say) holds no example
+                continue
             if line == 1 and lay.header:
                 width = len(row)
                 label = row[lay.label] if len(row) > max(lay.label, 0) else ""

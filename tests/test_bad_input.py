@@ -323,3 +323,49 @@ def test_a_checkpoint_folder_is_replaced_only_when_ours_and_asked(setup, tmp_pat
     assert (out / "checkpoint" / "model.safetensors").read_bytes() == before
     assert sorted(os.listdir(foreign / "checkpoint")) == sorted(os.listdir(setup[1]))
     train.main(args_for(setup, out, "--overwrite"))                       # ours, and asked: replaced
+
+
+@pytest.mark.parametrize("extra,says", [
+    (["--lr", "-5e-5"], "argument --lr: must be > 0, got -5e-5"),          # not "expected one argument"
+    (["--seed", "99999999999"], "argument --seed: must be <= 4294967295"),
+    (["--threads", "100000"], "argument --threads: must be <= 1024"),
+    (["--predictor-width", "10000000"], "argument --predictor-width: must be <= 65536"),
+])
+def test_negative_and_huge_numbers_are_named(setup, tmp_path, capsys, extra, says):
+    with pytest.raises(SystemExit):
+        train.main(args_for(setup, tmp_path / "out", *extra))
+    assert says in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_world_size_that_is_not_a_number(setup, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "abc")
+    with pytest.raises(SystemExit):
+        train.main(args_for(setup, tmp_path / "out"))
+    assert "WORLD_SIZE='abc' is not a number of processes" in capsys.readouterr().err
+
+
+def test_a_blank_last_line_in_a_tsv_is_no_example(tmp_path):
+    glue = write_glue(str(tmp_path / "glue"))
+    path = os.path.join(glue, "SST-2", "dev.tsv")
+    n = len(glue_files.read_task("sst2", "dev", glue)[0])
+    with open(path, "a") as f:
+        f.write("\n\n")
+    assert len(glue_files.read_task("sst2", "dev", glue)[0]) == n
+
+
+@pytest.mark.parametrize("change,says", [({"hidden_dropout_prob": 1.5}, "hidden_dropout_prob must be a probability"),
+                                         ({"num_labels": "2"}, "num_labels must be a whole number >= 0")])
+def test_config_values_of_the_wrong_type_or_range(change, says):
+    from model import BertConfig
+    base = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+    with pytest.raises(ValueError, match=says):
+        BertConfig.from_dict({**base, **change})
+
+
+def test_ctrl_c_is_one_line():
+    from cli import errors
+
+    def interrupted():
+        raise KeyboardInterrupt
+    with pytest.raises(SystemExit, match="interrupted: the checkpoint and results already written"):
+        errors.run(interrupted)
