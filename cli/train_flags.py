@@ -15,6 +15,8 @@ from model import BertConfig
 from tasks import CUSTOM, OWN_DATA, TASKS, download, head_for
 from tasks.glue import as_number
 
+TRAINING = ("model", "baseline", "lr", "batch_size", "epochs", "max_steps", "warmup", "weight_decay", "clip", "seed",
+            "log_every", "eval_every_epoch", "task_type")   # with the skim settings: nothing --eval-only reads
 SKIM_SETTINGS = ("skim_coefficient", "tau", "mu0", "predictor_width", "predictor_lr", "predictor_lr_decay",
                  "skim_delay", "skim_warmup", "skim_after_loss_drop")   # the "skimming" flags: a --baseline run has no use for them
 
@@ -112,6 +114,10 @@ def check_combinations(p, args):
     if args.skim_delay + args.skim_warmup > 1 + 1e-9:   # (1e-9: sums such as 0.6 + 0.4 in floating point)
         p.error(f"--skim-delay {args.skim_delay:g} + --skim-warmup {args.skim_warmup:g} > 1: lambda would still be "
                 "ramping when training ends; make them sum to at most 1")
+    unread = [f"--{d.replace('_', '-')}" for d in TRAINING + SKIM_SETTINGS if getattr(args, d) != p.get_default(d)]
+    if args.eval_only and unread:
+        p.error(f"{' '.join(unread)} set{'s' if len(unread) == 1 else ''} how to train, and --eval-only evaluates "
+                "--checkpoint as it is: drop them")
     if args.dev_file and args.data_dir:
         p.error("--data-dir holds GLUE tasks; your own data is read from --train-file and --dev-file alone")
 
@@ -184,6 +190,8 @@ def parse(argv, description, default_device):
     args.skim_coefficient = t["skim_coefficient"] if args.skim_coefficient is None else args.skim_coefficient
     args.epochs = args.epochs if args.epochs is not None else t["epochs"]
     args.device = args.device or default_device
+    if args.task == "squad_v2" and args.max_length < 32:   # (a window must hold part of the question and the context)
+        p.error(f"--max-length {args.max_length}: a SQuAD window holds [CLS] question [SEP] context [SEP]; pass at least 32")
     name = args.task if args.task != CUSTOM else os.path.splitext(os.path.basename(args.train_file or args.dev_file))[0]
     args.out_dir = args.out_dir or os.path.join("out", name + ("-baseline" if args.baseline else ""))
     check_environment(p, args, "eval-results.json" if args.eval_only else "results.json")

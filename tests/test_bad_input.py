@@ -280,7 +280,9 @@ def test_unclear_cases_end_in_one_clear_line(setup, tmp_path, case):
     extra = [e.replace("@m", m) for e in extra]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     cmd = [sys.executable, os.path.join(root, "train.py"), "--task", "sst2", "--data-dir", g, "--device", "cpu",
-           "--max-steps", "1", "--batch-size", "8", "--out-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c")]
+           "--out-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c")]
+    if "--eval-only" not in extra:                      # (--eval-only refuses flags that only training reads)
+        cmd += ["--max-steps", "1", "--batch-size", "8"]
     if "--model" not in extra and "--checkpoint" not in extra:
         extra = ["--model", m] + extra
     r = subprocess.run(cmd + extra, capture_output=True, text=True, timeout=120)
@@ -369,3 +371,20 @@ def test_ctrl_c_is_one_line():
         raise KeyboardInterrupt
     with pytest.raises(SystemExit, match="interrupted: the checkpoint and results already written"):
         errors.run(interrupted)
+
+
+@pytest.mark.parametrize("extra,says", [
+    (["--eval-only", "--checkpoint", "c", "--lr", "1e-4"], "--lr sets how to train, and --eval-only evaluates --checkpoint"),
+    (["--eval-only", "--checkpoint", "c", "--tau", "0.5", "--epochs", "2"], "--epochs --tau set how to train"),
+])
+def test_eval_only_refuses_training_flags(setup, tmp_path, capsys, extra, says):
+    glue, _ = setup
+    with pytest.raises(SystemExit):
+        train.parse_args(["--task", "sst2", "--data-dir", glue, "--device", "cpu", "--out-dir", str(tmp_path / "o"), *extra])
+    assert says in capsys.readouterr().err
+
+
+def test_squad_window_too_short(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--task", "squad_v2", "--max-length", "16", "--device", "cpu"])
+    assert "--max-length 16: a SQuAD window holds [CLS] question [SEP] context [SEP]; pass at least 32" in capsys.readouterr().err
