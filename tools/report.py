@@ -11,7 +11,7 @@ What did it learn? One self-contained HTML page from train.py output folders.
 
 The page holds, each with the table of numbers behind it (no network, no JavaScript):
   - the fraction of tokens kept entering each layer, one curve per folder (paper Fig. 4);
-  - dev examples with every token coloured by the layer before which it was skimmed, black
+  - the first 8 dev examples (results.json records them) with every token coloured by the layer before which it was skimmed, black
     when kept through all layers (paper Table 5);
   - when several folders share a task (say, several skim coefficients (lambda) and the baseline): the
     metric against FLOPs speedup, one point per setting (seeds averaged, with their spread), the
