@@ -23,8 +23,9 @@ def evaluate(model, examples, labels, metric_names, device, max_length, batch_si
     max_length is the padded length the sequence-padding FLOPs count against.
     With a tokenizer, the first `record` examples are returned with each token's skim layer
     (the layer before which it was skimmed; L = kept through all layers) for tools/report.py.
-    score: None (metrics.compute_metrics on the predicted classes or values), or a function from
-    each example's logits, (T, 2) for span QA, to its metrics (tasks.encode_split)."""
+    score: None (metrics.compute_metrics on the predicted classes or values), or, for span QA, a
+    tasks.SpanScore: each example's (T, 2) logits to its answers and metrics. "predictions": the
+    predicted class or value of each example, or QA's {question id: answer}."""
     model.eval()
     cfg = model.config
     preds, lengths, kept, recorded = [], [], [], []
@@ -63,7 +64,8 @@ def evaluate(model, examples, labels, metric_names, device, max_length, batch_si
     scores = score(preds) if score is not None else metrics.compute_metrics(metric_names, preds, labels)
     for i, ex in enumerate(recorded[:record]):   # span QA: the answer's token positions, gold and predicted
         ex.update(label=labels[i], prediction=preds[i].item() if score is None else preds[i].argmax(0).tolist())
-    return dict(metrics=scores, kept_fraction_per_layer=per_layer, flops_speedup_no_padding=no_pad,
+    predictions = preds.tolist() if score is None else score.answers(preds)   # (train.py --predictions)
+    return dict(metrics=scores, predictions=predictions, kept_fraction_per_layer=per_layer, flops_speedup_no_padding=no_pad,
                 flops_speedup_sequence=seq, eval_seconds=seconds, num_examples=len(labels),
                 examples=recorded[:record])
 

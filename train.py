@@ -50,7 +50,7 @@ from cli.files import write_json
 from evaluate import evaluate_dev
 from load_weights import load_model, load_pretrained, save_checkpoint
 from model import autocast, is_predictor
-from tasks import TASKS, classes_of, download, encode_split, head_for, metric_names, read_splits
+from tasks import TASKS, classes_of, download, encode_split, head_for, metric_names, read_splits, write_predictions
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class TrainConfig:
     tau: float                    # Gumbel-softmax temperature, Eq. 5
     mu0: float                    # the predictors' unbalanced bias, Eq. 9
     predictor_width: int          # the predictor MLP's hidden width (None: hidden size, Eq. 2)
-    predictor_lr: float           # None: PREDICTOR_REACH / (steps x width)
+    predictor_lr: float           # None: default_predictor_lr(steps, width)
     predictor_lr_decay: bool      # decay it with the backbone's (paper) instead of holding it
     skim_delay: float             # fraction of the steps with lambda 0 ...
     skim_after_loss_drop: float   # ... (option: and until the task loss fell this fraction) ...
@@ -95,6 +95,7 @@ class TrainConfig:
     log_every: int
     out_dir: str
     overwrite: bool
+    predictions: bool             # also write the dev predictions (tasks.write_predictions)
 
 
 def parse_args(argv=None):
@@ -116,7 +117,6 @@ def setup(cfg):
 
 
 # ---- Loading: the model, its tokenizer, the data
-
 
 def load(cfg, device):
     """The model (pretrained with a fresh head and fresh predictors, or --checkpoint for --eval-only),
@@ -159,15 +159,12 @@ def encode_splits(cfg, tok_dir, model, dev_sets, train):
 
 # ---- The recipe: the optimiser and when lambda rises (Departures from the paper; docs/recipe.md)
 
-PREDICTOR_REACH = 0.08 * 384   # the default predictor lr x the run's steps x the predictor's width
-
-
 def default_predictor_lr(steps, width):
     """The predictors are new modules that must cross a logit gap of 2 mu0 = 10 within the run. Adam
     moves each weight by about lr a step, and the keep logit sums the moves of the last Linear's
     `width` inputs, so how far it can go is lr x steps x width: we hold that product (2e-4 x 400 steps
     at width 384, measured on SST-2 with MiniLM), so short and long runs get the same reach."""
-    return PREDICTOR_REACH / (steps * width)
+    return 0.08 * 384 / (steps * width)
 
 
 def optimizer_for(model, total, lr, predictor_lr, weight_decay, warmup, predictor_lr_decay):
@@ -190,9 +187,8 @@ def optimizer_for(model, total, lr, predictor_lr, weight_decay, warmup, predicto
 
 
 class SkimStart:
-    """--skim-after-loss-drop D (an option): lambda's ramp starts at `delay` of the steps only if the
-    task has been learned by then, else at the first step after it at which it has: when the mean
-    task loss of the last W steps (a twelfth of the run) is a fraction D below that of the first W.
+    """--skim-after-loss-drop D (an option): lambda's ramp starts at `delay` of the steps, or later, once
+    the mean task loss of the last W steps (a twelfth of the run) is a fraction D below the first W's.
     Not the default: RTE still loses ~90 % of its tokens, WNLI no longer skims (docs/recipe.md)."""
 
     def __init__(self, total, delay, drop):
@@ -218,7 +214,6 @@ class SkimStart:
 
 
 # ---- Training
-
 
 def train_step(model, b, opt, sched, skim_coefficient, clip, step):
     """One optimiser step on batch b with lambda = skim_coefficient; returns the model's output
@@ -341,9 +336,13 @@ def watch_task_loss(skim_start, step, task_loss, world, drop, log):
 
 def write_results(cfg, result, history):
     """results.json (atomically): the last evaluation, the history of all, and every setting; --eval-only
-    writes eval-results.json and never touches a training record."""
+    writes eval-results.json and never touches a training record. --predictions: the predictions too."""
+    prefix, predictions = "eval-" if cfg.eval_only else "", result.pop("predictions")
     out = dict(task=cfg.task, metric_names=list(result["metrics"]), **result, history=history, args=asdict(cfg))
-    write_json(os.path.join(cfg.out_dir, "eval-results.json" if cfg.eval_only else "results.json"), out)
+    write_json(os.path.join(cfg.out_dir, f"{prefix}results.json"), out)
+    if cfg.predictions:
+        name = "predictions.json" if isinstance(predictions, dict) else "predictions.jsonl"
+        write_predictions(os.path.join(cfg.out_dir, prefix + name), predictions, result["classes"])
 
 
 if __name__ == "__main__":

@@ -87,6 +87,9 @@ def add_training_flags(p):
     g.add_argument("--out-dir", default=None, help="output folder (default: out/<task>[-baseline]); training "
                    "writes results.json and checkpoint/, --eval-only writes eval-results.json")
     g.add_argument("--overwrite", action="store_true", help="replace the results (and checkpoint) already in --out-dir")
+    g.add_argument("--predictions", action="store_true", help="also write the last evaluation's dev predictions, one "
+                   "per example: predictions.jsonl (SQuAD 2.0: predictions.json, {question id: answer}, as the "
+                   "official script reads); --eval-only: eval-predictions.*")
 
 
 def check_combinations(p, args):

@@ -12,9 +12,11 @@ The tasks train.py knows, and how each one's data is read and encoded:
     encode_split(task, tokenizer, x, y, len)  -> model inputs and labels, and how to score predictions
 """
 
+import json
 import statistics
 
 import data
+from cli.files import atomic_write_text, write_json
 from tasks import documents, download, glue, own_data, squad
 
 # Paper Table 2: max length and lambda (skim_coefficient; the paper's "harmony coefficient"). Metrics
@@ -97,7 +99,31 @@ def encode_split(task, tokenizer, texts, labels, max_length):
     if task != QA:
         return data.encode(tokenizer, texts, max_length), labels, None
     examples, spans, feats = squad.windows(tokenizer, texts, max_length)
-    return examples, spans, lambda logits: squad.squad_v2_scores(texts, squad.predict(texts, feats, logits))
+    return examples, spans, SpanScore(texts, feats)
+
+
+class SpanScore:
+    """Span QA: the windows' (T, 2) logits -> SQuAD's {question id: answer text} (answers) and the
+    official v2.0 metrics of those answers (calling it)."""
+
+    def __init__(self, questions, feats):
+        self.questions, self.feats = questions, feats
+
+    def answers(self, logits):
+        return squad.predict(self.questions, self.feats, logits)
+
+    def __call__(self, logits):
+        return squad.squad_v2_scores(self.questions, self.answers(logits))
+
+
+def write_predictions(path, predictions, classes):
+    """The dev predictions, one per example, atomically: span QA's {question id: answer} as one JSON
+    object (what the official SQuAD v2.0 script reads); else JSON Lines {"index", "prediction"}, the
+    prediction a class name, or a value (regression)."""
+    if isinstance(predictions, dict):
+        return write_json(path, predictions)
+    name = (lambda p: classes[int(p)]) if classes else float
+    atomic_write_text(path, "".join(json.dumps(dict(index=i, prediction=name(p))) + "\n" for i, p in enumerate(predictions)))
 
 
 def head_for(task, classes):

@@ -178,8 +178,13 @@ def test_tiny_model_learns_a_dozen_questions(tmp_path, mode):
     if not mode:   # tokens really were skimmed, yet every answer is found: Eq. 3 carries their states out
         assert min(saved["kept_fraction_per_layer"]) < 0.9
     again = train.main(["--task", "squad_v2", "--eval-only", "--checkpoint", str(tmp_path / "out" / "checkpoint"),
-                        "--data-dir", str(folder), "--max-length", "64", "--device", "cpu", "--out-dir", str(tmp_path / "out")])
+                        "--data-dir", str(folder), "--max-length", "64", "--device", "cpu", "--out-dir", str(tmp_path / "out"),
+                        "--predictions"])
     assert again["metrics"] == saved["metrics"]
+    answers = json.load(open(tmp_path / "out" / "eval-predictions.json"))   # {question id: answer}, the official form
+    golds = {qid: (gold[0] if gold else "") for _, qs in dozen() for qid, _, gold, _ in qs}
+    assert {k: squad.normalize_answer(v) for k, v in answers.items()} == \
+        {k: squad.normalize_answer(v) for k, v in golds.items()}
     with pytest.raises(SystemExit, match="was fine-tuned on squad_v2, not sst2: pass --task squad_v2"):
         train.main(["--task", "sst2", "--eval-only", "--checkpoint", str(tmp_path / "out" / "checkpoint"),
                     "--data-dir", write_glue(str(tmp_path / "glue")), "--device", "cpu", "--out-dir", str(tmp_path / "o2")])

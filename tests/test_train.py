@@ -238,3 +238,21 @@ def test_matthews_for_more_than_two_classes():
     """scikit-learn's multi-class Matthews (R_K); the two-class formula alone said 1.0 here."""
     assert metrics.compute_metrics(("matthews",), [0, 1, 0, 1], [0, 1, 2, 2])["matthews"] == pytest.approx(4 / np.sqrt(80))
     assert metrics.compute_metrics(("matthews",), [0, 1, 2, 0, 1, 2], [0, 1, 2, 1, 2, 0])["matthews"] == pytest.approx(0.25)
+
+
+def test_predictions_file_one_per_dev_example(setup, tmp_path):
+    """--predictions: the last evaluation's dev predictions, one per example, as class names; with
+    --eval-only beside eval-results.json; results.json does not carry them."""
+    glue, model = setup
+    out = tmp_path / "p"
+    train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "2",
+                "--out-dir", str(out), "--predictions"])
+    rows = [json.loads(line) for line in open(out / "predictions.jsonl")]
+    assert [r["index"] for r in rows] == list(range(12)) and {r["prediction"] for r in rows} <= {"0", "1"}
+    assert "predictions" not in json.load(open(out / "results.json"))
+    train.main(["--task", "stsb", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "2",
+                "--out-dir", str(tmp_path / "s"), "--predictions"])
+    assert all(isinstance(json.loads(line)["prediction"], float) for line in open(tmp_path / "s" / "predictions.jsonl"))
+    train.main(["--task", "sst2", "--eval-only", "--checkpoint", str(out / "checkpoint"), "--data-dir", glue,
+                "--device", "cpu", "--out-dir", str(out), "--predictions"])
+    assert open(out / "eval-predictions.jsonl").read() == open(out / "predictions.jsonl").read()
