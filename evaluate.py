@@ -18,14 +18,12 @@ from model import autocast
 @torch.no_grad()
 def evaluate(model, examples, labels, metric_names, device, max_length, batch_size=32, tokenizer=None, record=8,
              score=None):
-    """Dev-set metrics, the fraction of real tokens kept entering each layer, FLOPs speedups and
-    wall time. The model is in eval mode: deterministic decisions, tokens really removed.
-    max_length is the padded length the sequence-padding FLOPs count against.
-    With a tokenizer, the first `record` examples are returned with each token's skim layer
-    (the layer before which it was skimmed; L = kept through all layers) for tools/report.py.
-    score: None (metrics.compute_metrics on the predicted classes or values), or, for span QA, a
-    tasks.SpanScore: each example's (T, 2) logits to its answers and metrics. "predictions": the
-    predicted class or value of each example, or QA's {question id: answer}."""
+    """Dev-set metrics, the fraction of real tokens kept entering each layer, FLOPs speedups, wall
+    time and the predictions (each example's class or value; span QA: {question id: answer}). Eval
+    mode: deterministic decisions, tokens really removed. max_length: what sequence padding counts.
+    With a tokenizer, the first `record` examples come with each token's skim layer (the layers it
+    entered; L = kept through all) for tools/report.py. score: None (metrics.compute_metrics), or
+    for span QA a tasks.SpanScore: each example's (T, 2) logits to its answers and metrics."""
     model.eval()
     cfg = model.config
     preds, lengths, kept, recorded = [], [], [], []
