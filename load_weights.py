@@ -59,6 +59,9 @@ IGNORED = re.compile(r"^((bert|roberta|distilbert|albert)\.)?(cls\.|lm_head\.|pr
                      r"embeddings\.(position_ids|token_type_ids)$)")
 
 
+HEADS = ("classifier.", "pre_classifier.", "qa_outputs.")   # a task's head: another task's is left out
+
+
 def rename(key, family="bert"):
     """A checkpoint key in our names: encoder keys bare, head keys (classifier.*) as they are."""
     for pattern, repl in families.RENAMES.get(family, BERT_RENAMES):
@@ -154,7 +157,7 @@ def _load_into(model, weights_path, may_be_new):
             if IGNORED.match(ckpt_key):
                 continue
             key = rename(ckpt_key, model.config.model_type)
-            if key.startswith(("classifier.", "pre_classifier.", "qa_outputs.")) and key not in ours:
+            if key.startswith(HEADS) and key not in ours:
                 other_head.append(ckpt_key)
                 continue
             if key not in ours:
@@ -165,14 +168,17 @@ def _load_into(model, weights_path, may_be_new):
                 raise BadInput(f"tensor {ckpt_key!r} in {weights_path} is {t.dtype}, not floating point: "
                                "a BERT checkpoint holds float weights")
             if tuple(t.shape) != tuple(ours[key].shape):
+                if key.startswith(HEADS) and key.startswith(tuple(may_be_new)):   # a head of another size: a fresh one
+                    other_head.append(ckpt_key)
+                    continue
                 raise BadInput(f"tensor {ckpt_key!r} in {weights_path} has shape {tuple(t.shape)}, "
-                               f"the model expects {tuple(ours[key].shape)} from config.json"
-                               + (": pass the checkpoint's num_labels" if key.startswith("classifier.") else ""))
+                               f"the model expects {tuple(ours[key].shape)} from config.json")
             with torch.no_grad():
                 ours[key].copy_(t.float())
             found.add(key)
     if other_head:
-        warnings.warn(f"{weights_path} has another head ({', '.join(sorted(other_head))}); loading the encoder alone")
+        warnings.warn(f"{weights_path} has another head ({', '.join(sorted(other_head))}); loading the encoder alone "
+                      "and a fresh head")
     missing = [k for k in ours if k not in found]
     if "pooler." in may_be_new and any(k.startswith("pooler.") for k in missing):
         warnings.warn(f"{weights_path} has no pooler; it keeps its random initialisation")

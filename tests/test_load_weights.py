@@ -181,3 +181,15 @@ def test_config_of_another_family_or_broken_is_refused_by_name(change, says):
         BertConfig.from_dict({**base, **change})
     with pytest.raises(ValueError, match="must hold a JSON object"):
         BertConfig.from_dict([base])
+
+
+def test_a_head_of_another_size_is_replaced_by_a_fresh_one(ckpt):
+    """Fine-tuning from a checkpoint whose classifier has 3 outputs on a task with 2: the encoder
+    loads, the head starts fresh, one warning names the tensors (no num_labels flag is needed)."""
+    model, path = ckpt
+    head = {"classifier.weight": torch.ones(3, model.config.hidden_size), "classifier.bias": torch.ones(3)}
+    write_hf_checkpoint(path, model, lambda d: {**d, **head})
+    with pytest.warns(UserWarning, match=r"another head \(classifier\.bias, classifier\.weight\)"):
+        clf = load_pretrained(path, num_labels=2)
+    assert clf.classifier.weight.shape == (2, model.config.hidden_size) and not (clf.classifier.weight == 1).all()
+    assert _same_outputs(clf.bert, model)                              # the encoder: the checkpoint's
