@@ -182,3 +182,18 @@ def test_sentence1_and_sentence2_are_text_columns(tmp_path):
     texts, _, _ = own_data.read_file(write(str(tmp_path / "p.csv"), [("a", "b", "0"), ("c", "d", "1")],
                                            ("sentence1", "sentence2", "label")))
     assert texts == [("a", "b"), ("c", "d")]
+
+
+def test_bench_times_an_own_data_checkpoint(own, tmp_path):
+    """tools/bench.py --dev-file: a checkpoint trained on your own files, timed on their texts."""
+    from tools import bench
+    glue, model, files, _ = own
+    train.main(["--train-file", files["train"], "--dev-file", files["dev"], "--text-column", "review", "--model", model,
+                "--device", "cpu", "--max-steps", "2", "--out-dir", str(tmp_path / "o")])
+    ckpt = str(tmp_path / "o" / "checkpoint")
+    rows = bench.main(["--checkpoint", ckpt, "--dev-file", files["dev"], "--text-column", "review", "--batch-sizes", "1,4",
+                       "--num-examples", "8", "--repeats", "1", "--warmup", "0", "--no-reference", "--no-train",
+                       "--device", "cpu"])
+    assert [r["batch"] for r in rows] == [1, 4] and all(r["measured"] > 0 for r in rows)
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--checkpoint", ckpt])                       # custom: its texts need --dev-file

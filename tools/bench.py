@@ -50,7 +50,7 @@ import transkimmer
 from cli.files import atomic_write_text, check_outputs, write_json
 from load_weights import load_model, load_pretrained, read_config, saved_by_train
 from model import autocast, build, encoder, is_predictor
-from tasks import QA, TASKS, read_splits
+from tasks import CUSTOM, OWN_DATA, QA, TASKS, classes_of, read_splits
 from cli.args import POSITIVE_INT, check_device, number
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -64,6 +64,10 @@ def parse_args(argv=None):
     p.add_argument("--skim-layer", type=number(int, 0), default=0, help="skim them before this layer (no checkpoint)")
     p.add_argument("--task", choices=sorted(set(TASKS) - {QA}), help="GLUE (or long-document) task whose dev (test) texts "
                    "are used (default: the checkpoint's own, else sst2)")
+    p.add_argument("--dev-file", help="your own evaluation file (CSV, TSV or JSON Lines, as train.py --dev-file) "
+                   "whose texts are timed instead of a task's")
+    p.add_argument("--text-column", help="with --dev-file: the text's column (as train.py)")
+    p.add_argument("--text-pair-column", help="with --dev-file: the second text's column (as train.py)")
     p.add_argument("--data-dir", help="folder in the GLUE layout (<dir>/SST-2/dev.tsv, ...); default: download "
                    "the task once into --cache-dir, as train.py does")
     p.add_argument("--cache-dir", default=download.DEFAULT_CACHE, help="where downloads are kept")
@@ -94,13 +98,21 @@ def parse_args(argv=None):
         p.error("--cuda-graphs times inference with bf16 weights: add --no-reference --no-train")
     check_device(p, args.device)
     check_outputs(p, [("--json", args.json), ("--profile", args.profile)], args.overwrite)
+    if args.dev_file and (args.task or args.data_dir):
+        p.error("--dev-file times your own file's texts; --task and --data-dir name a task's: pass one or the other")
+    if (args.text_column or args.text_pair_column) and not args.dev_file:
+        p.error("--text-column and --text-pair-column name the columns of --dev-file")
+    if args.dev_file:
+        args.task, args.max_length = CUSTOM, args.max_length or OWN_DATA["max_length"]
+        return args
     trained = args.checkpoint and os.path.isfile(os.path.join(args.checkpoint, "config.json")) and \
         read_config(os.path.join(args.checkpoint, "config.json")).finetuning_task
     timed = trained if trained in TASKS and trained != QA else None   # a task whose texts tools/bench.py reads
     if args.task and timed and args.task != timed:                    # another task's texts: other decisions
         p.error(f"--task {args.task}: {args.checkpoint} was fine-tuned on {timed}: pass --task {timed}, or leave it out")
     if trained and not (args.task or timed):
-        p.error(f"--checkpoint {args.checkpoint} was fine-tuned on {trained}, whose texts tools/bench.py does not read: pass --task")
+        p.error(f"--checkpoint {args.checkpoint} was fine-tuned on {trained}, whose texts tools/bench.py does not read: "
+                "pass --task, or --dev-file for your own data")
     args.task = args.task or timed or "sst2"
     args.max_length = args.max_length or TASKS[args.task]["max_length"]
     return args
@@ -325,7 +337,9 @@ def main(argv=None):
     torch.manual_seed(0)
     skim, dense, tok_dir = load_models(args, device)
     cfg, classify = skim.config, None
-    dev_sets, _, _ = read_splits(args.task, args.data_dir, args.cache_dir, with_train=False)   # as train.py reads it
+    dev_sets, _, _ = read_splits(args.task, args.data_dir, args.cache_dir, with_train=False, own_files=(None, args.dev_file),
+                                 columns=(args.text_column, args.text_pair_column, None),
+                                 classes=classes_of(cfg) if args.checkpoint else "infer")   # as train.py reads it
     examples = data.encode(data.load_tokenizer(tok_dir), next(iter(dev_sets.values()))[0], args.max_length)
     sizes = args.batch_sizes or ([1, 32, 128] if device.type == "cuda" else [1, 32])
     if not args.checkpoint:
