@@ -6,6 +6,12 @@ they describe); `run(main)` prints its message as `error: ...` and exits. Any ot
 a bug and keeps its traceback.
 """
 
+import signal
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
 
 class InputError(Exception):
     """Something the user gave is wrong or missing (a file, a folder, a value)."""
@@ -24,7 +30,10 @@ class FetchFailed(InputError, RuntimeError):
 
 
 def run(main):
-    """Run a script's main(): an InputError ends in `error: ...` on one line, no traceback."""
+    """Run a script's main(): an InputError ends in `error: ...` on one line, no traceback. Ctrl-C and
+    SIGTERM (a scheduler's kill) unwind as KeyboardInterrupt, so that a save under way removes its
+    temporary files (cli.files) and the last complete checkpoint and results stay."""
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return main()
     except InputError as e:

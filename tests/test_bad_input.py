@@ -388,3 +388,20 @@ def test_squad_window_too_short(capsys):
     with pytest.raises(SystemExit):
         train.parse_args(["--task", "squad_v2", "--max-length", "16", "--device", "cpu"])
     assert "--max-length 16: a SQuAD window holds [CLS] question [SEP] context [SEP]; pass at least 32" in capsys.readouterr().err
+
+
+def test_sigterm_during_a_save_leaves_no_temporary_folder(tmp_path):
+    """A scheduler's SIGTERM while a checkpoint folder is being written: the temporary folder is
+    removed, the previous folder stays, one line says so."""
+    import subprocess
+    import sys
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "old.txt").write_text("previous")
+    code = ("import os, signal, sys, time; sys.path.insert(0, sys.argv[1]); from cli import errors, files\n"
+            "def fill(tmp):\n    open(os.path.join(tmp, 'new.txt'), 'w').write('x')\n"
+            "    os.kill(os.getpid(), signal.SIGTERM); time.sleep(10)\n"
+            "errors.run(lambda: files.atomic_folder(sys.argv[2], fill))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", code, root, str(tmp_path / "ckpt")], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and r.stderr.strip().startswith("interrupted:"), r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["ckpt"] and os.listdir(tmp_path / "ckpt") == ["old.txt"]
