@@ -259,7 +259,6 @@ def main(argv=None):
     tokenizer, dev_sets, train = encode_splits(cfg, tok_dir, model, dev_sets, train)
     evaluate = lambda: dict(evaluate_dev(model, dev_sets, metric_names(cfg.task, classes), device, cfg.max_length,
                                          cfg.eval_batch_size, tokenizer), classes=classes)   # (None: regression, QA)
-    os.makedirs(cfg.out_dir, exist_ok=True)
     if cfg.eval_only:
         result = evaluate()
         write_results(cfg, result, [])

@@ -33,7 +33,7 @@ def run(main):
     """Run a script's main(): an InputError ends in `error: ...` on one line, no traceback. Ctrl-C and
     SIGTERM (a scheduler's kill) unwind as KeyboardInterrupt, so that a save under way removes its
     temporary files (cli.files) and the last complete checkpoint and results stay."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    before = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return main()
     except InputError as e:
@@ -41,3 +41,5 @@ def run(main):
     except KeyboardInterrupt:   # Ctrl-C: what was saved stays as the last evaluation left it
         raise SystemExit("interrupted: the checkpoint and results already written are those of the last "
                          "evaluation; nothing of the unfinished work was saved") from None
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -405,3 +405,15 @@ def test_sigterm_during_a_save_leaves_no_temporary_folder(tmp_path):
     r = subprocess.run([sys.executable, "-c", code, root, str(tmp_path / "ckpt")], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and r.stderr.strip().startswith("interrupted:"), r.stderr
     assert sorted(os.listdir(tmp_path)) == ["ckpt"] and os.listdir(tmp_path / "ckpt") == ["old.txt"]
+
+
+def test_ctrl_c_before_the_first_evaluation_leaves_no_folder(setup, tmp_path, monkeypatch):
+    """The out-dir is made by the first thing written into it: interrupted before, nothing is left."""
+    from cli import errors
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train, "train_step", interrupted)
+    with pytest.raises(SystemExit, match="interrupted"):
+        errors.run(lambda: train.main(args_for(setup, tmp_path / "out")))
+    assert not (tmp_path / "out").exists()
