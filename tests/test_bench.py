@@ -220,3 +220,16 @@ def test_bench_times_a_checkpoint_on_its_own_task(setup, tmp_path, capsys):
     saved = json.load(open(js))
     assert saved["task"] == "mrpc" and saved["max_length"] == 128
     assert "mrpc dev sentences" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra,says", [(["--num-examples", "4"], None),
+                                        (["--max-length", "2000"], "--max-length 2000 exceeds the 512 positions")])
+def test_few_examples_or_too_long_a_window(setup, extra, says, capsys):
+    glue, model = setup
+    argv = ["--model", model, "--data-dir", glue, "--batch-sizes", "1,32", "--repeats", "1", "--warmup", "0",
+            "--no-reference", "--no-train", "--device", "cpu", *extra]
+    if says is None:
+        assert [r["batch"] for r in bench.main(argv)] == [1, 32]     # batch 1 takes one sentence, not none
+    else:
+        with pytest.raises(errors.BadInput, match=says):
+            bench.main(argv)

@@ -285,6 +285,9 @@ def load_models(args, device):
     if args.model and args.skim_layer >= cfg.num_hidden_layers:
         raise errors.BadInput(f"--skim-layer {args.skim_layer}: the model has {cfg.num_hidden_layers} layers, "
                               f"pass 0 to {cfg.num_hidden_layers - 1}")
+    if args.max_length > cfg.max_tokens:
+        raise errors.BadInput(f"--max-length {args.max_length} exceeds the {cfg.max_tokens} positions the model has "
+                              "(max_position_embeddings): pass a smaller --max-length")
     dense = build(type(cfg)(**{**cfg.to_dict(), "skim": False}))
     dense.load_state_dict({k: v for k, v in skim.state_dict().items() if not is_predictor(k)})
     return skim.to(device).eval(), dense.to(device).eval(), tok_dir
@@ -294,7 +297,7 @@ def bench_batch_size(args, skim, dense, classify, examples, bs, device, profiles
     """Dense and pruned (the reference pruned_encode; the classification path of fast/ when the model
     is a classifier; with --cuda-graphs both graphed) timed side by side at one batch size: the row
     of the speed table, printed and returned."""
-    batches = make_batches(examples, bs, args.num_examples // (8 if bs == 1 else 1), device)
+    batches = make_batches(examples, bs, max(1, args.num_examples // (8 if bs == 1 else 1)), device)
     tokens = sum(int(b["attention_mask"].sum()) for b in batches)
     kept, fl = pruned_pass(skim, batches, skim.config)
     fast = [] if classify is None else [lambda b: classify(**b)]
@@ -400,7 +403,7 @@ def reference(args, tok_dir, dense, examples, sizes, device):
     print(f"{'batch':>5} | {'ours s':>8} | {'reference s':>11} | {'ratio ref/ours':>14}")
     with torch.no_grad():
         for bs in sizes:
-            batches = make_batches(examples, bs, args.num_examples // (8 if bs == 1 else 1), device)
+            batches = make_batches(examples, bs, max(1, args.num_examples // (8 if bs == 1 else 1)), device)
             t_ours, t_ref = interleaved([lambda b: enc(**b),
                                          lambda b: ref(**b)], batches, device, args.repeats, args.warmup)
             print(f"{bs:>5} | {t_ours:>8.3f} | {t_ref:>11.3f} | {t_ref / t_ours:>13.2f}x")
