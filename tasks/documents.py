@@ -20,7 +20,7 @@ import urllib.error
 from dataclasses import dataclass
 
 from tasks import download
-from cli.errors import BadInput, FetchFailed, MissingInput
+from cli.errors import BadInput, FetchFailed, InputError, MissingInput
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,22 @@ def read_documents(task, split, root):
     if not os.path.exists(path):
         raise MissingInput(f"{path} not found: the {task} folder is incomplete; unpack its archive again "
                            "(or delete it from the cache to download it again)")
+    try:
+        texts, labels = _read_split(task, path, classes)
+    except InputError:
+        raise
+    except UnicodeDecodeError as e:
+        raise BadInput(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}): unpack the archive again") from None
+    except OSError as e:   # a folder where a document should be, a file that cannot be read
+        raise BadInput(f"{e.filename or path}: cannot be read as a document ({e.strerror}): unpack the archive "
+                       "again, or remove what is not one of its documents") from None
+    if not texts:
+        raise BadInput(f"{path} holds no documents")
+    return texts, labels, classes
+
+
+def _read_split(task, path, classes):
+    """The texts and label indices of one split, as its archive lays them out."""
     texts, labels = [], []
     if task == "yelp":
         csv.field_size_limit(1 << 30)
@@ -119,6 +135,4 @@ def read_documents(task, split, root):
                           errors="replace") as f:
                     texts.append(f.read().replace("<br />", " ").strip())
                 labels.append(label)
-    if not texts:
-        raise BadInput(f"{path} holds no documents")
-    return texts, labels, classes
+    return texts, labels

@@ -115,3 +115,18 @@ def test_offline_names_the_way_out(tmp_path, monkeypatch):
     with pytest.raises(errors.FetchFailed, match="Offline\\? Pass --data-dir with a folder holding the unpacked archive "
                                               r"\(20news-bydate-train, 20news-bydate-test\)"):
         documents.documents_dir("20news", None, str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("how,says", [("folder", "cannot be read as a document"), ("latin1", "not UTF-8 text")])
+def test_a_broken_corpus_file_is_one_line(tmp_path, how, says):
+    """A folder inside train/neg, a Yelp CSV that is not UTF-8: one line naming it, not a traceback."""
+    root = write_documents(str(tmp_path / "docs"))
+    if how == "folder":
+        os.makedirs(os.path.join(root, "aclImdb", "train", "neg", "stray-folder"))
+        task = "imdb"
+    else:
+        with open(os.path.join(root, "yelp_review_full_csv", "train.csv"), "ab") as f:
+            f.write('"3","caf\xe9"\n'.encode("latin-1"))
+        task = "yelp"
+    with pytest.raises(errors.BadInput, match=says):
+        documents.read_documents(task, "train", root)
