@@ -87,7 +87,12 @@ def parse_args(argv=None):
     p.add_argument("--profile", help="also write torch.profiler's top lines for one pass of each timed model, per batch size, to this file")
     p.add_argument("--json", help="also write the dense-vs-pruned rows to this JSON file (tools/report.py reads it)")
     p.add_argument("--overwrite", action="store_true", help="replace the --json and --profile files if they exist")
-    args = p.parse_args(argv)
+    return check_args(p, p.parse_args(argv))
+
+
+def check_args(p, args):
+    """Flags that contradict each other, and the texts to time: the checkpoint's task, --task or
+    --dev-file; the task's max length unless --max-length."""
     if bool(args.checkpoint) == bool(args.model):
         p.error("pass exactly one of --checkpoint (fine-tuned Transkimmer) or --model (pretrained BERT)")
     if args.split and args.batch_sizes and 1 not in args.batch_sizes:
