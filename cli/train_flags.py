@@ -5,7 +5,10 @@ the values train.TrainConfig is built from, once.
 """
 
 import argparse
+import json
+import math
 import os
+import shutil
 import sys
 
 from cli.args import POSITIVE, POSITIVE_INT, check_device, number
@@ -144,6 +147,29 @@ def check_environment(p, args, results_file):
         p.error(f"--out-dir {out}: {unwritable(out)}; pass a folder you can write to")
     if not args.eval_only:
         check_checkpoint_folder(p, args.model, os.path.join(out, "checkpoint"), args.overwrite)
+        check_free_space(p, args.model, out)
+
+
+def check_free_space(p, model, out):
+    """A full disk must be found before training, not at its first save: a checkpoint is written in
+    fp32 beside the one it replaces, so about twice the weights' fp32 size must be free (known when
+    --model is a local folder; a hub model is checked when it has been fetched, by its first save)."""
+    weights = os.path.join(model, "model.safetensors")
+    if not os.path.isfile(weights):
+        return
+    try:   # the fp32 size: 4 bytes per element of every tensor in the header
+        with open(weights, "rb") as f:
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        need = 2 * sum(4 * math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__") + (64 << 20)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return   # (a broken file is named by the loader, before any work)
+    folder = os.path.abspath(out)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        p.error(f"--out-dir {out}: {free >> 20} MB free, its checkpoints need about {need >> 20} MB: "
+                "free some space or pass an --out-dir on another disk")
 
 
 def check_checkpoint_folder(p, model, folder, overwrite):

@@ -417,3 +417,14 @@ def test_ctrl_c_before_the_first_evaluation_leaves_no_folder(setup, tmp_path, mo
     with pytest.raises(SystemExit, match="interrupted"):
         errors.run(lambda: train.main(args_for(setup, tmp_path / "out")))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_is_found_before_training(setup, tmp_path, capsys, monkeypatch):
+    import collections
+    import shutil
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 20, 9 << 20, 1 << 20))   # 1 MB free
+    with pytest.raises(SystemExit):
+        train.main(args_for(setup, tmp_path / "out"))
+    assert "MB free, its checkpoints need about" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()
