@@ -46,7 +46,7 @@ import torch.distributed as dist
 import data
 import transkimmer
 from cli import errors, train_flags
-from cli.files import write_json
+from cli.files import claim, write_json
 from evaluate import evaluate_dev
 from load_weights import load_model, load_pretrained, save_checkpoint
 from model import autocast, is_predictor
@@ -254,6 +254,8 @@ def log_eval(log, epoch, result):
 def main(argv=None):
     cfg = parse_args(argv)
     rank, world, device = setup(cfg)
+    if rank == 0:
+        claim(cfg.out_dir)   # two runs into one folder at once: the second is refused (cli/files.py)
     log = print if rank == 0 else (lambda *a, **k: None)
     model, cfg, tok_dir, dev_sets, train, classes = load(cfg, device)
     tokenizer, dev_sets, train = encode_splits(cfg, tok_dir, model, dev_sets, train)

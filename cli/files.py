@@ -4,12 +4,15 @@ temporary name beside its destination and is renamed onto it (atomic on one file
 permissions any file the user writes gets. No torch here: tools/report.py writes its page with it too.
 """
 
+import atexit
 import glob
 import json
 import math
 import os
 import shutil
 import tempfile
+
+from cli.errors import BadInput
 
 
 def permissions(mode):
@@ -130,3 +133,45 @@ def recover(folder):
             os.replace(previous, folder)
     for d in leftovers:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def claim(folder):
+    """Claim the output folder `folder` for this process until it exits, by a lock file beside it
+    (<folder>.lock, holding the process id): a second run writing into the same folder at once would
+    overwrite the first's saves, so it is refused. A claim whose process is gone is stale and taken."""
+    lock = os.path.abspath(folder).rstrip(os.sep) + ".lock"
+    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, permissions(0o666))
+        except FileExistsError:
+            pid = _lock_owner(lock)
+            if pid is not None and pid != os.getpid() and _alive(pid):
+                raise BadInput(f"--out-dir {folder} is being written by another run (process {pid}, {lock}): "
+                               "pass another --out-dir, or wait for that run to end")
+            if pid == os.getpid():
+                return
+            os.remove(lock)   # a stale claim: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        atexit.register(lambda: _lock_owner(lock) == os.getpid() and os.remove(lock))
+        return
+
+
+def _lock_owner(lock):
+    try:
+        with open(lock) as f:
+            return int(f.read().strip() or -1)
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -428,3 +428,23 @@ def test_a_full_disk_is_found_before_training(setup, tmp_path, capsys, monkeypat
         train.main(args_for(setup, tmp_path / "out"))
     assert "MB free, its checkpoints need about" in capsys.readouterr().err.strip().splitlines()[-1]
     assert not (tmp_path / "out").exists()
+
+
+def test_two_runs_into_one_out_dir_at_once(setup, tmp_path, capsys):
+    """A run claims its --out-dir (<out-dir>.lock); a second run into it while the first lives is
+    refused before any work; a claim left by a process that is gone is taken over."""
+    import subprocess
+    import sys
+    out, lock = tmp_path / "out", tmp_path / "out.lock"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(str(other.pid))
+        from cli import errors
+        with pytest.raises(SystemExit, match=f"is being written by another run \\(process {other.pid}"):
+            errors.run(lambda: train.main(args_for(setup, out)))
+        assert not out.exists()
+    finally:
+        other.kill()
+        other.wait()
+    train.main(args_for(setup, out))                                      # the claim is stale now: taken over
+    assert (out / "results.json").exists() and lock.read_text() == str(os.getpid())
