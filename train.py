@@ -45,7 +45,7 @@ import torch.distributed as dist
 
 import data
 import transkimmer
-from cli import errors, train_flags
+from cli import args as cli_args, errors, train_flags
 from cli.files import claim, write_json
 from evaluate import evaluate_dev
 from load_weights import load_model, load_pretrained, save_checkpoint
@@ -140,9 +140,7 @@ def load(cfg, device):
         model = load_pretrained(tok_dir, skim=not cfg.baseline, finetuning_task=cfg.task, skim_coefficient=
                                 cfg.skim_coefficient, skim_tau=cfg.tau, skim_mu0=cfg.mu0,
                                 skim_predictor_width=cfg.predictor_width, **head_for(cfg.task, classes))
-    if cfg.max_length > model.config.max_tokens:
-        raise SystemExit(f"error: --max-length {cfg.max_length} exceeds the {model.config.max_tokens} positions "
-                         "the model has (max_position_embeddings): pass a smaller --max-length")
+    train_flags.check_max_length(cfg.max_length, model.config.max_tokens)
     return model.to(device), cfg, tok_dir, dev_sets, train, classes
 
 
@@ -339,7 +337,8 @@ def write_results(cfg, result, history):
     """results.json (atomically): the last evaluation, the history of all, and every setting; --eval-only
     writes eval-results.json and never touches a training record. --predictions: the predictions too."""
     prefix, predictions = "eval-" if cfg.eval_only else "", result.pop("predictions")
-    out = dict(task=cfg.task, metric_names=list(result["metrics"]), **result, history=history, args=asdict(cfg))
+    out = dict(task=cfg.task, metric_names=list(result["metrics"]), **result, history=history, args=asdict(cfg),
+               machine=cli_args.machine(cfg.device))
     write_json(os.path.join(cfg.out_dir, f"{prefix}results.json"), out)
     if cfg.predictions:
         name = "predictions.json" if isinstance(predictions, dict) else "predictions.jsonl"

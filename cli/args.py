@@ -5,6 +5,7 @@ argparse's one-line error, given before any work is done.
 
 import argparse
 import math
+import sys
 
 import torch
 
@@ -40,3 +41,21 @@ def check_device(p, text):
         p.error(f"--device {text}: this machine has no CUDA GPU (torch {torch.__version__}); use --device cpu")
     if device.type not in ("cpu", "cuda"):
         p.error(f"--device {text}: only cpu and cuda are supported")
+
+
+def device_name(device):
+    """What the numbers were measured on: the GPU's name, or the CPU's model name."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "cpu"
+
+
+def machine(device):
+    """Where and how a result was made, for results.json: the command, the device's name, the CPU
+    kernels torch chose (AVX2 and AVX-512 add in other orders: CPU runs differ between them), torch."""
+    return dict(command=" ".join(["python"] + sys.argv), device_name=device_name(torch.device(device)),
+                cpu_capability=torch.backends.cpu.get_cpu_capability(), torch=torch.__version__)

@@ -247,6 +247,13 @@ def check_head(task, checkpoint, c, classes):
                          f"{has(need['head'], need['num_labels'])}: evaluate it on the task it was trained for")
 
 
+def check_max_length(max_length, max_tokens):
+    """--max-length within the positions the model has."""
+    if max_length > max_tokens:
+        raise SystemExit(f"error: --max-length {max_length} exceeds the {max_tokens} positions the model has "
+                         "(max_position_embeddings): pass a smaller --max-length")
+
+
 def check_start(task, model, baseline, tok_dir):
     """--model may be a checkpoint of train.py: two-stage training starts Transkimmer from the fine-tuned
     baseline. Refused before any work when it cannot be what the user means."""

@@ -256,3 +256,13 @@ def test_predictions_file_one_per_dev_example(setup, tmp_path):
     train.main(["--task", "sst2", "--eval-only", "--checkpoint", str(out / "checkpoint"), "--data-dir", glue,
                 "--device", "cpu", "--out-dir", str(out), "--predictions"])
     assert open(out / "eval-predictions.jsonl").read() == open(out / "predictions.jsonl").read()
+
+
+def test_results_name_their_command_and_machine(setup, tmp_path):
+    """Every number traceable: results.json records the command, the device's name and the CPU
+    kernels torch chose (AVX2 and AVX-512 runs add in other orders and differ after a few steps)."""
+    glue, model = setup
+    train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "2",
+                "--out-dir", str(tmp_path / "m")])
+    m = json.load(open(tmp_path / "m" / "results.json"))["machine"]
+    assert m["command"].startswith("python ") and m["device_name"] and m["cpu_capability"] and m["torch"]

@@ -51,7 +51,7 @@ from cli.files import atomic_write_text, check_outputs, write_json
 from load_weights import load_model, load_pretrained, read_config, saved_by_train
 from model import autocast, build, encoder, is_predictor
 from tasks import CUSTOM, OWN_DATA, QA, TASKS, classes_of, read_splits
-from cli.args import POSITIVE_INT, check_device, number
+from cli.args import POSITIVE_INT, check_device, device_name, number
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -149,17 +149,6 @@ def set_skim(model, batches, fraction, layer):
     with torch.no_grad():
         target.fc2.weight[1].copy_(w)
         target.fc2.bias.copy_(torch.tensor([0.0, -float(threshold)]))
-
-
-def device_name(device):
-    """What the numbers were measured on: the GPU's name, or the CPU's model name."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "cpu"
 
 
 def run_pass(fn, batches, device):
