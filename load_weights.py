@@ -34,15 +34,18 @@ from cli.files import atomic_folder, atomic_write, atomic_write_text
 from model import BertConfig, build, encoder
 
 # checkpoint key -> our key, applied in order, each at most once. Other families with other names
-# have their own table in families/ (RoBERTa uses this one).
-BERT_RENAMES = [
-    (r"^(bert|roberta)\.", ""),
-    (r"\.gamma$", ".weight"),
-    (r"\.beta$", ".bias"),
+# have their own rules in families/, followed by the embeddings' (RoBERTa uses BERT's table).
+EMBEDDING_RENAMES = [   # every family names its embeddings as BERT does
     (r"^embeddings\.word_embeddings\.", "embed.word."),
     (r"^embeddings\.position_embeddings\.", "embed.position."),
     (r"^embeddings\.token_type_embeddings\.", "embed.token_type."),
     (r"^embeddings\.LayerNorm\.", "embed.ln."),
+]
+BERT_RENAMES = [
+    (r"^(bert|roberta)\.", ""),
+    (r"\.gamma$", ".weight"),
+    (r"\.beta$", ".bias"),
+    *EMBEDDING_RENAMES,
     (r"^encoder\.layer\.(\d+)\.attention\.self\.query\.", r"layers.\1.attn.q."),
     (r"^encoder\.layer\.(\d+)\.attention\.self\.key\.", r"layers.\1.attn.k."),
     (r"^encoder\.layer\.(\d+)\.attention\.self\.value\.", r"layers.\1.attn.v."),
@@ -53,6 +56,7 @@ BERT_RENAMES = [
     (r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.", r"layers.\1.ln2."),
     (r"^pooler\.dense\.", "pooler."),
 ]
+RENAMES = {family: [*rules, *EMBEDDING_RENAMES] for family, rules in families.RENAMES.items()}   # the others: BERT's
 # pre-training heads (BERT's cls., RoBERTa's lm_head., DistilBERT's vocab_*, ALBERT's predictions.) and buffers
 IGNORED = re.compile(r"^((bert|roberta|distilbert|albert)\.)?(cls\.|lm_head\.|predictions\.|sop_classifier\.|"
                      r"vocab_(transform|layer_norm|projector)\.|"
@@ -64,7 +68,7 @@ HEADS = ("classifier.", "pre_classifier.", "qa_outputs.")   # a task's head: ano
 
 def rename(key, family="bert"):
     """A checkpoint key in our names: encoder keys bare, head keys (classifier.*) as they are."""
-    for pattern, repl in families.RENAMES.get(family, BERT_RENAMES):
+    for pattern, repl in RENAMES.get(family, BERT_RENAMES):
         key = re.sub(pattern, repl, key)
     return key
 
@@ -72,7 +76,7 @@ def rename(key, family="bert"):
 def checkpoint_name(key, family="bert"):
     """One of our keys in the checkpoint's (Hugging Face) names, for error messages: the prefix
     rules of the rename table read backwards ("layers.3.attn.q.weight" -> "encoder.layer.3.attention.self.query.weight")."""
-    for pattern, repl in families.RENAMES.get(family, BERT_RENAMES):
+    for pattern, repl in RENAMES.get(family, BERT_RENAMES):
         if not (pattern.startswith("^") and repl):
             continue   # the bert. prefix and the gamma/beta suffixes: not a name of its own
         m = re.match("^" + re.escape(repl).replace(re.escape("\\1"), r"(\d+)"), key)

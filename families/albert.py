@@ -3,13 +3,10 @@ depth (the skim predictors stay one per depth); the tanh GELU (gelu_new)."""
 
 LAYER = r"^encoder\.albert_layer_groups\.0\.albert_layers\.0\."   # the one shared layer
 
-# checkpoint key -> our key, applied in order, each at most once (as load_weights.BERT_RENAMES)
+# checkpoint key -> our key, applied in order, each at most once; load_weights adds the embeddings'
+# rules, which every family shares with BERT
 RENAMES = [
     (r"^(albert|bert)\.", ""),   # bert.: the checkpoints this code saves
-    (r"^embeddings\.word_embeddings\.", "embed.word."),
-    (r"^embeddings\.position_embeddings\.", "embed.position."),
-    (r"^embeddings\.token_type_embeddings\.", "embed.token_type."),
-    (r"^embeddings\.LayerNorm\.", "embed.ln."),
     (r"^encoder\.embedding_hidden_mapping_in\.", "embed.project."),
     (LAYER + r"attention\.query\.", "layers.0.attn.q."),
     (LAYER + r"attention\.key\.", "layers.0.attn.k."),

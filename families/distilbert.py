@@ -5,12 +5,10 @@ KEYS = {"dim": "hidden_size", "n_layers": "num_hidden_layers", "n_heads": "num_a
         "hidden_dim": "intermediate_size", "activation": "hidden_act", "dropout": "hidden_dropout_prob",
         "attention_dropout": "attention_probs_dropout_prob", "seq_classif_dropout": "classifier_dropout"}
 
-# checkpoint key -> our key, applied in order, each at most once (as load_weights.BERT_RENAMES)
+# checkpoint key -> our key, applied in order, each at most once; load_weights adds the embeddings'
+# rules, which every family shares with BERT
 RENAMES = [
     (r"^(distilbert|bert)\.", ""),   # bert.: the checkpoints this code saves
-    (r"^embeddings\.word_embeddings\.", "embed.word."),
-    (r"^embeddings\.position_embeddings\.", "embed.position."),
-    (r"^embeddings\.LayerNorm\.", "embed.ln."),
     (r"^transformer\.layer\.(\d+)\.attention\.q_lin\.", r"layers.\1.attn.q."),
     (r"^transformer\.layer\.(\d+)\.attention\.k_lin\.", r"layers.\1.attn.k."),
     (r"^transformer\.layer\.(\d+)\.attention\.v_lin\.", r"layers.\1.attn.v."),
