@@ -4,4 +4,18 @@ tested equal to it (tests/test_fast.py): the same decisions, the same outputs wi
 tolerance. A learner reads transkimmer.py; these are for users who want the time.
 
     classify.py   sequence classification: no work the head does not read
+
+Each takes over the inference of one model through replace_inference (below); tools/cuda_graphs.py
+uses it too.
 """
+
+
+def replace_inference(enc, inference):
+    """Run the inference of the BertModel `enc` through inference(h, attention_mask) -> SkimOutput,
+    or eagerly again (None): replaces enc.encode on this one instance (model.BertModel.encode is the
+    step made to be replaced); training, and prune=False, still run the eager masked path."""
+    enc.__dict__.pop("encode", None)
+    if inference is not None:
+        eager = enc.encode
+        enc.encode = lambda h, mask, prune=None: eager(h, mask, prune) if enc.training or prune is False \
+            else inference(h, mask)

@@ -24,6 +24,7 @@ equal within float tolerance (a matrix product on one row may add in another ord
 import torch
 import torch.nn.functional as F
 
+from fast import replace_inference
 from transkimmer import compact, decide, exit_output
 
 
@@ -46,30 +47,38 @@ def always_keeps(pred, margin=2e-2):
     return gap - float(bound) > margin * (1 + abs(gap))
 
 
-def attend_one_key(layer, x):
-    """A layer entered by one token a row ([CLS]): softmax over one key is 1, so attention returns
-    that key's value and queries and keys are not needed. x (B, 1, H)."""
-    x = layer.ln1(x + layer.attn.o(layer.attn.v(x)))
+def finish(layer, x, y):
+    """The rest of a BERT layer after attention's output y (its o projection done): x = LN(x + y),
+    then LN(x + FFN(x)), as model.Block computes them."""
+    x = layer.ln1(x + y)
     return layer.ln2(x + layer.ff2(F.gelu(layer.ff1(x), approximate=layer.gelu)))
 
 
-def cls_only(layer, x, valid):
-    """The layer's output for each row's first token ([CLS]) alone: keys and values from all of
-    x (B, T', H), the query, attention output and feed-forward from x[:, :1]. valid (B, T') or None."""
+def attend_one_key(layer, x):
+    """A layer entered by one token a row ([CLS]): softmax over one key is 1, so attention returns
+    that key's value and queries and keys are not needed. x (B, 1, H)."""
+    return finish(layer, x, layer.attn.o(layer.attn.v(x)))
+
+
+def attend(layer, x, q, k, v, valid, last):
+    """A layer from its queries, keys and values (B, T', H) each; valid (B, T') masks the keys (None:
+    all); last: for each row's first token ([CLS]) alone, the others still its keys and values."""
     B, T, H = x.shape
-    a, nh = layer.attn, layer.attn.nh
-    q = a.q(x[:, :1]).view(B, 1, nh, H // nh).transpose(1, 2)                      # (B, nh, 1, hd)
-    k, v = (lin(x).view(B, T, nh, H // nh).transpose(1, 2) for lin in (a.k, a.v))   # (B, nh, T', hd)
+    nh = layer.attn.nh
+    heads = lambda t: t.reshape(B, t.shape[1], nh, H // nh).transpose(1, 2)       # (B, nh, T', hd)
+    x, q = (x[:, :1], q[:, :1]) if last else (x, q)
     mask = None if valid is None else valid[:, None, None, :]
-    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    h = layer.ln1(x[:, :1] + a.o(y.transpose(1, 2).reshape(B, 1, H)))
-    return layer.ln2(h + layer.ff2(F.gelu(layer.ff1(h), approximate=layer.gelu)))   # (B, 1, H)
+    y = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=mask)
+    return finish(layer, x, layer.attn.o(y.transpose(1, 2).reshape(B, q.shape[1], H)))
 
 
 def run_layer(layer, x, valid, last):
     if x.shape[1] == 1:                    # (every row holds [CLS] alone)
         return attend_one_key(layer, x)
-    return cls_only(layer, x, valid) if last else layer(x, valid)
+    if not last:
+        return layer(x, valid)
+    a = layer.attn                         # the last layer: queries for [CLS] alone
+    return attend(layer, x, a.q(x[:, :1]), a.k(x), a.v(x), valid, last=True)
 
 
 def one_sequence(h, layers, predictors, skipped, fused):
@@ -91,19 +100,8 @@ def one_sequence(h, layers, predictors, skipped, fused):
                 x, pos, y = x[:, idx], pos[idx], y[:, idx]
             y = y[..., W:]
         entered[0, pos] = i + 1
-        x = attend(layer, x, *y.split(H, -1), last=i == len(layers) - 1)
+        x = attend(layer, x, *y.split(H, -1), None, last=i == len(layers) - 1)
     return x, entered
-
-
-def attend(layer, x, q, k, v, last):
-    """A layer from its queries, keys and values (1, n, H) each; last: for [CLS] alone."""
-    B, T, H = x.shape
-    nh = layer.attn.nh
-    heads = lambda t: t.reshape(B, t.shape[1], nh, H // nh).transpose(1, 2)
-    res, q = (x[:, :1], q[:, :1]) if last else (x, q)
-    y = F.scaled_dot_product_attention(heads(q), heads(k), heads(v))
-    h = layer.ln1(res + layer.attn.o(y.transpose(1, 2).reshape(B, q.shape[1], H)))
-    return layer.ln2(h + layer.ff2(F.gelu(layer.ff1(h), approximate=layer.gelu)))
 
 
 def fused_weights(layers, predictors, skipped):
@@ -144,13 +142,12 @@ def use_classify_path(model, on=True):
     trained model: it reads the predictors (always_keeps) and copies weights (fused_weights) once,
     and does not follow later changes to them. Returns the model."""
     enc = model.bert
-    enc.__dict__.pop("encode", None)
-    if on:
-        if enc.predictors is None or model.config.head != "classifier":
-            raise ValueError("the classification path is for a Transkimmer model with a classifier head")
-        skipped = [always_keeps(p) for p in enc.predictors]
-        fused = fused_weights(enc.depth, enc.predictors, skipped)
-        eager = enc.encode
-        enc.encode = lambda h, mask, prune=None: eager(h, mask, prune) if enc.training or prune is False \
-            else classify_encode(h, mask, enc.depth, enc.predictors, skipped, fused)
+    if not on:
+        replace_inference(enc, None)
+        return model
+    if enc.predictors is None or model.config.head != "classifier":
+        raise ValueError("the classification path is for a Transkimmer model with a classifier head")
+    skipped = [always_keeps(p) for p in enc.predictors]
+    fused = fused_weights(enc.depth, enc.predictors, skipped)
+    replace_inference(enc, lambda h, mask: classify_encode(h, mask, enc.depth, enc.predictors, skipped, fused))
     return model

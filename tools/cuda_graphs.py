@@ -30,17 +30,14 @@ is how the CPU tests check the steps, and how a machine without CUDA runs this f
 
 import torch
 
+from fast import replace_inference
 from transkimmer import SkimOutput, decide, exit_output, gather_rows, keep_cls, kept_first, leave_
 
 
 def use_graphs(enc, runner):
     """Run the inference of the BertModel `enc` through `runner` (a Graphed), or eagerly again
-    (None): replaces enc.encode on this one instance; training still runs the eager masked path."""
-    enc.__dict__.pop("encode", None)
-    if runner is not None:
-        eager = enc.encode
-        enc.encode = lambda h, mask, prune=None: eager(h, mask, prune) if enc.training or prune is False \
-            else runner(h, mask)
+    (None); training still runs the eager masked path (fast.replace_inference)."""
+    replace_inference(enc, runner)
 
 
 def bf16_linears(model):
