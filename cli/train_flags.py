@@ -5,11 +5,12 @@ the values train.TrainConfig is built from, once.
 """
 
 import argparse
-import json
 import math
 import os
 import shutil
 import sys
+
+from safetensors import SafetensorError, safe_open
 
 from cli.args import POSITIVE, POSITIVE_INT, check_device, number
 from cli.files import unwritable
@@ -157,11 +158,10 @@ def check_free_space(p, model, out):
     weights = os.path.join(model, "model.safetensors")
     if not os.path.isfile(weights):
         return
-    try:   # the fp32 size: 4 bytes per element of every tensor in the header
-        with open(weights, "rb") as f:
-            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-        need = 2 * sum(4 * math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__") + (64 << 20)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    try:   # the fp32 size: 4 bytes per element of every tensor (read from the header alone)
+        with safe_open(weights, framework="pt") as f:
+            need = 2 * sum(4 * math.prod(f.get_slice(k).get_shape()) for k in f.keys()) + (64 << 20)
+    except (OSError, SafetensorError):
         return   # (a broken file is named by the loader, before any work)
     folder = os.path.abspath(out)
     while not os.path.exists(folder):
