@@ -23,7 +23,7 @@ def evaluate(model, examples, labels, metric_names, device, max_length, batch_si
     mode: deterministic decisions, tokens really removed. max_length: what sequence padding counts.
     With a tokenizer, the first `record` examples come with each token's skim layer (the layers it
     entered; L = kept through all) for tools/report.py. score: None (metrics.compute_metrics), or
-    for span QA a tasks.SpanScore: each example's (T, 2) logits to its answers and metrics."""
+    for span QA a tasks.SpanScore: the examples' (T, 2) logits to their answers, those to metrics."""
     model.eval()
     cfg = model.config
     preds, lengths, kept, recorded = [], [], [], []
@@ -59,10 +59,10 @@ def evaluate(model, examples, labels, metric_names, device, max_length, batch_si
     kept = torch.cat(kept).cpu().long() if kept else None
     no_pad, seq = flops.speedups(lengths.tolist(), None if kept is None else kept.tolist(), cfg, max_length)
     per_layer = [1.0] * cfg.num_hidden_layers if kept is None else transkimmer.kept_fraction(kept, lengths).tolist()
-    scores = score(preds) if score is not None else metrics.compute_metrics(metric_names, preds, labels)
+    predictions = preds.tolist() if score is None else score.answers(preds)   # (train.py --predictions)
+    scores = score.scores(predictions) if score is not None else metrics.compute_metrics(metric_names, preds, labels)
     for i, ex in enumerate(recorded[:record]):   # span QA: the answer's token positions, gold and predicted
         ex.update(label=labels[i], prediction=preds[i].item() if score is None else preds[i].argmax(0).tolist())
-    predictions = preds.tolist() if score is None else score.answers(preds)   # (train.py --predictions)
     return dict(metrics=scores, predictions=predictions, kept_fraction_per_layer=per_layer, flops_speedup_no_padding=no_pad,
                 flops_speedup_sequence=seq, eval_seconds=seconds, num_examples=len(labels),
                 examples=recorded[:record])

@@ -95,7 +95,7 @@ def read_splits(task, data_dir=None, cache_dir=download.DEFAULT_CACHE, with_trai
 def encode_split(task, tokenizer, texts, labels, max_length):
     """Model inputs [(ids, type_ids)] and labels for data.batches, and `score`: None to score
     predictions with metrics.compute_metrics (classification, regression), or, for span QA, a
-    function from each window's (T, 2) logits to the SQuAD v2.0 metrics."""
+    SpanScore: each window's (T, 2) logits to the answers, and those to the SQuAD v2.0 metrics."""
     if task != QA:
         return data.encode(tokenizer, texts, max_length), labels, None
     examples, spans, feats = squad.windows(tokenizer, texts, max_length)
@@ -103,8 +103,8 @@ def encode_split(task, tokenizer, texts, labels, max_length):
 
 
 class SpanScore:
-    """Span QA: the windows' (T, 2) logits -> SQuAD's {question id: answer text} (answers) and the
-    official v2.0 metrics of those answers (calling it)."""
+    """Span QA: the windows' (T, 2) logits -> SQuAD's {question id: answer text} (answers), and the
+    official v2.0 metrics of those answers (scores)."""
 
     def __init__(self, questions, feats):
         self.questions, self.feats = questions, feats
@@ -112,8 +112,8 @@ class SpanScore:
     def answers(self, logits):
         return squad.predict(self.questions, self.feats, logits)
 
-    def __call__(self, logits):
-        return squad.squad_v2_scores(self.questions, self.answers(logits))
+    def scores(self, answers):
+        return squad.squad_v2_scores(self.questions, answers)
 
 
 def write_predictions(path, predictions, classes):
