@@ -32,7 +32,6 @@ One training step, top to bottom: train_step -> model.py (BertForSequenceClassif
 BertModel.encode) -> transkimmer.py (masked_encode: Eqs. 2, 5, 4, 3, 6) -> back here for Eq. 7.
 """
 
-import collections
 import gc
 import json
 import math
@@ -48,6 +47,9 @@ import transkimmer
 from cli import args as cli_args, errors, train_flags
 from cli.files import claim, write_json
 from evaluate import evaluate_dev
+from extensions.budget import Budget
+from extensions.distill import Teacher
+from extensions.skim_start import SkimStart
 from load_weights import load_model, load_pretrained, save_checkpoint
 from model import autocast, is_predictor
 from tasks import TASKS, classes_of, download, encode_split, head_for, metric_names, read_splits, write_predictions
@@ -79,6 +81,8 @@ class TrainConfig:
     skim_delay: float             # fraction of the steps with lambda 0 ...
     skim_after_loss_drop: float   # ... (option: and until the task loss fell this fraction) ...
     skim_warmup: float            # ... then this fraction of the steps ramping lambda up
+    target_speedup: float         # instead of lambda: train to this FLOPs speedup (extensions/budget.py)
+    teacher: str                  # distil from this dense checkpoint of the task (extensions/distill.py)
     lr: float                     # AdamW, BERT weights and head, linear decay
     batch_size: int
     epochs: int
@@ -141,6 +145,8 @@ def load(cfg, device):
                                 cfg.skim_coefficient, skim_tau=cfg.tau, skim_mu0=cfg.mu0,
                                 skim_predictor_width=cfg.predictor_width, **head_for(cfg.task, classes))
     train_flags.check_max_length(cfg.max_length, model.config.max_tokens)
+    if cfg.teacher:
+        train_flags.check_teacher(cfg.task, cfg.teacher, model.config, classes)
     return model.to(device), cfg, tok_dir, dev_sets, train, classes
 
 
@@ -184,43 +190,21 @@ def optimizer_for(model, total, lr, predictor_lr, weight_decay, warmup, predicto
     return opt, sched
 
 
-class SkimStart:
-    """--skim-after-loss-drop D (an option): lambda's ramp starts at `delay` of the steps, or later, once
-    the mean task loss of the last W steps (a twelfth of the run) is a fraction D below the first W's.
-    Not the default: RTE still loses ~90 % of its tokens, WNLI no longer skims (docs/recipe.md)."""
-
-    def __init__(self, total, delay, drop):
-        self.delay, self.drop = delay * total, drop
-        self.window = math.ceil(total / 12)
-        self.first, self.last = [], collections.deque(maxlen=self.window)
-        self.start = math.inf if self.drop else self.delay   # the step lambda's ramp starts at, once known
-
-    @property
-    def waiting(self):
-        return self.start == math.inf
-
-    def update(self, step, task_loss):
-        """Record the task loss (a float) of step `step` (0-based); sets .start when the ramp starts."""
-        if not self.waiting:
-            return
-        if len(self.first) < self.window:
-            self.first.append(task_loss)
-        self.last.append(task_loss)
-        mean = lambda losses: sum(losses) / len(losses)
-        if step + 1 >= self.delay and mean(self.last) <= (1 - self.drop) * mean(self.first):
-            self.start = self.delay if step < self.delay else step + 1   # learned by the delay: its schedule exactly
-
-
 # ---- Training
 
-def train_step(model, b, opt, sched, skim_coefficient, clip, step):
+def train_step(model, b, opt, sched, skim_coefficient, clip, step, budget=None, teacher=None):
     """One optimiser step on batch b with lambda = skim_coefficient; returns the model's output
-    and the loss (Eq. 7)."""
+    and the loss (Eq. 7). Options (extensions/): a FLOPs budget's term in lambda's place, a teacher."""
     with autocast(b["input_ids"].device):
         out = model(b["input_ids"], b["attention_mask"], b["token_type_ids"], labels=b["labels"])
+        task_loss = out.task_loss if teacher is None else out.task_loss + teacher.loss(out.logits, b)
     opt.zero_grad(set_to_none=True)
-    loss = out.task_loss if out.skim_loss is None else \
-        transkimmer.total_loss(out.task_loss, out.skim_loss, skim_coefficient)     # Eq. 7
+    if out.skim_loss is None:
+        loss = task_loss
+    elif budget is None:
+        loss = transkimmer.total_loss(task_loss, out.skim_loss, skim_coefficient)     # Eq. 7
+    else:
+        loss = task_loss + budget.penalty(out.keep_masks, b["attention_mask"])
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     # A NaN or inf stops the run before it reaches the weights (one host sync per step): the last
@@ -231,15 +215,17 @@ def train_step(model, b, opt, sched, skim_coefficient, clip, step):
                          "check the data's labels and the checkpoint's weights)")
     opt.step()
     sched.step()
+    if budget is not None:
+        budget.ascend()
     return out, loss
 
 
-def log_step(log, step, total, out, loss, b, lr, examples, t0):
+def log_step(log, step, total, out, loss, b, lr, examples, t0, budget):
     kept = 1.0 if out.keep_masks is None else transkimmer.kept_fraction(
         transkimmer.kept_per_layer(out.keep_masks), b["attention_mask"].sum(1)).mean().item()
     skim, elapsed = 0.0 if out.skim_loss is None else out.skim_loss.item(), time.perf_counter() - t0
     log(f"step {step}/{total} | loss {loss.item():.4f} | task {out.task_loss.item():.4f} | skim loss {skim:.4f} | "
-        f"kept {kept:.3f} | lr {lr:.2e} | {examples / elapsed:.1f} ex/s | ETA {(total - step) * elapsed / step / 60:.1f} min")
+        f"kept {kept:.3f} | lr {lr:.2e} | {examples / elapsed:.1f} ex/s | ETA {(total - step) * elapsed / step / 60:.1f} min" + (budget.status() if budget else ""))
 
 
 def log_eval(log, epoch, result):
@@ -267,8 +253,9 @@ def main(argv=None):
     steps_per_epoch = data.num_batches(len(train[0]), cfg.batch_size, world)
     total = cfg.max_steps or steps_per_epoch * cfg.epochs
     cfg = replace(cfg, predictor_lr=cfg.predictor_lr or default_predictor_lr(total, model.config.predictor_width))
+    skim = f"lambda={cfg.skim_coefficient}" if not cfg.target_speedup else f"to {cfg.target_speedup:g}x FLOPs"
     log(f"{cfg.task}: {len(train[0])} train / {len(next(iter(dev_sets.values()))[0])} dev examples, {total} steps, "
-        f"{'baseline BERT' if cfg.baseline else f'Transkimmer lambda={cfg.skim_coefficient} tau={cfg.tau}'}, "
+        f"{'baseline BERT' if cfg.baseline else f'Transkimmer {skim} tau={cfg.tau}'}, "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, device {device}, {world} process(es); "
         + (f"classes {', '.join(classes)}" if classes else "regression" if model.config.num_labels == 1 else "span QA"))
     return fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, world, device, log)
@@ -282,6 +269,8 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
         model, device_ids=[device.index] if device.type == "cuda" else None)
     opt, sched = optimizer_for(model, total, cfg.lr, cfg.predictor_lr, cfg.weight_decay, cfg.warmup, cfg.predictor_lr_decay)
     skim_start = SkimStart(total, cfg.skim_delay, cfg.skim_after_loss_drop)
+    budget = Budget(cfg.target_speedup, model.config) if cfg.target_speedup and not cfg.baseline else None
+    teacher = Teacher(cfg.teacher, device) if cfg.teacher else None
     history, result, step, t0 = [], None, 0, time.perf_counter()
     for epoch in range(math.ceil(total / steps_per_epoch)):
         train_model.train()
@@ -289,27 +278,19 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
             b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
             skim_coefficient = transkimmer.skim_coefficient_at(step, total, cfg.skim_coefficient, cfg.skim_delay,
                                                                cfg.skim_warmup, skim_start.start)   # lambda now
-            out, loss = train_step(train_model, b, opt, sched, skim_coefficient, cfg.clip, step)
+            if budget:
+                budget.at(step, total, cfg.skim_delay, cfg.skim_warmup, skim_start.start)
+            out, loss = train_step(train_model, b, opt, sched, skim_coefficient, cfg.clip, step, budget, teacher)
             if skim_start.waiting:   # (--skim-after-loss-drop: one host sync a step until skimming starts)
-                watch_task_loss(skim_start, step, out.task_loss, world, cfg.skim_after_loss_drop, log)
+                skim_start.watch(step, out.task_loss, world, log)
             step += 1
             if master and (step % cfg.log_every == 0 or step == total):
-                log_step(log, step, total, out, loss, b, sched.get_last_lr()[0], step * cfg.batch_size * world, t0)
+                log_step(log, step, total, out, loss, b, sched.get_last_lr()[0], step * cfg.batch_size * world, t0, budget)
             if step >= total:
                 break
         evaluating = (epoch + 1) % cfg.eval_every_epoch == 0 or step >= total
         if master and evaluating:
-            result = evaluate()
-            result.update(epoch=epoch + 1, step=step, train_seconds=time.perf_counter() - t0)
-            if cfg.skim_after_loss_drop:
-                result.update(skim_start_step=None if skim_start.waiting else math.ceil(skim_start.start))   # (None: not yet)
-            history.append(result)
-            log_eval(log, epoch + 1, result)
-            # The run reports its last evaluation, baseline and Transkimmer alike (as the authors'
-            # scripts do). Picking the epoch with the best dev metric would favour the epoch that
-            # skims least and flatter the metric on small dev sets; the history keeps every epoch.
-            save_checkpoint(model, tok_dir, os.path.join(cfg.out_dir, "checkpoint"))
-            write_results(cfg, result, history)
+            result = evaluate_and_save(cfg, model, tok_dir, evaluate, history, epoch + 1, step, t0, skim_start, budget, log)
         if distributed and evaluating:
             dist.barrier()
         if step >= total:
@@ -322,15 +303,23 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
     return result
 
 
-def watch_task_loss(skim_start, step, task_loss, world, drop, log):
-    """Feed the step's task loss (averaged over processes) to SkimStart; say when lambda starts."""
-    task_loss = task_loss.detach().float()
-    if world > 1:
-        dist.all_reduce(task_loss)
-    skim_start.update(step, task_loss.item() / world)
-    if not skim_start.waiting:
-        log(f"step {math.ceil(skim_start.start)}: the task loss has fallen {drop:g} below its start; "
-            "lambda starts its ramp")
+def evaluate_and_save(cfg, model, tok_dir, evaluate, history, epoch, step, t0, skim_start, budget, log):
+    """An evaluation during training: logged, added to the history, the checkpoint and results.json
+    replaced. The run reports its last evaluation, baseline and Transkimmer alike (as the authors'
+    scripts do): picking the epoch with the best dev metric would favour the epoch that skims least
+    and flatter the metric on small dev sets; the history keeps every epoch."""
+    result = evaluate()
+    result.update(epoch=epoch, step=step, train_seconds=time.perf_counter() - t0)
+    if budget:   # the speedup reached against the one asked for
+        result.update(budget=dict(asked=cfg.target_speedup, **budget.state_dict()))
+        log(f"FLOPs speedup {result['flops_speedup_no_padding']:.2f}x, asked {cfg.target_speedup:g}x")
+    if cfg.skim_after_loss_drop:
+        result.update(skim_start_step=None if skim_start.waiting else math.ceil(skim_start.start))   # (None: not yet)
+    history.append(result)
+    log_eval(log, epoch, result)
+    save_checkpoint(model, tok_dir, os.path.join(cfg.out_dir, "checkpoint"))
+    write_results(cfg, result, history)
+    return result
 
 
 def write_results(cfg, result, history):

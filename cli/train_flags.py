@@ -20,9 +20,9 @@ from tasks import CUSTOM, OWN_DATA, TASKS, download, head_for
 from tasks.glue import as_number
 
 TRAINING = ("model", "baseline", "lr", "batch_size", "epochs", "max_steps", "warmup", "weight_decay", "clip", "seed",
-            "log_every", "eval_every_epoch", "task_type")   # with the skim settings: nothing --eval-only reads
+            "log_every", "eval_every_epoch", "task_type", "teacher")   # with the skim settings: nothing --eval-only reads
 SKIM_SETTINGS = ("skim_coefficient", "tau", "mu0", "predictor_width", "predictor_lr", "predictor_lr_decay",
-                 "skim_delay", "skim_warmup", "skim_after_loss_drop")   # the "skimming" flags: a --baseline run has no use for them
+                 "skim_delay", "skim_warmup", "skim_after_loss_drop", "target_speedup")   # the "skimming" flags: a --baseline run has no use for them
 
 
 def add_data_flags(p):
@@ -45,6 +45,8 @@ def add_data_flags(p):
     g.add_argument("--model", default="bert-base-uncased",
                    help="checkpoint folder (config.json, model.safetensors, tokenizer.json) or a hub name")
     g.add_argument("--baseline", action="store_true", help="fine-tune the plain BERT, no skimming")
+    g.add_argument("--teacher", help="distil from this checkpoint of a --baseline run of the same task (its "
+                   "out/checkpoint): extensions/distill.py")
     g.add_argument("--checkpoint", help="with --eval-only: a folder written by this script (out/checkpoint)")
 
 
@@ -53,6 +55,8 @@ def add_skim_flags(p):
     g.add_argument("--skim-coefficient", type=number(float, 0), help="lambda of Eq. 7, the paper's harmony coefficient (default: Table 2)")
     g.add_argument("--tau", type=POSITIVE, default=BertConfig.skim_tau, help="Gumbel-softmax temperature, Eq. 5 "
                    "(paper: 0.1, which cannot start training; see model.py)")
+    g.add_argument("--target-speedup", type=number(float, 1, 50, low_open=True), help="instead of lambda, train to "
+                   "this FLOPs speedup (no padding, predictors counted), e.g. 2: extensions/budget.py")
     g.add_argument("--mu0", type=number(float), default=BertConfig.skim_mu0, help="unbalanced bias mean of the predictors, Eq. 9")
     g.add_argument("--predictor-width", type=number(int, 1, 1 << 16), help="hidden width of the predictor MLP (default: the "
                    "model's hidden size, as Eq. 2; smaller is cheaper at batch 1)")
@@ -118,6 +122,8 @@ def check_combinations(p, args):
     if args.baseline and skim_set:
         p.error(f"{' '.join(skim_set)} set{'s' if len(skim_set) == 1 else ''} skimming, but --baseline trains the "
                 "plain BERT, which has none: drop one or the other")
+    if args.target_speedup and args.skim_coefficient is not None:
+        p.error("--target-speedup replaces lambda (--skim-coefficient): pass one of them")
     if args.skim_delay + args.skim_warmup > 1 + 1e-9:   # (1e-9: sums such as 0.6 + 0.4 in floating point)
         p.error(f"--skim-delay {args.skim_delay:g} + --skim-warmup {args.skim_warmup:g} > 1: lambda would still be "
                 "ramping when training ends; make them sum to at most 1")
@@ -146,6 +152,8 @@ def check_environment(p, args, results_file):
                 "or --overwrite to replace it")
     if unwritable(out):
         p.error(f"--out-dir {out}: {unwritable(out)}; pass a folder you can write to")
+    if args.teacher and not os.path.isdir(args.teacher):
+        p.error(f"--teacher {args.teacher} is not a folder: pass the checkpoint/ folder of a --baseline run")
     if not args.eval_only:
         check_checkpoint_folder(p, args.model, os.path.join(out, "checkpoint"), args.overwrite)
         check_free_space(p, args.model, out)
@@ -238,13 +246,13 @@ def check_checkpoint_task(task, checkpoint, c):
                          f"pass --task {c.finetuning_task}")
 
 
-def check_head(task, checkpoint, c, classes):
-    """A checkpoint evaluated on a task must have the head the task needs."""
+def check_head(task, checkpoint, c, classes, fix="evaluate it on the task it was trained for"):
+    """A checkpoint evaluated on a task (or teaching it) must have the head the task needs."""
     need = head_for(task, classes)
     if (c.head, c.num_labels) != (need["head"], need["num_labels"]):
         has = lambda head, n: "a span head" if head == "span" else f"{n} output(s)"
         raise SystemExit(f"error: {checkpoint} has {has(c.head, c.num_labels)}, task {task} needs "
-                         f"{has(need['head'], need['num_labels'])}: evaluate it on the task it was trained for")
+                         f"{has(need['head'], need['num_labels'])}: {fix}")
 
 
 def check_max_length(max_length, max_tokens):
@@ -264,3 +272,17 @@ def check_start(task, model, baseline, tok_dir):
     if c.skim and baseline:
         raise SystemExit(f"error: --model {model} is a Transkimmer checkpoint and --baseline fine-tunes a plain "
                          "BERT: pass the pretrained model or a --baseline checkpoint, or leave out --baseline")
+
+
+def check_teacher(task, teacher, student, classes):
+    """--teacher: a dense checkpoint of train.py, of this task, with its head, reading the same token ids."""
+    c = read_config(checkpoint_files(teacher)[0])
+    if not saved_by_train(teacher) or c.skim:
+        raise SystemExit(f"error: --teacher {teacher} is not a checkpoint of a --baseline run of train.py: pass "
+                         "the checkpoint/ folder such a run wrote")
+    check_checkpoint_task(task, teacher, c)
+    check_head(task, teacher, c, classes, fix="pass a teacher fine-tuned on this task")
+    if (c.model_type, c.vocab_size) != (student.model_type, student.vocab_size):
+        raise SystemExit(f"error: --teacher {teacher} reads other token ids ({c.model_type}, {c.vocab_size} tokens) "
+                         f"than --model ({student.model_type}, {student.vocab_size}): pass a teacher fine-tuned "
+                         "from the same pretrained model")

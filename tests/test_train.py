@@ -8,6 +8,7 @@ import pytest
 
 from tasks import metrics
 import train
+from extensions.skim_start import SkimStart
 from transkimmer import skim_coefficient_at
 from tiny import write_glue, write_model
 
@@ -144,7 +145,7 @@ def test_skim_start_waits_for_the_task_loss_to_fall():
     lam = lambda step, total, delay, start=None: skim_coefficient_at(step, total, 0.4, delay, 0.5, start)
 
     def start(losses, delay=0.25, drop=0.12, total=120):
-        s = train.SkimStart(total, delay, drop)       # window: 10 steps, delay: step 30
+        s = SkimStart(total, delay, drop)       # window: 10 steps, delay: step 30
         for step, loss in enumerate(losses):
             s.update(step, loss)
         return s.start

@@ -1,0 +1,78 @@
+"""
+--target-speedup S: ask for a speed, instead of guessing lambda.
+
+Eq. 7 weighs the skim loss by a fixed lambda, and the same lambda gives 1.1x on one task and 2.6x
+on another. Here the skim loss is replaced by a constraint on what the speedup is made of: the
+batch's FLOPs relative to the plain model,
+
+    c = sum_b transkimmer_flops(len_b, kept_b) / sum_b bert_flops(len_b)      (flops.py's count,
+                                                                              predictors included)
+
+computed on the sampled keep masks, so that c carries Eq. 5's straight-through gradient as the
+skim loss does. The target is t = 1/S. As in CoFi (Xia et al., ACL 2022), training solves
+
+    min over the model, max over (l1, l2) of   Loss_task + l1 (c - t) + l2 (c - t)^2
+
+by one step of gradient ascent on the multipliers per training step: l1 += rate (c - t) grows while
+the model is too slow and shrinks (below 0: it pays to keep tokens) once it is too fast; l2, the
+quadratic's weight, only grows, damping the swing. t follows lambda's schedule (the recipe,
+transkimmer.skim_coefficient_at): 1 (no skimming asked) while lambda would be 0, then a linear ramp
+to 1/S, then held, so the model meets the budget gradually and trains its last third at it.
+"""
+
+import torch
+
+import flops
+import transkimmer
+
+
+def relative_flops(masks, attention_mask, cfg):
+    """c: the FLOPs of Transkimmer on this batch under the keep masks (L tensors (B, T)), as a
+    fraction of the plain model's on the same real tokens; differentiable in the masks."""
+    lengths = attention_mask.sum(1).to(masks[0].dtype)                     # (B,)
+    kept = transkimmer.kept_per_layer(masks).T                             # (L, B)
+    return flops.transkimmer_flops(lengths, kept, cfg).sum() / flops.bert_flops(lengths, cfg).sum()
+
+
+def target_at(step, total, target_speedup, delay, warmup, start=None):
+    """t: the relative FLOPs asked for at this step, 1 before the ramp, 1/S after it."""
+    ramp = transkimmer.skim_coefficient_at(step, total, 1.0, delay, warmup, start)   # 0 -> 1
+    return 1.0 - ramp * (1.0 - 1.0 / target_speedup)
+
+
+class Budget:
+    """The Lagrangian's multipliers and their ascent, for a model whose config is `config`. `rate`: how
+    far l1 moves per unit of gap and step (l1 plays lambda's part: the defaults' lambda 0.3 gives 1.1-1.7x).
+    Each step: `at` sets the target, `penalty` replaces lambda * Loss_skim in Eq. 7, `ascend` follows."""
+
+    def __init__(self, target_speedup, config, rate=0.5):
+        self.target_speedup, self.config, self.rate = target_speedup, config, rate
+        self.l1 = self.l2 = 0.0
+        self.target, self.c = 1.0, None
+
+    def at(self, step, total, delay, warmup, start=None):
+        self.target = target_at(step, total, self.target_speedup, delay, warmup, start)
+
+    def penalty(self, masks, attention_mask):
+        """l1 (c - t) + l2 (c - t)^2 on this batch's keep masks."""
+        c = relative_flops(masks, attention_mask, self.config)
+        self.c, gap = c.detach(), c - self.target
+        return self.l1 * gap + self.l2 * gap * gap
+
+    def ascend(self):
+        """One step of gradient ascent on the multipliers, after the model's step. Before the ramp
+        (t = 1) nothing is asked and the multipliers stay at 0."""
+        if self.target >= 1.0:
+            return
+        gap = self.c.item() - self.target
+        self.l1 += self.rate * gap
+        self.l2 += self.rate * gap * gap
+
+    def status(self):
+        return f" | FLOPs {self.c.item():.3f} of dense, target {self.target:.3f}, l1 {self.l1:.2f} l2 {self.l2:.2f}"
+
+    def state_dict(self):
+        return dict(l1=self.l1, l2=self.l2)
+
+    def load_state_dict(self, state):
+        self.l1, self.l2 = state["l1"], state["l2"]

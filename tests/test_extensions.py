@@ -1,0 +1,144 @@
+"""extensions/: --target-speedup (a FLOPs budget and its Lagrange multipliers) and --teacher (distillation)."""
+
+import json
+import os
+
+import pytest
+import torch
+
+import flops
+import train
+from extensions.budget import Budget, relative_flops, target_at
+from extensions.distill import distillation_loss
+from model import BertConfig
+from tiny import write_glue, write_model
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ext")
+    return write_glue(str(root / "glue")), write_model(str(root / "model"))
+
+
+def run(setup, out, task, *extra, steps=3):
+    glue, model = setup
+    train.main(["--task", task, "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", str(steps),
+                "--batch-size", "8", "--log-every", "1", "--out-dir", str(out), *extra])
+    with open(os.path.join(out, "results.json")) as f:
+        return json.load(f)
+
+
+def cumulative_masks(B, T, L, lengths, g):
+    m = (torch.arange(T)[None] < lengths[:, None]).float()
+    masks = []
+    for _ in range(L):
+        m = m * (torch.rand(B, T, generator=g) < 0.7).float()
+        m[:, 0] = 1
+        masks.append(m.clone())
+    return masks
+
+
+def test_relative_flops_is_flops_count():
+    """c is flops.py's count, predictors included: 1 / c is the no-padding speedup evaluation reports."""
+    cfg = BertConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=4, skim=True)
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([12, 5, 9])
+    masks = cumulative_masks(3, 12, 4, lengths, g)
+    attention_mask = (torch.arange(12)[None] < lengths[:, None]).long()
+    kept = torch.stack([m.sum(1) for m in masks], 1)
+    no_padding, _ = flops.speedups(lengths.tolist(), kept.tolist(), cfg, 12)
+    assert 1 / relative_flops(masks, attention_mask, cfg).item() == pytest.approx(no_padding, rel=1e-6)
+    full = [attention_mask.float()] * 4   # nothing skimmed: the predictors' cost makes it > 1
+    assert relative_flops(full, attention_mask, cfg).item() > 1
+
+
+def test_relative_flops_carries_the_masks_gradient():
+    cfg = BertConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2, skim=True)
+    masks = [torch.ones(2, 6, requires_grad=True) for _ in range(2)]
+    relative_flops(masks, torch.ones(2, 6), cfg).backward()
+    assert all((m.grad > 0).all() for m in masks)   # every kept token costs
+
+
+def test_target_follows_lambdas_schedule():
+    """t: 1 while lambda would be 0, then a linear ramp to 1/S, then held."""
+    t = [target_at(s, 90, 2.0, 1 / 3, 1 / 3) for s in (0, 29, 30, 45, 60, 89)]
+    assert t == pytest.approx([1, 1, 1, 0.75, 0.5, 0.5])
+    assert target_at(0, 90, 4.0, 0, 0) == 0.25   # the paper's schedule: the budget from the first step
+
+
+def test_multipliers_ascend_on_the_gap():
+    cfg = BertConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2, skim=True)
+    b = Budget(2.0, cfg, rate=0.5)
+    masks, am = [torch.ones(1, 4)] * 2, torch.ones(1, 4)
+    c = relative_flops(masks, am, cfg).item()
+    b.at(0, 90, 1 / 3, 1 / 3)                               # before the ramp: nothing asked, nothing moves
+    assert b.penalty(masks, am).item() == 0 and (b.ascend(), b.l1, b.l2) == (None, 0.0, 0.0)
+    b.at(89, 90, 1 / 3, 1 / 3)                              # the budget: t = 0.5, the model too slow
+    b.penalty(masks, am)
+    b.ascend()
+    assert (b.l1, b.l2) == pytest.approx((0.5 * (c - 0.5), 0.5 * (c - 0.5) ** 2))
+    assert b.penalty(masks, am).item() == pytest.approx(b.l1 * (c - 0.5) + b.l2 * (c - 0.5) ** 2)
+    b.l1, fast = 1.0, [torch.zeros(1, 4)] * 2               # too fast: l1 falls (keeping tokens pays)
+    b.penalty(fast, am)
+    b.ascend()
+    assert b.l1 < 1.0
+    b2 = Budget(2.0, cfg)
+    b2.load_state_dict(b.state_dict())
+    assert (b2.l1, b2.l2) == (b.l1, b.l2)
+
+
+def test_target_speedup_moves_toward_the_budget(setup, tmp_path):
+    """A tiny model on tiny data: asked for 3x from the first step, it skims toward it; lambda 0 does not.
+    The run reports the speedup reached beside the one asked for."""
+    paper = ("--skim-delay", "0", "--skim-warmup", "0", "--predictor-lr", "1e-2", "--mu0", "1")
+    asked = run(setup, tmp_path / "a", "sst2", "--target-speedup", "3", *paper, steps=12)
+    none = run(setup, tmp_path / "b", "sst2", "--skim-coefficient", "0", *paper, steps=12)
+    assert none["flops_speedup_no_padding"] < 1.2 < 1.5 < asked["flops_speedup_no_padding"]
+    assert asked["budget"]["asked"] == 3.0 and asked["budget"]["l1"] > 0
+    assert asked["args"]["target_speedup"] == 3.0
+
+
+def test_distillation_loss_forms():
+    s, t = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    assert distillation_loss(s, t, regression=False).item() == pytest.approx(0, abs=1e-7)
+    t2 = torch.tensor([[0.0, 2.0], [0.0, 1.0]])
+    p, q = torch.softmax(t2, -1), torch.softmax(s, -1)
+    kl = (p * (p.log() - q.log())).sum(-1).mean()
+    assert distillation_loss(s, t2, regression=False).item() == pytest.approx(kl.item(), rel=1e-5)
+    assert distillation_loss(torch.tensor([[1.0], [3.0]]), torch.tensor([[2.0], [1.0]]), True).item() == pytest.approx(2.5)
+    span_s, span_t = torch.randn(2, 5, 2), torch.randn(2, 5, 2)   # span QA: over the window's tokens
+    ps, pt = torch.log_softmax(span_s, 1), torch.log_softmax(span_t, 1)
+    want = (pt.exp() * (pt - ps)).sum(1).mean()
+    assert distillation_loss(span_s, span_t, False).item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_teacher_distils_and_is_checked(setup, tmp_path, capsys):
+    """--teacher: a --baseline checkpoint of the same task teaches; the loss logged includes its term.
+    Anything else is refused before training, in one line."""
+    run(setup, tmp_path / "base", "sst2", "--baseline")
+    teacher = str(tmp_path / "base" / "checkpoint")
+    capsys.readouterr()
+    res = run(setup, tmp_path / "student", "sst2", "--teacher", teacher)
+    first = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("step 1/"))
+    loss, task = (float(first.split(f"{k} ")[1].split()[0]) for k in ("| loss", "| task"))
+    assert loss > task   # lambda is 0 at step 1: the difference is the teacher's term
+    assert res["args"]["teacher"] == teacher
+    run(setup, tmp_path / "skim", "sst2")
+    for task, folder, says in [("sst2", str(tmp_path / "skim" / "checkpoint"), "not a checkpoint of a --baseline run"),
+                               ("rte", teacher, "fine-tuned on sst2, not rte")]:
+        with pytest.raises(SystemExit, match=says):
+            run(setup, tmp_path / f"bad-{task}", task, "--teacher", folder)
+        assert not os.path.exists(tmp_path / f"bad-{task}" / "checkpoint")   # refused before training
+    with pytest.raises(SystemExit):
+        run(setup, tmp_path / "bad-nowhere", "sst2", "--teacher", str(tmp_path / "nowhere"))
+    assert "--teacher" in capsys.readouterr().err
+
+
+def test_budget_flags_refused(capsys):
+    for argv, says in [(["--target-speedup", "2", "--skim-coefficient", "0.3"], "replaces lambda"),
+                       (["--target-speedup", "1"], "must be > 1"),
+                       (["--target-speedup", "2", "--baseline"], "--target-speedup sets skimming"),
+                       (["--eval-only", "--checkpoint", "x", "--teacher", "y"], "--teacher sets how to train")]:
+        with pytest.raises(SystemExit):
+            train.parse_args(["--task", "sst2", "--device", "cpu", *argv])
+        assert says in capsys.readouterr().err
