@@ -18,8 +18,6 @@ task (imdb, yelp, 20news), SQuAD 2.0 (squad_v2) or your own files; the tasks are
     python train.py --task squad_v2
     # evaluate a saved model
     python train.py --task sst2 --eval-only --checkpoint out/sst2/checkpoint --data-dir ../shared/data/glue
-    # several GPUs, one process each
-    torchrun --nproc_per_node 4 train.py --task mnli
 
 Writes to --out-dir: checkpoint/ (the model at the last evaluation: model.safetensors,
 config.json, and the tokenizer files it used) and results.json (metrics, per-layer kept fraction,
@@ -33,6 +31,7 @@ BertModel.encode) -> transkimmer.py (masked_encode: Eqs. 2, 5, 4, 3, 6) -> back 
 """
 
 import gc
+import itertools
 import json
 import math
 import os
@@ -44,7 +43,7 @@ import torch.distributed as dist
 
 import data
 import transkimmer
-from cli import args as cli_args, errors, train_flags
+from cli import args as cli_args, errors, resume, train_flags
 from cli.files import claim, write_json
 from evaluate import evaluate_dev
 from extensions.budget import Budget
@@ -81,7 +80,8 @@ class TrainConfig:
     skim_delay: float             # fraction of the steps with lambda 0 ...
     skim_after_loss_drop: float   # ... (option: and until the task loss fell this fraction) ...
     skim_warmup: float            # ... then this fraction of the steps ramping lambda up
-    target_speedup: float         # instead of lambda: train to this FLOPs speedup (extensions/budget.py)
+    target_speedup: float         # instead of lambda: train to this FLOPs speedup (extensions/budget.py) ...
+    budget_rate: float            # ... its multipliers' ascent rate
     teacher: str                  # distil from this dense checkpoint of the task (extensions/distill.py)
     lr: float                     # AdamW, BERT weights and head, linear decay
     batch_size: int
@@ -100,6 +100,8 @@ class TrainConfig:
     out_dir: str
     overwrite: bool
     predictions: bool             # also write the dev predictions (tasks.write_predictions)
+    save_every: int               # write the training state every N steps (cli/resume.py) ...
+    resume: bool                  # ... and continue a killed run from it
 
 
 def parse_args(argv=None):
@@ -269,12 +271,18 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
         model, device_ids=[device.index] if device.type == "cuda" else None)
     opt, sched = optimizer_for(model, total, cfg.lr, cfg.predictor_lr, cfg.weight_decay, cfg.warmup, cfg.predictor_lr_decay)
     skim_start = SkimStart(total, cfg.skim_delay, cfg.skim_after_loss_drop)
-    budget = Budget(cfg.target_speedup, model.config) if cfg.target_speedup and not cfg.baseline else None
+    budget = Budget(cfg.target_speedup, model.config, cfg.budget_rate) if cfg.target_speedup and not cfg.baseline else None
     teacher = Teacher(cfg.teacher, device) if cfg.teacher else None
     history, result, step, t0 = [], None, 0, time.perf_counter()
-    for epoch in range(math.ceil(total / steps_per_epoch)):
+    if cfg.resume:
+        step, history = resume.load(cfg.out_dir, asdict(cfg), model, opt, sched, skim_start, budget)
+        log(f"resumed at step {step}")
+    elif master:
+        resume.clear(cfg.out_dir)   # (a fresh run: an earlier run's training state is not this one's)
+    for epoch in range(step // steps_per_epoch, math.ceil(total / steps_per_epoch)):
         train_model.train()
-        for b in data.batches(*train[:2], cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch, rank=rank, world=world):
+        batches = data.batches(*train[:2], cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch, rank=rank, world=world)
+        for b in itertools.islice(batches, step - epoch * steps_per_epoch, None):   # (--resume: skip those trained on)
             b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
             skim_coefficient = transkimmer.skim_coefficient_at(step, total, cfg.skim_coefficient, cfg.skim_delay,
                                                                cfg.skim_warmup, skim_start.start)   # lambda now
@@ -286,6 +294,8 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
             step += 1
             if master and (step % cfg.log_every == 0 or step == total):
                 log_step(log, step, total, out, loss, b, sched.get_last_lr()[0], step * cfg.batch_size * world, t0, budget)
+            if master and cfg.save_every and step % cfg.save_every == 0:
+                resume.save(cfg.out_dir, asdict(cfg), step, model, opt, sched, skim_start, budget, history)
             if step >= total:
                 break
         evaluating = (epoch + 1) % cfg.eval_every_epoch == 0 or step >= total
@@ -300,6 +310,8 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
         gc.collect()      # "connection closed" in gloo's threads aborts the process)
         dist.barrier()
         dist.destroy_process_group()
+    if master:
+        resume.clear(cfg.out_dir)   # (finished: nothing left to resume)
     return result
 
 

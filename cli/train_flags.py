@@ -14,15 +14,17 @@ from safetensors import SafetensorError, safe_open
 
 from cli.args import POSITIVE, POSITIVE_INT, check_device, number
 from cli.files import unwritable
+from cli.resume import STATE
+from extensions.budget import Budget
 from load_weights import checkpoint_files, read_config, saved_by_train
 from model import BertConfig
 from tasks import CUSTOM, OWN_DATA, TASKS, download, head_for
 from tasks.glue import as_number
 
 TRAINING = ("model", "baseline", "lr", "batch_size", "epochs", "max_steps", "warmup", "weight_decay", "clip", "seed",
-            "log_every", "eval_every_epoch", "task_type", "teacher")   # with the skim settings: nothing --eval-only reads
+            "log_every", "eval_every_epoch", "task_type", "teacher", "save_every", "resume")   # with the skim settings: nothing --eval-only reads
 SKIM_SETTINGS = ("skim_coefficient", "tau", "mu0", "predictor_width", "predictor_lr", "predictor_lr_decay",
-                 "skim_delay", "skim_warmup", "skim_after_loss_drop", "target_speedup")   # the "skimming" flags: a --baseline run has no use for them
+                 "skim_delay", "skim_warmup", "skim_after_loss_drop", "target_speedup", "budget_rate")   # the "skimming" flags: a --baseline run has no use for them
 
 
 def add_data_flags(p):
@@ -57,6 +59,8 @@ def add_skim_flags(p):
                    "(paper: 0.1, which cannot start training; see model.py)")
     g.add_argument("--target-speedup", type=number(float, 1, 50, low_open=True), help="instead of lambda, train to "
                    "this FLOPs speedup (no padding, predictors counted), e.g. 2: extensions/budget.py")
+    g.add_argument("--budget-rate", type=POSITIVE, default=Budget.rate, help="with --target-speedup: how fast the "
+                   "Lagrange multiplier follows the gap between the FLOPs and the budget (per step)")
     g.add_argument("--mu0", type=number(float), default=BertConfig.skim_mu0, help="unbalanced bias mean of the predictors, Eq. 9")
     g.add_argument("--predictor-width", type=number(int, 1, 1 << 16), help="hidden width of the predictor MLP (default: the "
                    "model's hidden size, as Eq. 2; smaller is cheaper at batch 1)")
@@ -95,6 +99,10 @@ def add_training_flags(p):
     g.add_argument("--out-dir", default=None, help="output folder (default: out/<task>[-baseline]); training "
                    "writes results.json and checkpoint/, --eval-only writes eval-results.json")
     g.add_argument("--overwrite", action="store_true", help="replace the results (and checkpoint) already in --out-dir")
+    g.add_argument("--save-every", type=POSITIVE_INT, help="write the training state (weights, optimiser, "
+                   "schedule, random generators, step) to <out-dir>/training-state.pt every N steps, for --resume")
+    g.add_argument("--resume", action="store_true", help="continue the killed run in --out-dir from its "
+                   "training-state.pt (same settings); it ends as the run would have, bit for bit on the CPU")
     g.add_argument("--predictions", action="store_true", help="also write the last evaluation's dev predictions, one "
                    "per example: predictions.jsonl (SQuAD 2.0: predictions.json, {question id: answer}, as the "
                    "official script reads); --eval-only: eval-predictions.*")
@@ -124,6 +132,8 @@ def check_combinations(p, args):
                 "plain BERT, which has none: drop one or the other")
     if args.target_speedup and args.skim_coefficient is not None:
         p.error("--target-speedup replaces lambda (--skim-coefficient): pass one of them")
+    if args.budget_rate != Budget.rate and not args.target_speedup:
+        p.error("--budget-rate sets how --target-speedup meets its budget: pass --target-speedup too")
     if args.skim_delay + args.skim_warmup > 1 + 1e-9:   # (1e-9: sums such as 0.6 + 0.4 in floating point)
         p.error(f"--skim-delay {args.skim_delay:g} + --skim-warmup {args.skim_warmup:g} > 1: lambda would still be "
                 "ramping when training ends; make them sum to at most 1")
@@ -147,7 +157,10 @@ def check_environment(p, args, results_file):
     out = args.out_dir
     if os.path.exists(out) and not os.path.isdir(out):
         p.error(f"--out-dir {out} is a file: pass a folder")
-    if os.path.exists(os.path.join(out, results_file)) and not args.overwrite:
+    if args.resume and not os.path.isfile(os.path.join(out, STATE)):
+        p.error(f"--resume: {out} holds no {STATE} (the run was started without --save-every, or it finished): "
+                "start it again without --resume")
+    if os.path.exists(os.path.join(out, results_file)) and not (args.overwrite or args.resume):
         p.error(f"--out-dir {out} already holds {results_file}: pass another --out-dir, "
                 "or --overwrite to replace it")
     if unwritable(out):
@@ -155,7 +168,7 @@ def check_environment(p, args, results_file):
     if args.teacher and not os.path.isdir(args.teacher):
         p.error(f"--teacher {args.teacher} is not a folder: pass the checkpoint/ folder of a --baseline run")
     if not args.eval_only:
-        check_checkpoint_folder(p, args.model, os.path.join(out, "checkpoint"), args.overwrite)
+        check_checkpoint_folder(p, args.model, os.path.join(out, "checkpoint"), args.overwrite or args.resume)
         check_free_space(p, args.model, out)
 
 

@@ -45,7 +45,9 @@ class Budget:
     far l1 moves per unit of gap and step (l1 plays lambda's part: the defaults' lambda 0.3 gives 1.1-1.7x).
     Each step: `at` sets the target, `penalty` replaces lambda * Loss_skim in Eq. 7, `ascend` follows."""
 
-    def __init__(self, target_speedup, config, rate=0.5):
+    rate = 0.5
+
+    def __init__(self, target_speedup, config, rate=rate):
         self.target_speedup, self.config, self.rate = target_speedup, config, rate
         self.l1 = self.l2 = 0.0
         self.target, self.c = 1.0, None

@@ -1,0 +1,79 @@
+"""--save-every / --resume: a run killed mid-way and resumed ends as the run never killed, bit for bit on the CPU."""
+
+import json
+import os
+
+import pytest
+
+import train
+from cli.resume import STATE
+from tiny import write_glue, write_model
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    return write_glue(str(root / "glue")), write_model(str(root / "model"))
+
+
+def argv(setup, out, *extra):
+    glue, model = setup   # 40 examples, batches of 8: 5 steps an epoch, 15 in all, an evaluation each epoch
+    return ["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--epochs", "3",
+            "--batch-size", "8", "--out-dir", str(out), "--save-every", "3", "--target-speedup", "2",
+            "--predictor-lr", "1e-2", "--mu0", "1", *extra]
+
+
+def outcome(out):
+    with open(os.path.join(out, "results.json")) as f:
+        res = json.load(f)
+    for r in [res] + res["history"]:   # wall times and the command line differ from run to run
+        for k in ("train_seconds", "eval_seconds"):
+            r.pop(k)
+    res["args"].pop("resume"), res["args"].pop("out_dir")
+    res.pop("machine")
+    with open(os.path.join(out, "checkpoint", "model.safetensors"), "rb") as f:
+        return res, f.read()
+
+
+def killed_at(n, monkeypatch):
+    """train_step raises KeyboardInterrupt (a kill) when asked for its (n+1)-th step."""
+    step_once, calls = train.train_step, []
+
+    def step(*a, **k):
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return step_once(*a, **k)
+    monkeypatch.setattr(train, "train_step", step)
+    return lambda: monkeypatch.setattr(train, "train_step", step_once)
+
+
+def test_killed_run_resumes_to_the_same_result(setup, tmp_path, monkeypatch):
+    """Killed in epoch 2 after the save at step 6 (with dropout, Gumbel noise, the budget's multipliers
+    and an evaluation behind it), resumed: the same weights, the same results.json."""
+    train.main(argv(setup, tmp_path / "whole"))
+    assert not os.path.exists(tmp_path / "whole" / STATE)      # a finished run leaves nothing to resume
+    revive = killed_at(8, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(argv(setup, tmp_path / "killed"))
+    assert os.path.exists(tmp_path / "killed" / STATE)
+    revive()
+    train.main(argv(setup, tmp_path / "killed", "--resume"))
+    assert outcome(tmp_path / "killed") == outcome(tmp_path / "whole")
+    assert not os.path.exists(tmp_path / "killed" / STATE)
+
+
+def test_resume_refuses_what_it_cannot_continue(setup, tmp_path, capsys, monkeypatch):
+    with pytest.raises(SystemExit):                               # nothing saved there
+        train.parse_args(argv(setup, tmp_path / "empty", "--resume"))
+    assert "holds no training-state.pt" in capsys.readouterr().err
+    revive = killed_at(4, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(argv(setup, tmp_path / "run"))
+    revive()
+    with pytest.raises(Exception, match=r"--resume: .* was saved by a run with --lr 5e-05 \(now 0.0001\)"):
+        train.main(argv(setup, tmp_path / "run", "--resume", "--lr", "1e-4"))
+    killed_at(1, monkeypatch)                                     # a fresh run over it, killed before its first
+    with pytest.raises(KeyboardInterrupt):                        # save: the old run's state is gone, not resumable
+        train.main(argv(setup, tmp_path / "run", "--overwrite"))
+    assert not os.path.exists(tmp_path / "run" / STATE)
