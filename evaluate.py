@@ -21,9 +21,10 @@ def evaluate(model, examples, labels, metric_names, device, max_length, batch_si
     """Dev-set metrics, the fraction of real tokens kept entering each layer, FLOPs speedups, wall
     time and the predictions (each example's class or value; span QA: {question id: answer}). Eval
     mode: deterministic decisions, tokens really removed. max_length: what sequence padding counts.
-    With a tokenizer, the first `record` examples come with each token's skim layer (the layers it
-    entered; L = kept through all) for tools/report.py. score: None (metrics.compute_metrics), or
-    for span QA a tasks.SpanScore: the examples' (T, 2) logits to their answers, those to metrics."""
+    With a tokenizer, the first `record` examples (None: all, and then the predictions carry them)
+    come with each token's skim layer (the layers it entered; L = kept through all) for tools/report.py.
+    score: None (metrics.compute_metrics), or for span QA a tasks.SpanScore: the examples' (T, 2)
+    logits to their answers, those to metrics."""
     model.eval()
     cfg = model.config
     preds, lengths, kept, recorded = [], [], [], []
@@ -45,7 +46,7 @@ def evaluate(model, examples, labels, metric_names, device, max_length, batch_si
         lengths.append(n)
         if out.keep_masks is not None:
             kept.append(transkimmer.kept_per_layer(out.keep_masks))            # (B, L)
-            if tokenizer is not None and len(recorded) < record:
+            if tokenizer is not None and (record is None or len(recorded) < record):
                 entered = torch.stack(out.keep_masks).sum(0).long().cpu()         # (B, T): layers entered
                 for ids, n, s in zip(b["input_ids"].cpu(), b["attention_mask"].sum(1).tolist(), entered):
                     recorded.append(dict(tokens=[tokenizer.id_to_token(i) for i in ids[:n].tolist()],
@@ -61,18 +62,20 @@ def evaluate(model, examples, labels, metric_names, device, max_length, batch_si
     per_layer = [1.0] * cfg.num_hidden_layers if kept is None else transkimmer.kept_fraction(kept, lengths).tolist()
     predictions = preds.tolist() if score is None else score.answers(preds)   # (train.py --predictions)
     scores = score.scores(predictions) if score is not None else metrics.compute_metrics(metric_names, preds, labels)
-    for i, ex in enumerate(recorded[:record]):   # span QA: the answer's token positions, gold and predicted
+    for i, ex in enumerate(recorded):   # span QA: the answer's token positions, gold and predicted
         ex.update(label=labels[i], prediction=preds[i].item() if score is None else preds[i].argmax(0).tolist())
+    if record is None and score is None and recorded:   # one row per example, its tokens' skim layers beside it
+        predictions = [dict(ex, prediction=p) for ex, p in zip(recorded, predictions)]
     return dict(metrics=scores, predictions=predictions, kept_fraction_per_layer=per_layer, flops_speedup_no_padding=no_pad,
                 flops_speedup_sequence=seq, eval_seconds=seconds, num_examples=len(labels),
-                examples=recorded[:record])
+                examples=recorded[:8])
 
 
-def evaluate_dev(model, dev_sets, metric_names, device, max_length, batch_size, tokenizer):
+def evaluate_dev(model, dev_sets, metric_names, device, max_length, batch_size, tokenizer, record=8):
     """evaluate() on the first dev split; the metrics of the others (MNLI mismatched) added.
     dev_sets: {split: (examples, labels, score)}, as tasks.encode_split gives them."""
     (_, (examples, labels, score)), *others = dev_sets.items()
-    result = evaluate(model, examples, labels, metric_names, device, max_length, batch_size, tokenizer, score=score)
+    result = evaluate(model, examples, labels, metric_names, device, max_length, batch_size, tokenizer, record, score)
     for split, (examples, labels, score) in others:
         result[f"metrics_{split}"] = evaluate(model, examples, labels, metric_names, device, max_length,
                                               batch_size, score=score)["metrics"]

@@ -246,7 +246,7 @@ def main(argv=None):
     model, cfg, tok_dir, dev_sets, train, classes = load(cfg, device)
     tokenizer, dev_sets, train = encode_splits(cfg, tok_dir, model, dev_sets, train)
     evaluate = lambda: dict(evaluate_dev(model, dev_sets, metric_names(cfg.task, classes), device, cfg.max_length,
-                                         cfg.eval_batch_size, tokenizer), classes=classes)   # (None: regression, QA)
+                                         cfg.eval_batch_size, tokenizer, None if cfg.predictions else 8), classes=classes)
     if cfg.eval_only:
         result = evaluate()
         write_results(cfg, result, [])

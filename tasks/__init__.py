@@ -118,12 +118,15 @@ class SpanScore:
 
 def write_predictions(path, predictions, classes):
     """The dev predictions, one per example, atomically: span QA's {question id: answer} as one JSON
-    object (what the official SQuAD v2.0 script reads); else JSON Lines {"index", "prediction"}, the
-    prediction a class name, or a value (regression)."""
+    object (what the official SQuAD v2.0 script reads); else JSON Lines {"index", "prediction", "label",
+    "tokens", "skim_layer"}: prediction and label a class name or a value (regression), and each
+    token with the number of layers it entered (evaluate.py; tools/report.py shows them)."""
     if isinstance(predictions, dict):
         return write_json(path, predictions)
     name = (lambda p: classes[int(p)]) if classes else float
-    atomic_write_text(path, "".join(json.dumps(dict(index=i, prediction=name(p))) + "\n" for i, p in enumerate(predictions)))
+    rows = [dict(p, prediction=name(p["prediction"]), label=name(p["label"])) if isinstance(p, dict)
+            else dict(prediction=name(p)) for p in predictions]
+    atomic_write_text(path, "".join(json.dumps(dict(index=i, **r)) + "\n" for i, r in enumerate(rows)))
 
 
 def head_for(task, classes):

@@ -135,6 +135,23 @@ def test_ablation_table_from_result_files(outs, tmp_path, capsys):
     assert rows["sst2-2-the-baseline"][1:3] == ["plain BERT", ""]
 
 
+def test_report_shows_every_dev_example_of_a_predictions_run(tmp_path, capsys):
+    """--predictions writes each dev example with its tokens' layers: the report shows all 12 of the tiny
+    dev set (results.json keeps 8), or as many as --examples asks; target-speedup runs are named by it."""
+    glue, model = write_glue(str(tmp_path / "glue")), write_model(str(tmp_path / "model"))
+    out = str(tmp_path / "run")
+    train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "2",
+                "--batch-size", "8", "--out-dir", out, "--predictions", "--target-speedup", "2"])
+    shown = lambda page: open(page).read().count('<p class="example">')
+    report.main([out, "--out", str(tmp_path / "all.html")])
+    report.main([out, "--out", str(tmp_path / "3.html"), "--examples", "3"])
+    assert (shown(tmp_path / "all.html"), shown(tmp_path / "3.html")) == (12, 3)
+    assert "Transkimmer, target 2x" in open(tmp_path / "all.html").read()
+    with pytest.raises(SystemExit):
+        report.main([out, "--out", str(tmp_path / "0.html"), "--examples", "0"])
+    assert "--examples 0" in capsys.readouterr().err
+
+
 def test_report_needs_no_torch():
     import subprocess
     import sys

@@ -250,7 +250,11 @@ def test_predictions_file_one_per_dev_example(setup, tmp_path):
                 "--out-dir", str(out), "--predictions"])
     rows = [json.loads(line) for line in open(out / "predictions.jsonl")]
     assert [r["index"] for r in rows] == list(range(12)) and {r["prediction"] for r in rows} <= {"0", "1"}
-    assert "predictions" not in json.load(open(out / "results.json"))
+    res = json.load(open(out / "results.json"))   # every example with its tokens' layers; results.json keeps 8
+    assert "predictions" not in res and len(res["examples"]) == 8
+    assert [r["tokens"] for r in rows[:8]] == [e["tokens"] for e in res["examples"]]
+    assert all(r["tokens"][0] == "[CLS]" and len(r["skim_layer"]) == len(r["tokens"]) and r["label"] in ("0", "1")
+               for r in rows)
     train.main(["--task", "stsb", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "2",
                 "--out-dir", str(tmp_path / "s"), "--predictions"])
     assert all(isinstance(json.loads(line)["prediction"], float) for line in open(tmp_path / "s" / "predictions.jsonl"))

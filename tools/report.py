@@ -11,8 +11,9 @@ What did it learn? One self-contained HTML page from train.py output folders.
 
 The page holds, each with the table of numbers behind it (no network, no JavaScript):
   - the fraction of tokens kept entering each layer, one curve per folder (paper Fig. 4);
-  - the first 8 dev examples (results.json records them) with every token coloured by the layer before which it was skimmed, black
-    when kept through all layers (paper Table 5);
+  - the dev examples with every token coloured by the layer before which it was skimmed, black when
+    kept through all layers (paper Table 5): every example (or --examples N) of a run trained or
+    evaluated with --predictions (its predictions.jsonl), else the 8 results.json records;
   - when several folders share a task (say, several skim coefficients (lambda) and the baseline): the
     metric against FLOPs speedup, one point per setting (seeds averaged, with their spread), the
     plain-BERT baseline marked (Fig. 3).
@@ -21,6 +22,7 @@ The page holds, each with the table of numbers behind it (no network, no JavaScr
 import argparse
 import glob
 import html
+import json
 import os
 import sys
 import statistics
@@ -37,8 +39,9 @@ COLORS = ["#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4", "#94
           "#8c564b", "#7f7f7f", "#aec7e8", "#ffbb78"]   # one per layer; black = kept through all
 
 
-def load(folder):
-    """One run: an output folder of train.py, or a results file copied out of one (results/...json)."""
+def load(folder, examples=None):
+    """One run: an output folder of train.py, or a results file copied out of one (results/...json);
+    its dev examples from predictions.jsonl where --predictions wrote one (the first `examples`; None: all)."""
     path = folder if folder.endswith(".json") else os.path.join(folder, "results.json")
     eval_only = os.path.join(folder, "eval-results.json")   # a folder of train.py --eval-only
     if not os.path.isfile(path) and os.path.isfile(eval_only):
@@ -48,13 +51,18 @@ def load(folder):
     res = read_result(path)   # a broken or NaN run stops here, its file named
     try:
         a = res["args"]
-        res["label"] = "plain BERT" if a["baseline"] else f"lambda {a['skim_coefficient']:g}"
+        target = a.get("target_speedup")   # (--target-speedup: the speed asked for names the setting)
+        res["label"] = "plain BERT" if a["baseline"] else f"target {target:g}x" if target else f"lambda {a['skim_coefficient']:g}"
         res["name"] = f"{os.path.basename(os.path.normpath(folder)).removesuffix('.json')} (" + \
-            ("plain BERT)" if a["baseline"] else f"Transkimmer, lambda={a['skim_coefficient']:g})")
+            ("plain BERT)" if a["baseline"] else f"Transkimmer, {res['label']})")
     except (KeyError, TypeError) as e:   # args not train.py's
         raise ValueError(f"{path} is not a results file of train.py (args: {type(e).__name__}: {e}): "
                          f"pass the folder of a finished run") from None
     res["folder"] = folder
+    rows = os.path.join(os.path.dirname(path), ("eval-" if path.endswith("eval-results.json") else "") + "predictions.jsonl")
+    if not folder.endswith(".json") and os.path.isfile(rows):
+        with open(rows) as f:
+            res["examples"] = [r for r in map(json.loads, f) if "tokens" in r][:examples]
     return res
 
 
@@ -151,7 +159,7 @@ def tokens_html(run):
     for ex in run.get("examples", []):
         spans = [f'<span class="tok" title="layer {s}" style="color:{"black" if s >= L else COLORS[s % len(COLORS)]}">'
                  f'{html.escape(t)}</span>' for t, s in zip(ex["tokens"], ex["skim_layer"])]
-        pred = ex["prediction"] if isinstance(ex["prediction"], list) else f'{ex["prediction"]:.3g}'   # QA: span
+        pred = ex["prediction"] if isinstance(ex["prediction"], (list, str)) else f'{ex["prediction"]:.3g}'   # QA: span
         lines.append(f'<p class="example">{" ".join(spans)} <small>(label {ex["label"]}, predicted {pred})</small></p>')
     return "\n".join(lines)
 
@@ -208,11 +216,15 @@ def parse_args(argv):
                    "<!-- glue-table --> / <!-- batch1-table --> / <!-- ablation-table --> / "
                    "<!-- lr-grid-table --> / <!-- speed-table --> / <!-- sweep-table FOLDER-NAME --> block")
     p.add_argument("--out", default="report.html", help="the HTML page to write")
+    p.add_argument("--examples", type=int, help="show this many dev examples of each run (default: every "
+                   "one its predictions.jsonl holds, from train.py --predictions; else the 8 of results.json)")
     p.add_argument("--svg", help="also write the layer-wise chart alone to this SVG file")
     p.add_argument("--fig3-svg", help="also write the metric-against-speedup chart alone to this SVG file "
                    "(the runs given must share one task)")
     p.add_argument("--overwrite", action="store_true", help="replace an --out/--svg/--fig3-svg file this script did not write")
     args = p.parse_args(argv)
+    if args.examples is not None and args.examples < 1:
+        p.error(f"--examples {args.examples}: pass how many dev examples to show, at least 1")
     check_outputs(p, [("--out", args.out), ("--svg", args.svg), ("--fig3-svg", args.fig3_svg), ("--readme", args.readme)])
     for flag, path, start in [("--out", args.out, "<!DOCTYPE html>"), ("--svg", args.svg, "<svg"), ("--fig3-svg", args.fig3_svg, "<svg")]:
         if path and os.path.isfile(path) and not args.overwrite and not written_by_report(path, start):   # (ours: redrawn)
@@ -244,7 +256,7 @@ def main(argv=None):
         print(text)
     if tables:
         return
-    runs = [load(f) for f in args.folders]
+    runs = [load(f, args.examples) for f in args.folders]
     if args.fig3_svg and len({r["task"] for r in runs}) != 1:
         p.error(f"--fig3-svg: the runs given are of several tasks ({', '.join(sorted({r['task'] for r in runs}))}); "
                 "pass the runs of one task")
