@@ -18,18 +18,16 @@ from model import autocast
 @torch.no_grad()
 def evaluate(model, examples, labels, metric_names, device, max_length, batch_size=32, tokenizer=None, record=8,
              score=None):
-    """Dev-set metrics, the fraction of real tokens kept entering each layer, FLOPs speedups, wall
-    time and the predictions (each example's class or value; span QA: {question id: answer}). Eval
-    mode: deterministic decisions, tokens really removed. max_length: what sequence padding counts.
-    With a tokenizer, the first `record` examples (None: all, and then the predictions carry them)
-    come with each token's skim layer (the layers it entered; L = kept through all) for tools/report.py.
-    score: None (metrics.compute_metrics), or for span QA a tasks.SpanScore: the examples' (T, 2)
-    logits to their answers, those to metrics."""
-    model.eval()
-    cfg = model.config
+    """Dev-set metrics, the fraction of real tokens kept entering each layer, FLOPs speedups, wall time
+    and the predictions (classes or values; span QA: {question id: answer}). Eval mode: deterministic
+    decisions, tokens really removed. max_length: what sequence padding counts. With a tokenizer the
+    first `record` examples (None: all, carried by the predictions too) come with the layers each token
+    entered (L: kept through all) for tools/report.py. score: None (metrics.compute_metrics), or for
+    span QA a tasks.SpanScore: the examples' (T, 2) logits to their answers, those to metrics."""
+    cfg = model.eval().config
     preds, lengths, kept, recorded = [], [], [], []
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)   # (the wall time is the GPU's too)
+    sync()
     t0 = time.perf_counter()
     for b in data.batches(examples, labels, batch_size):
         b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
@@ -53,8 +51,7 @@ def evaluate(model, examples, labels, metric_names, device, max_length, batch_si
                                          skim_layer=s[:n].tolist()))
     if score is None:
         preds = torch.cat(preds).cpu().numpy()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync()
     seconds = time.perf_counter() - t0
     lengths = torch.cat(lengths).cpu().long()
     kept = torch.cat(kept).cpu().long() if kept else None

@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 import families
 from cli.errors import BadInput, MissingInput
 from data import TOKENIZER_FILES
-from cli.files import atomic_folder, atomic_write, atomic_write_text
+from cli.files import atomic_folder, atomic_write, atomic_write_text, write_json
 from model import BertConfig, build, encoder
 
 # checkpoint key -> our key, applied in order, each at most once. Other families with other names
@@ -201,13 +201,15 @@ def save_model(model, path):
     atomic_write_text(os.path.join(path, "config.json"), json.dumps(model.config.to_dict(), indent=2))
 
 
-def save_checkpoint(model, tokenizer_dir, folder):
-    """model.safetensors, config.json and every tokenizer file it was trained with, written as a
-    whole folder and swapped in (cli.files.atomic_folder): a kill leaves the old checkpoint or the
-    new one, never new weights beside an old config or a stale tokenizer."""
+def save_checkpoint(model, tokenizer_dir, folder, results=None):
+    """model.safetensors, config.json, every tokenizer file it was trained with (and the results of its
+    evaluation), written as a whole folder and swapped in (cli.files.atomic_folder): a kill leaves the
+    old checkpoint or the new one, never new weights beside an old config or a stale tokenizer."""
     def fill(tmp):
         save_model(model, tmp)
         for f in TOKENIZER_FILES + ("tokenizer_config.json",):
             if os.path.isfile(os.path.join(tokenizer_dir, f)):
                 shutil.copyfile(os.path.join(tokenizer_dir, f), os.path.join(tmp, f))
+        if results is not None:
+            write_json(os.path.join(tmp, "results.json"), results)
     atomic_folder(folder, fill)

@@ -8,14 +8,12 @@ task (imdb, yelp, 20news), SQuAD 2.0 (squad_v2) or your own files; the tasks are
     python train.py --task sst2 --data-dir ../shared/data/glue --model /path/to/checkpoint
     # the plain BERT row to compare against
     python train.py --task sst2 --baseline --data-dir ../shared/data/glue --model /path/to/checkpoint
-    # a tiny CPU run, a minute
-    python train.py --task sst2 --data-dir ../shared/data/glue --model /path/to/checkpoint \\
-        --max-steps 50 --device cpu --out-dir out/tiny
+    # to a FLOPs speedup instead of a fixed lambda, distilled from the baseline (extensions/)
+    python train.py --task sst2 --target-speedup 2 --teacher out/sst2-baseline/checkpoint
     # your own data: CSV, TSV (a header row) or JSON Lines; columns sentence/text, sentence2, label
     python train.py --train-file train.csv --dev-file dev.csv --model /path/to/checkpoint
-    # long documents and span QA (paper Table 4): downloaded once, or --data-dir
+    # long documents (imdb, yelp, 20news) and span QA (squad_v2), paper Table 4: downloaded once, or --data-dir
     python train.py --task imdb
-    python train.py --task squad_v2
     # evaluate a saved model
     python train.py --task sst2 --eval-only --checkpoint out/sst2/checkpoint --data-dir ../shared/data/glue
 
@@ -136,10 +134,9 @@ def load(cfg, device):
     else:
         tok_dir, classes = download.model_dir(cfg.model, cfg.cache_dir), "infer"
         train_flags.check_start(cfg.task, cfg.model, cfg.baseline, tok_dir)
-    dev_sets, train, classes = read_splits(cfg.task, cfg.data_dir, cfg.cache_dir, not cfg.eval_only,
-                                           (cfg.train_file, cfg.dev_file),
-                                           (cfg.text_column, cfg.text_pair_column, cfg.label_column), classes,
-                                           cfg.task_type)
+    dev_sets, train, classes = read_splits(cfg.task, cfg.data_dir, cfg.cache_dir, not cfg.eval_only, (cfg.train_file,
+                                           cfg.dev_file), (cfg.text_column, cfg.text_pair_column, cfg.label_column),
+                                           classes, cfg.task_type)
     if cfg.eval_only:
         train_flags.check_head(cfg.task, cfg.checkpoint, model.config, classes)
     else:
@@ -329,17 +326,20 @@ def evaluate_and_save(cfg, model, tok_dir, evaluate, history, epoch, step, t0, s
         result.update(skim_start_step=None if skim_start.waiting else math.ceil(skim_start.start))   # (None: not yet)
     history.append(result)
     log_eval(log, epoch, result)
-    save_checkpoint(model, tok_dir, os.path.join(cfg.out_dir, "checkpoint"))
-    write_results(cfg, result, history)
+    write_results(cfg, result, history, lambda out: save_checkpoint(model, tok_dir, os.path.join(cfg.out_dir, "checkpoint"), out))
     return result
 
 
-def write_results(cfg, result, history):
+def write_results(cfg, result, history, save=None):
     """results.json (atomically): the last evaluation, the history of all, and every setting; --eval-only
-    writes eval-results.json and never touches a training record. --predictions: the predictions too."""
+    writes eval-results.json and never touches a training record. --predictions: the predictions too.
+    save(results): the checkpoint first, holding its own copy (a kill between the two leaves a checkpoint
+    whose results.json is the evaluation of its weights)."""
     prefix, predictions = "eval-" if cfg.eval_only else "", result.pop("predictions")
     out = dict(task=cfg.task, metric_names=list(result["metrics"]), **result, history=history, args=asdict(cfg),
                machine=cli_args.machine(cfg.device))
+    if save:
+        save(out)
     write_json(os.path.join(cfg.out_dir, f"{prefix}results.json"), out)
     if cfg.predictions:
         name = "predictions.json" if isinstance(predictions, dict) else "predictions.jsonl"

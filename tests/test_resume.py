@@ -77,3 +77,24 @@ def test_resume_refuses_what_it_cannot_continue(setup, tmp_path, capsys, monkeyp
     with pytest.raises(KeyboardInterrupt):                        # save: the old run's state is gone, not resumable
         train.main(argv(setup, tmp_path / "run", "--overwrite"))
     assert not os.path.exists(tmp_path / "run" / STATE)
+
+
+def test_a_checkpoint_carries_the_evaluation_of_its_weights(setup, tmp_path, monkeypatch):
+    """Killed between the checkpoint's swap and results.json: the new checkpoint holds its own results.json,
+    the evaluation of its weights (the old results.json beside it says the step it was written at)."""
+    out = tmp_path / "run"
+    writes = []
+    real = train.write_json
+
+    def killed_at_the_second_results(path, obj):
+        writes.append(path)
+        if len(writes) == 2:
+            raise KeyboardInterrupt
+        real(path, obj)
+    monkeypatch.setattr(train, "write_json", killed_at_the_second_results)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(argv(setup, out))
+    inside = json.load(open(out / "checkpoint" / "results.json"))
+    outside = json.load(open(out / "results.json"))
+    assert (inside["epoch"], outside["epoch"]) == (2, 1)
+    assert not [f for f in os.listdir(tmp_path) if f.startswith((".tmp-", ".old-"))]

@@ -44,7 +44,8 @@ def test_tiny_run_every_task(setup, tmp_path, task):
     if task == "20news":   # the long documents are evaluated on their test split, with their own classes
         assert res["num_examples"] == 9 and json.load(open(os.path.join(out, "checkpoint", "config.json")))[
             "id2label"] == {"0": "comp.graphics", "1": "rec.autos", "2": "sci.space"}
-    assert sorted(os.listdir(os.path.join(out, "checkpoint"))) == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert sorted(os.listdir(os.path.join(out, "checkpoint"))) == ["config.json", "model.safetensors", "results.json",
+                                                                    "tokenizer.json"]
 
 
 def test_baseline_and_eval_only(setup, tmp_path, capsys):
