@@ -61,8 +61,6 @@ RENAMES = {family: [*rules, *EMBEDDING_RENAMES] for family, rules in families.RE
 IGNORED = re.compile(r"^((bert|roberta|distilbert|albert)\.)?(cls\.|lm_head\.|predictions\.|sop_classifier\.|"
                      r"vocab_(transform|layer_norm|projector)\.|"
                      r"embeddings\.(position_ids|token_type_ids)$)")
-
-
 HEADS = ("classifier.", "pre_classifier.", "qa_outputs.")   # a task's head: another task's is left out
 
 
@@ -213,3 +211,7 @@ def save_checkpoint(model, tokenizer_dir, folder, results=None):
         if results is not None:
             write_json(os.path.join(tmp, "results.json"), results)
     atomic_folder(folder, fill)
+
+
+if __name__ == "__main__":   # a part of train.py, not a command: say which command uses it
+    raise SystemExit("load_weights.py loads checkpoints for train.py: run python train.py --model DIR (or a hub name)")

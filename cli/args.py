@@ -5,6 +5,8 @@ argparse's one-line error, given before any work is done.
 
 import argparse
 import math
+import os
+import subprocess
 import sys
 
 import torch
@@ -54,8 +56,23 @@ def device_name(device):
         return "cpu"
 
 
-def machine(device):
-    """Where and how a result was made, for results.json: the command, the device's name, the CPU
-    kernels torch chose (AVX2 and AVX-512 add in other orders: CPU runs differ between them), torch."""
-    return dict(command=" ".join(["python"] + sys.argv), device_name=device_name(torch.device(device)),
+def machine(device, command=None):
+    """Where and how a result was made, for results.json and bench files: the command, the project's
+    git commit, the device's name, the CPU kernels torch chose (AVX2 and AVX-512 add in other orders:
+    CPU runs differ between them), torch's version."""
+    return dict(command=command or " ".join(["python"] + sys.argv), commit=commit(),
+                device_name=device_name(torch.device(device)),
                 cpu_capability=torch.backends.cpu.get_cpu_capability(), torch=torch.__version__)
+
+
+def commit():
+    """The project's git commit, "-dirty" added when tracked files have changes; None outside a checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    git = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, timeout=20)
+    try:
+        head, changed = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode:
+        return None
+    return head.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")

@@ -14,6 +14,10 @@ as in the paper (none of the three has a dev split).
     read_documents(task, split, root)      -> texts, labels (indices into the classes) and classes
 """
 
+if __name__ == "__main__":   # a part of train.py, not a command: say which command uses it
+    raise SystemExit('tasks/documents.py reads the long-document tasks for train.py: run python train.py --task imdb (or yelp, 20news)')
+
+
 import csv
 import os
 import urllib.error

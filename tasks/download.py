@@ -6,6 +6,10 @@ Offline, a local folder is used as it is; a missing one is one clear line.
     glue_dir(task, data_dir, cache)        -> a folder holding the task, downloaded if need be
     model_dir(name_or_path, cache)         -> a checkpoint folder, downloaded from the hub if need be
 
+As a command, it fetches now what a later run (offline, say) will read from the cache:
+
+    python tasks/download.py bert-base-uncased --task sst2 --task mrpc
+
 Downloads use the standard library only, go to a temporary file that is renamed into place once
 its size and content are checked, and never leave a half-written file behind or poison the cache.
 
@@ -13,14 +17,19 @@ References:
   - The GLUE download script (download_glue_data.py, W4ngatang's gist): file layouts and archives.
 """
 
+import argparse
 import json
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+
+if __package__ in (None, ""):   # run as `python tasks/download.py`: the project's modules are one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cli.errors import FetchFailed, MissingInput
 from data import TOKENIZER_FILES
@@ -236,3 +245,23 @@ def _fetch_mrpc(folder):
         os.replace(out, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv=None):
+    """Fetch checkpoints (hub names) and GLUE tasks into the cache; print each folder."""
+    p = argparse.ArgumentParser(description="Fetch checkpoints and GLUE tasks into the cache train.py reads.")
+    p.add_argument("models", nargs="*", help="checkpoints on the hub, e.g. bert-base-uncased")
+    p.add_argument("--task", action="append", default=[], choices=sorted([*ARCHIVES, "mrpc"]), help="a GLUE task (repeatable)")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE, help="where downloads are kept")
+    args = p.parse_args(argv)
+    if not args.models and not args.task:
+        p.error("name what to fetch: a checkpoint (bert-base-uncased) and/or --task sst2")
+    for name in args.models:
+        print(model_dir(name, args.cache_dir))
+    for task in args.task:
+        print(glue_dir(task, None, args.cache_dir))
+
+
+if __name__ == "__main__":
+    from cli import errors
+    errors.run(main)

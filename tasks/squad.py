@@ -18,6 +18,10 @@ References:
   - Devlin et al. (BERT), Sec. 4.3: the null answer scored at [CLS], windows with a doc stride.
 """
 
+if __name__ == "__main__":   # a part of train.py, not a command: say which command uses it
+    raise SystemExit('tasks/squad.py reads SQuAD 2.0 for train.py: run python train.py --task squad_v2 (--data-dir DIR offline)')
+
+
 import collections
 import json
 import os

@@ -105,6 +105,7 @@ def test_bench_json_feeds_the_speed_table(setup, tmp_path):
                        "--skim-fraction", "0.5", "--json", path])
     saved = json.load(open(path))
     assert saved["rows"] == rows and saved["skim_fraction"] == 0.5 and saved["device_name"]
+    assert saved["command"].startswith("python tools/bench.py ") and saved["cpu_capability"] and "commit" in saved
     r = rows[0]
     assert r["pruned_tokens_per_s"] / r["dense_tokens_per_s"] == pytest.approx(r["measured"])
     table = tables.speed_table(str(folder)).splitlines()

@@ -155,6 +155,28 @@ def test_download_model_and_glue(server, tmp_path, monkeypatch):
     assert os.listdir(os.path.join(fresh, "glue")) == ["MRPC"]
 
 
+def test_download_command_fetches_into_the_cache(server, tmp_path, monkeypatch, capsys):
+    """python tasks/download.py MODEL --task T: fetched now, printed, read from the cache by a later run;
+    nothing named is one argparse line, and a library file run as a command says which command uses it."""
+    import subprocess
+    import sys
+    monkeypatch.setattr(download, "HUB_URL", server)
+    monkeypatch.setattr(download, "GLUE_URL", server)
+    cache = str(tmp_path / "cache")
+    download.main(["tiny-bert", "--task", "sst2", "--task", "mrpc", "--cache-dir", cache])
+    printed = capsys.readouterr().out.split()
+    assert printed == [download.model_dir("tiny-bert", cache), download.glue_dir("sst2", None, cache),
+                       download.glue_dir("mrpc", None, cache)]
+    with pytest.raises(SystemExit):
+        download.main([])
+    assert "name what to fetch" in capsys.readouterr().err
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for script, says in [("load_weights.py", "python train.py --model"), ("tasks/squad.py", "--task squad_v2"),
+                         ("tasks/documents.py", "--task imdb"), ("evaluate.py", "--eval-only")]:
+        r = subprocess.run([sys.executable, script], cwd=root, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and says in r.stderr and "Traceback" not in r.stderr
+
+
 def test_truncated_download_leaves_nothing(server, tmp_path, monkeypatch):
     monkeypatch.setattr(download, "HUB_URL", server)
     monkeypatch.setattr(Handler, "truncate", {"/tiny-bert/resolve/main/model.safetensors"})

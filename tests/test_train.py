@@ -272,3 +272,4 @@ def test_results_name_their_command_and_machine(setup, tmp_path):
                 "--out-dir", str(tmp_path / "m")])
     m = json.load(open(tmp_path / "m" / "results.json"))["machine"]
     assert m["command"].startswith("python ") and m["device_name"] and m["cpu_capability"] and m["torch"]
+    assert m["commit"] is None or len(m["commit"].removesuffix("-dirty")) == 40   # (None: not run from a git checkout)

@@ -51,7 +51,7 @@ from cli.files import atomic_write_text, check_outputs, write_json
 from load_weights import load_model, load_pretrained, read_config, saved_by_train
 from model import autocast, build, encoder, is_predictor
 from tasks import CUSTOM, OWN_DATA, QA, TASKS, classes_of, read_splits
-from cli.args import POSITIVE_INT, check_device, device_name, number
+from cli.args import POSITIVE_INT, check_device, device_name, machine, number
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -356,8 +356,8 @@ def main(argv=None):
     result = dict(checkpoint=args.checkpoint, model=args.model, task=args.task, max_length=args.max_length,
                   skim_fraction=None if args.checkpoint else args.skim_fraction,
                   skim_layer=None if args.checkpoint else args.skim_layer, device=str(device),
-                  device_name=device_name(device), threads=torch.get_num_threads(), torch=torch.__version__,
-                  repeats=args.repeats, rows=rows)
+                  threads=torch.get_num_threads(), repeats=args.repeats, rows=rows,
+                  **machine(device, f"python tools/bench.py {' '.join(argv or sys.argv[1:])}"))
     if not args.no_reference:
         result["reference"] = reference(args, tok_dir, dense, examples, sizes, device)
     if not args.no_train:
