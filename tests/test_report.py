@@ -152,6 +152,32 @@ def test_report_shows_every_dev_example_of_a_predictions_run(tmp_path, capsys):
     assert "--examples 0" in capsys.readouterr().err
 
 
+def test_target_table_from_result_files(tmp_path, capsys):
+    """--target: per task the baseline and defaults of the glue/ folder beside it, then each target setting
+    (seeds averaged, the speedup reached beside the one asked), the paper's row, and each setting's command
+    read from its result file's record."""
+    import shutil
+    glue, model = write_glue(str(tmp_path / "data")), write_model(str(tmp_path / "model"))
+    (tmp_path / "results" / "glue").mkdir(parents=True)
+    (tmp_path / "results" / "target-speedup").mkdir()
+    for name, extra in [("glue/sst2-baseline-seed1", ["--baseline"]), ("glue/sst2-transkimmer-seed1", []),
+                        ("target-speedup/sst2-target2-seed1", ["--target-speedup", "2"]),
+                        ("target-speedup/sst2-target2-seed2", ["--target-speedup", "2", "--seed", "2"]),
+                        ("target-speedup/sst2-target2-teacher-seed1", ["--target-speedup", "2"])]:
+        out = str(tmp_path / "runs" / name)
+        train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "2",
+                    "--batch-size", "8", "--out-dir", out, *extra])
+        shutil.copy(os.path.join(out, "results.json"), tmp_path / "results" / f"{name}.json")
+    capsys.readouterr()
+    report.main(["--target", str(tmp_path / "results" / "target-speedup")])
+    text = capsys.readouterr().out
+    rows = [line for line in text.splitlines() if line.startswith("| sst2 |")]
+    assert [r.split(" | ")[1] for r in rows] == ["baseline (results/glue)", "defaults, lambda (results/glue)",
+                                                 "target 2x", "target 2x + teacher", "paper: DistilBERT + Transkimmer vs DistilBERT"]
+    assert "2 (42, 2)" in rows[2] and "(2x)" in rows[2] and re.search(r"\| [+-]\d+\.\d \|", rows[2])
+    assert "- sst2, target 2x, seeds 42, 2: `python " in text   # (under pytest the command is pytest's)
+
+
 def test_report_needs_no_torch():
     import subprocess
     import sys

@@ -32,7 +32,7 @@ if __package__ in (None, ""):   # run as `python tools/NAME.py`: the project's m
 
 from cli.files import atomic_write_text, check_outputs
 from tools.tables import (ablation_table, batch1_table, glue_table, read_result, replace_between, speed_table,
-                    sweep_table)
+                          sweep_table, target_table)
 
 MARK = "<!-- written by tools/report.py -->"   # what makes a page or chart ours: redrawn without asking
 COLORS = ["#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4", "#9467bd", "#e377c2",
@@ -210,11 +210,13 @@ def parse_args(argv):
     p.add_argument("--ablation", help="print the recipe ablation table from this folder (results/recipe/ablation)")
     p.add_argument("--lr-grid", help="print the baseline learning-rate grid from this folder (results/recipe/baseline-lr)")
     p.add_argument("--bench", help="print the speed table from this folder of tools/bench.py --json files (results/bench)")
+    p.add_argument("--target", help="print the table at fixed speed from this folder of --target-speedup result "
+                   "files (results/target-speedup; the baselines from the glue/ folder beside it)")
     p.add_argument("--sweep", nargs="+", default=[], help="print a table of each setting's mean over its seeds "
                    "from these folders of result files (results/sweeps/mrpc-lambda ...)")
     p.add_argument("--readme", help="with the table flags: write each table into this Markdown file's "
                    "<!-- glue-table --> / <!-- batch1-table --> / <!-- ablation-table --> / "
-                   "<!-- lr-grid-table --> / <!-- speed-table --> / <!-- sweep-table FOLDER-NAME --> block")
+                   "<!-- lr-grid-table --> / <!-- speed-table --> / <!-- target-table --> / <!-- sweep-table FOLDER-NAME --> block")
     p.add_argument("--out", default="report.html", help="the HTML page to write")
     p.add_argument("--examples", type=int, help="show this many dev examples of each run (default: every "
                    "one its predictions.jsonl holds, from train.py --predictions; else the 8 of results.json)")
@@ -232,12 +234,14 @@ def parse_args(argv):
                     "name, or --overwrite to replace it")
     if args.readme and not os.path.isfile(args.readme):
         p.error(f"--readme {args.readme}: no such file; pass the README whose marked blocks take the tables")
-    for flag, folder in [("--glue", args.glue), ("--batch1", args.batch1), ("--ablation", args.ablation),
-                         ("--lr-grid", args.lr_grid), ("--bench", args.bench)] + [("--sweep", f) for f in args.sweep]:
+    for flag, folder in ([("--glue", args.glue), ("--batch1", args.batch1), ("--ablation", args.ablation),
+                          ("--lr-grid", args.lr_grid), ("--bench", args.bench), ("--target", args.target)]
+                         + [("--sweep", f) for f in args.sweep]):
         if folder and not glob.glob(os.path.join(folder, "*.json")):   # an empty table would replace the README's
             p.error(f"{flag} {folder}: " + ("no .json result files in it" if os.path.isdir(folder) else "no such folder")
                     + "; pass the folder that holds the runs' result files (results/glue, ...)")
-    if not args.folders and not (args.glue or args.batch1 or args.ablation or args.lr_grid or args.bench or args.sweep):
+    if not args.folders and not (args.glue or args.batch1 or args.ablation or args.lr_grid or args.bench or args.sweep
+                                 or args.target):
         p.error("pass train.py output folders, or --glue results/glue, --ablation results/recipe/ablation, --bench results/bench, "
                 "--sweep results/sweeps/mrpc-lambda")
     return p, args
@@ -248,7 +252,9 @@ def main(argv=None):
     tables = [(marker, make(folder)) for marker, make, folder in
               [("glue-table", glue_table, args.glue), ("batch1-table", batch1_table, args.batch1),
                ("ablation-table", ablation_table, args.ablation), ("lr-grid-table", ablation_table, args.lr_grid),
-               ("speed-table", speed_table, args.bench)] if folder]
+               ("speed-table", speed_table, args.bench),
+               ("target-table", lambda f: target_table(f, os.path.join(os.path.dirname(os.path.normpath(f)), "glue")),
+                args.target)] if folder]
     tables += [(f"sweep-table {os.path.basename(os.path.normpath(folder))}", sweep_table(folder)) for folder in args.sweep]
     if args.readme and tables:
         replace_between(args.readme, tables)

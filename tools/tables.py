@@ -259,6 +259,63 @@ def sweep_table(folder):
     return "\n".join(lines) + "\n"
 
 
+TARGET_NAME = re.compile(r"(?P<task>[a-z0-9]+)-target(?P<target>[0-9.]+)(?P<teacher>-teacher)?-seed(?P<seed>\d+)\.json$")
+
+
+def target_table(folder, glue_folder):
+    """Issue 44's table at fixed speed: per task, the baseline and the defaults (lambda) of glue_folder
+    (results/glue), then each --target-speedup setting of `folder` (files <task>-target<S>[-teacher]-seed<N>.json),
+    means ± std over seeds, the speedup reached against the one asked, and the paper's DistilBERT row.
+    Below it, the command of each setting, read from its first run's record (seeds: the others')."""
+    settings = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        m = TARGET_NAME.search(os.path.basename(path))
+        if m:
+            settings.setdefault((m["task"], float(m["target"]), bool(m["teacher"])), []).append(read_run(path))
+    glue = glue_runs(glue_folder)
+    head = ("| task | setting | runs (seeds) | trained on | metric | difference to the baseline "
+            "| FLOPs speedup no padding (asked) | tokens kept entering each layer |")
+    lines, commands = [head, "|" + "---|" * (head.count("|") - 1)], []
+    for task in _in_glue_order({(t, None) for t, _, _ in settings}):
+        base = glue.get((task, "baseline"), [])
+        metric = (base or next(v for k, v in settings.items() if k[0] == task))[0]["metric_names"][0]
+        score = lambda rs: [100 * r["metrics"][metric] for r in rs]
+        b = statistics.mean(score(base)) if base else None
+        rows = [("baseline (results/glue)", base, None), ("defaults, lambda (results/glue)", glue.get((task, "transkimmer"), []), None)]
+        rows += [(f"target {t:g}x" + (" + teacher" if teacher else ""), runs, t)
+                 for (tk, t, teacher), runs in sorted(settings.items()) if tk == task]
+        for name, runs, asked in rows:
+            if not runs:
+                continue
+            txt, mean = _mean_std(score(runs))
+            sp = [r["flops_speedup_no_padding"] for r in runs]
+            reached = f"{statistics.mean(sp):.2f}x" + (f" ± {statistics.stdev(sp):.2f}" if len(sp) > 1 else "")
+            seeds = ", ".join(str(r["args"]["seed"]) for r in runs)
+            devices = ", ".join(sorted({device_kind(r) for r in runs}))
+            diff = f"{mean - b:+.1f}" if b is not None and name != rows[0][0] else ""
+            lines.append(f"| {task} | {name} | {len(runs)} ({seeds}) | {devices} | {metric} {txt} | {diff} | {reached}"
+                         + (f" ({asked:g}x)" if asked else "") + f" | {_kept_means(runs)} |")
+            if asked:
+                commands.append(f"- {task}, {name}, seeds {seeds}: `{command_of(runs[0])}`")
+        if task in PAPER_DISTILBERT:
+            p = PAPER_DISTILBERT[task]
+            lines.append(f"| {task} | paper: DistilBERT + Transkimmer vs DistilBERT | | | {p[1]:.1f} | {p[1] - p[0]:+.1f} "
+                         f"| {p[2]:.2f}x | |")
+    return "\n".join(lines) + "\n\nCommands, from each setting's first result file (`$M` the model, `$D` the data):\n\n" \
+        + "\n".join(commands) + "\n"
+
+
+def command_of(run):
+    """The command a result file records (machine.command), with its model and data folders as $M and $D."""
+    cmd, a = run.get("machine", {}).get("command"), run["args"]
+    if not cmd:
+        return "(not recorded; the file's args hold every setting)"
+    for value, name in [(a.get("model"), "$M"), (a.get("data_dir"), "$D")]:
+        if value:
+            cmd = cmd.replace(value, name)
+    return cmd
+
+
 def bench_cell(runs):
     """The runs' benched checkpoints (read_run's "bench"), for BENCH_COLUMN: the mean measured speedup
     at batch 32 and the mean (and lowest) fraction of the FLOPs saving it realises, the mean (and
