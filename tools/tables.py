@@ -254,7 +254,9 @@ def sweep_table(folder):
         kept = _kept_means(runs)
         seeds = ", ".join(str(r["args"]["seed"]) for r in runs)
         devices = ", ".join(sorted({device_kind(r) for r in runs}))
-        lines.append(f"| {name} | {'' if a['baseline'] else format(a['skim_coefficient'], 'g')} | {len(runs)} ({seeds}) "
+        setting = "" if a["baseline"] else format(a["skim_coefficient"], "g") if not a.get("target_speedup") else \
+            f"none: target {a['target_speedup']:g}x, rate {a.get('budget_rate', 0.5):g}"   # (files before --budget-rate: 0.5)
+        lines.append(f"| {name} | {setting} | {len(runs)} ({seeds}) "
                      f"| {devices} | {metric} {score} | {flops} | {kept} |" + f" {bench_cell(runs)} |" * benched)
     return "\n".join(lines) + "\n"
 
