@@ -13,7 +13,7 @@ import sys
 from safetensors import SafetensorError, safe_open
 
 from cli.args import POSITIVE, POSITIVE_INT, check_device, number
-from cli.files import unwritable
+from cli.files import recover, unwritable
 from cli.resume import STATE
 from extensions.budget import Budget
 from load_weights import checkpoint_files, read_config, saved_by_train
@@ -155,6 +155,9 @@ def check_environment(p, args, results_file):
         p.error("WORLD_SIZE is set but RANK or MASTER_ADDR is not: launch several processes with torchrun, "
                 "or unset WORLD_SIZE")
     out = args.out_dir
+    for folder in (os.path.join(out, "checkpoint"), args.checkpoint, args.model, args.teacher):
+        if folder and not os.path.isdir(folder):
+            recover(folder)   # a save killed between its two renames: its previous checkpoint put back
     if os.path.exists(out) and not os.path.isdir(out):
         p.error(f"--out-dir {out} is a file: pass a folder")
     if args.resume and not os.path.isfile(os.path.join(out, STATE)):

@@ -199,15 +199,18 @@ def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):
     (vocab_only / "tokenizer_config.json").write_text('{"do_lower_case": false}')
     load_weights.save_checkpoint(train.load_model(str(ckpt)), str(vocab_only), str(ckpt))
     assert sorted(os.listdir(ckpt)) == ["config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
-    # killed (SIGKILL, no cleanup) between the two renames of the swap: the next save recovers
+    # killed (SIGKILL, no cleanup) between the two renames of the swap: the next save recovers, and so
+    # does the next command that names the folder, before any work (here --eval-only --checkpoint)
     kept = {p.name: p.read_bytes() for p in ckpt.iterdir()}
-    os.makedirs(out / ".old-checkpoint-x")
-    os.replace(ckpt, out / ".old-checkpoint-x" / "previous")
-    os.makedirs(out / ".tmp-checkpoint-y")
-    (out / ".tmp-checkpoint-y" / "model.safetensors").write_bytes(b"half")
-    recover(str(ckpt))
-    assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == kept
-    assert sorted(os.listdir(out)) == ["checkpoint", "results.json"]
+    for recovered_by in (lambda: recover(str(ckpt)), lambda: train.parse_args(
+            ["--task", "sst2", "--eval-only", "--checkpoint", str(ckpt), "--device", "cpu", "--out-dir", str(tmp_path / "e")])):
+        os.makedirs(out / ".old-checkpoint-x")
+        os.replace(ckpt, out / ".old-checkpoint-x" / "previous")
+        os.makedirs(out / ".tmp-checkpoint-y")
+        (out / ".tmp-checkpoint-y" / "model.safetensors").write_bytes(b"half")
+        recovered_by()
+        assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == kept
+        assert sorted(os.listdir(out)) == ["checkpoint", "results.json"]
 
 
 # The unclear cases: run the command as a user would; a non-zero exit, a last line naming the file or
