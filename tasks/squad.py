@@ -10,6 +10,10 @@ so the span head still scores it (model.BertForQuestionAnswering).
     predict(questions, feats, logits, ...)   -> an answer per question: n-best spans of at most
                                                 30 tokens, or "" when the null answer scores higher
     squad_v2_scores(questions, answers)      -> the official v2.0 EM and F1, HasAns and NoAns
+    official_output(questions, answers)      -> the same as the official script prints them
+
+As a command, the official script's: python tasks/squad.py dev-v2.0.json predictions.json
+(train.py --task squad_v2 --predictions writes predictions.json, {question id: answer}).
     squad_dir(data_dir, cache)               -> the folder holding train-v2.0.json and dev-v2.0.json
 
 References:
@@ -18,18 +22,19 @@ References:
   - Devlin et al. (BERT), Sec. 4.3: the null answer scored at [CLS], windows with a doc stride.
 """
 
-if __name__ == "__main__":   # a part of train.py, not a command: say which command uses it
-    raise SystemExit('tasks/squad.py reads SQuAD 2.0 for train.py: run python train.py --task squad_v2 (--data-dir DIR offline)')
-
-
+import argparse
 import collections
 import json
 import os
 import re
 import string
+import sys
 import urllib.error
 import warnings
 from dataclasses import dataclass
+
+if __package__ in (None, ""):   # run as `python tasks/squad.py`: the project's modules are one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tasks import download
 from cli.errors import BadInput, FetchFailed, MissingInput
@@ -166,6 +171,36 @@ def squad_v2_scores(questions, answers):
     return out
 
 
+def official_output(questions, answers):
+    """What the official evaluate-v2.0.py prints for these answers: percentages, the number of
+    questions, then the HasAns and NoAns groups, each only where it has questions."""
+    s = squad_v2_scores(questions, answers)
+    out = dict(exact=100 * s["exact"], f1=100 * s["f1"], total=len(questions))
+    for name in ("HasAns", "NoAns"):
+        if s[f"{name}_total"]:
+            out.update({f"{name}_exact": 100 * s[f"{name}_exact"], f"{name}_f1": 100 * s[f"{name}_f1"],
+                        f"{name}_total": s[f"{name}_total"]})
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Score SQuAD 2.0 predictions as the official evaluate-v2.0.py does.")
+    p.add_argument("data_file", help="dev-v2.0.json")
+    p.add_argument("pred_file", help="{question id: answer} JSON (train.py --predictions writes predictions.json)")
+    args = p.parse_args(argv)
+    for path in (args.data_file, args.pred_file):
+        if not os.path.isfile(path):
+            p.error(f"{path}: no such file")
+    try:
+        with open(args.pred_file, encoding="utf-8") as f:
+            answers = json.load(f)
+    except ValueError as e:
+        p.error(f"{args.pred_file} is not JSON ({e}): pass the {{question id: answer}} file")
+    if not isinstance(answers, dict):
+        p.error(f"{args.pred_file} is not a {{question id: answer}} object")
+    print(json.dumps(official_output(read_squad(args.data_file), answers), indent=2))
+
+
 def squad_json(path):
     """A SQuAD file: {"data": [{"paragraphs": [...]}, ...]} (an error body in JSON is not)."""
     with open(path, encoding="utf-8") as f:
@@ -195,3 +230,8 @@ def squad_dir(data_dir=None, cache_dir=download.DEFAULT_CACHE):
         raise FetchFailed(f"could not download SQuAD 2.0 from {SQUAD_URL} ({e}). Offline? Pass --data-dir with a "
                           "folder holding train-v2.0.json and dev-v2.0.json") from None
     return root
+
+
+if __name__ == "__main__":
+    from cli import errors
+    errors.run(main)

@@ -171,8 +171,8 @@ def test_download_command_fetches_into_the_cache(server, tmp_path, monkeypatch, 
         download.main([])
     assert "name what to fetch" in capsys.readouterr().err
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for script, says in [("load_weights.py", "python train.py --model"), ("tasks/squad.py", "--task squad_v2"),
-                         ("tasks/documents.py", "--task imdb"), ("evaluate.py", "--eval-only")]:
+    for script, says in [("load_weights.py", "python train.py --model"), ("tasks/documents.py", "--task imdb"),
+                         ("evaluate.py", "--eval-only")]:
         r = subprocess.run([sys.executable, script], cwd=root, capture_output=True, text=True, timeout=60)
         assert r.returncode == 1 and says in r.stderr and "Traceback" not in r.stderr
 

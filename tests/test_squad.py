@@ -54,6 +54,14 @@ def test_official_v2_metric_worked_out_by_hand(hand_made):
     assert squad.normalize_answer("The  Eiffel-Tower!") == "eiffeltower" and squad.f1_score("", "") == 1.0
 
 
+def test_official_output_omits_empty_groups(hand_made):
+    """As evaluate-v2.0.py: percentages and a total; a group without questions is left out."""
+    answerable = [q for q in hand_made if q.answers]
+    out = squad.official_output(answerable, {"q1": "Alice", "q2": "Eiffel", "q5": ""})
+    assert list(out) == ["exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total"]
+    assert out["total"] == 3 and out["exact"] == pytest.approx(100 / 3)
+
+
 def test_windows_labels_and_boundary(hand_made):
     tok = data.load_tokenizer(write_model("/tmp/qa-tok-model"))
     q5 = [q for q in hand_made if q.id == "q5"]
@@ -185,6 +193,18 @@ def test_tiny_model_learns_a_dozen_questions(tmp_path, mode):
     golds = {qid: (gold[0] if gold else "") for _, qs in dozen() for qid, _, gold, _ in qs}
     assert {k: squad.normalize_answer(v) for k, v in answers.items()} == \
         {k: squad.normalize_answer(v) for k, v in golds.items()}
+    # the predictions file scored as the official evaluate-v2.0.py scores it (its command line, its output:
+    # percentages, a total, the groups that have questions) gives the numbers train.py printed
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "tasks/squad.py", str(folder / "dev-v2.0.json"),
+                        str(tmp_path / "out" / "eval-predictions.json")], cwd=root, capture_output=True, text=True, timeout=60)
+    official = json.loads(r.stdout)
+    assert list(official) == ["exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total",
+                              "NoAns_exact", "NoAns_f1", "NoAns_total"]
+    assert official == pytest.approx({k: v * (1 if k.endswith("total") else 100) for k, v in again["metrics"].items()}
+                                     | {"total": len(golds)})
     with pytest.raises(SystemExit, match="was fine-tuned on squad_v2, not sst2: pass --task squad_v2"):
         train.main(["--task", "sst2", "--eval-only", "--checkpoint", str(tmp_path / "out" / "checkpoint"),
                     "--data-dir", write_glue(str(tmp_path / "glue")), "--device", "cpu", "--out-dir", str(tmp_path / "o2")])
