@@ -4,6 +4,7 @@ tested equal to it (tests/test_fast.py): the same decisions, the same outputs wi
 tolerance. A learner reads transkimmer.py; these are for users who want the time.
 
     classify.py   sequence classification: no work the head does not read
+    packed.py     the same on packed tokens (no padding in any Linear), for the dense model too
 
 Each takes over the inference of one model through replace_inference (below); tools/cuda_graphs.py
 uses it too.

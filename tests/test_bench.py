@@ -126,7 +126,7 @@ def test_bench_profile_writes_top_lines(setup, tmp_path):
     assert text.startswith("python tools/bench.py --model")
     sections = [line for line in text.splitlines() if line.startswith("== ")]
     assert sections == [f"== batch {b}: {name}" for b in ("1, 1 batches", "2, 4 batches")
-                        for name in ("dense", "pruned", "pruned, classification path")]
+                        for name in ("dense", "pruned", "pruned, classification path", "dense, packed", "pruned, packed")]
     assert text.count("aten::addmm") >= 4 and "Self CPU time total" in text
 
 
@@ -183,6 +183,7 @@ def test_split_rows(setup, tmp_path):
     split = rows[0]["split"]
     assert set(split) == {"dense", "kept_tokens_only", "with_predictors", "pruned", "classify"} and split["dense"] == 1.0
     assert rows[0]["classify_measured"] > 0 and rows[1]["classify_realised"] > 0   # fast/classify.py, timed beside
+    assert rows[1]["packed_measured"] > 0 and rows[1]["dense_packed_speedup"] > 0   # fast/packed.py, both models
     assert all(v > 0 for v in split.values()) and "split" not in rows[1]
     assert json.load(open(tmp_path / "b.json"))["rows"][0]["split"] == split
 

@@ -8,15 +8,19 @@ import pytest
 import torch
 
 from fast.classify import always_keeps, use_classify_path
+from fast.packed import use_packed_path
 from model import build
 from tiny import make_batch, skimming_model, tiny_config
 
 LENGTHS = [[13], [16, 11, 7, 3, 1, 12], [9, 9], [1], [40]]
 
 
-def same(model, ids, mask):
+PATHS = [use_classify_path, use_packed_path]
+
+
+def same(model, ids, mask, path=use_classify_path):
     """The reference's output and the fast path's, on a copy of the same model."""
-    fast = use_classify_path(copy.deepcopy(model))
+    fast = path(copy.deepcopy(model))
     with torch.no_grad():
         a, b = model(ids, mask), fast(ids, mask)
     assert all(torch.equal(x, y) for x, y in zip(a.keep_masks, b.keep_masks))
@@ -26,36 +30,52 @@ def same(model, ids, mask):
     return a
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("lengths", LENGTHS)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_classify_path_equals_pruned_encode(lengths, seed):
+def test_classify_path_equals_pruned_encode(lengths, seed, path):
     model = skimming_model(seed=seed, num_labels=3, max_position_embeddings=64).eval()
-    out = same(model, *make_batch(lengths, seed=seed))
+    out = same(model, *make_batch(lengths, seed=seed), path)
     kept = torch.stack(out.keep_masks).sum(0)
     assert ((kept > 0) & (kept < len(out.keep_masks))).any() or max(lengths) == 1   # it skims
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("lengths", [[16, 11, 5], [14]])
 @pytest.mark.parametrize("family", ["roberta", "distilbert", "albert"])
-def test_classify_path_other_families(family, lengths):
+def test_classify_path_other_families(family, lengths, path):
     model = skimming_model(seed=1, num_labels=2, model_type=family).eval()
-    same(model, *make_batch(lengths, seed=3))
+    same(model, *make_batch(lengths, seed=3), path)
 
 
+@pytest.mark.parametrize("lengths", [[16, 11, 5, 1], [14], [7, 7]])
+@pytest.mark.parametrize("family", ["bert", "albert"])
+def test_packed_path_of_the_plain_model(lengths, family):
+    """The dense model on the same packed path (the fair comparison): its logits, within tolerance."""
+    model = build(tiny_config(skim=False, num_labels=2, model_type=family)).eval()
+    ids, mask = make_batch(lengths, seed=2)
+    with torch.no_grad():
+        a, b = model(ids, mask).logits, use_packed_path(copy.deepcopy(model))(ids, mask).logits
+    assert (a - b).abs().max().item() < 1e-5
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("lengths", [[16, 11, 5], [14]])
-def test_classify_path_with_the_authors_predictor_layernorm(lengths):
+def test_classify_path_with_the_authors_predictor_layernorm(lengths, path):
     """The authors' variant normalises the predictor's input: batch 1 cannot share its first product."""
     model = skimming_model(seed=1, num_labels=2, skim_input_layernorm=True).eval()
-    same(model, *make_batch(lengths, seed=3))
+    same(model, *make_batch(lengths, seed=3), path)
 
 
-def test_cls_alone_needs_no_queries_or_keys():
+@pytest.mark.parametrize("path", PATHS)
+def test_cls_alone_needs_no_queries_or_keys(path):
     """Predictors that skim everything but [CLS] from layer 1 on: the later layers see one token."""
     model = skimming_model(seed=0, num_labels=2).eval()
     for pred in model.bert.predictors[1:]:
         torch.nn.init.zeros_(pred.fc2.weight)
         pred.fc2.bias.data = torch.tensor([1.0, -1.0])   # skim wins everywhere
-    out = same(model, *make_batch([12], seed=4))
+    out = same(model, *make_batch([12], seed=4), path)
+    same(model, *make_batch([12, 6, 9], seed=4), path)
     assert [int(m.sum()) for m in out.keep_masks] == [int(out.keep_masks[0].sum()), 1, 1]
 
 
@@ -74,14 +94,15 @@ def test_always_keeps_is_a_proof():
     assert not always_keeps(pred)
 
 
-def test_skipped_predictors_change_nothing():
+@pytest.mark.parametrize("path", PATHS)
+def test_skipped_predictors_change_nothing(path):
     """A model whose first predictors always keep: the path skips them, with the same output."""
     model = skimming_model(seed=2, num_labels=2).eval()
     for pred in model.bert.predictors[:2]:
         pred.fc2.bias.data = torch.tensor([-5.0, 5.0])
         pred.fc2.weight.data.mul_(0.01)
     assert [always_keeps(p) for p in model.bert.predictors] == [True, True, False]
-    same(model, *make_batch([16, 11, 7, 3], seed=5))
+    same(model, *make_batch([16, 11, 7, 3], seed=5), path)
 
 
 def test_training_and_other_heads_are_untouched():
@@ -89,8 +110,9 @@ def test_training_and_other_heads_are_untouched():
     use_classify_path(model).train()
     ids, mask = make_batch([9, 5])
     assert model(ids, mask, labels=torch.tensor([0, 1])).task_loss.requires_grad   # the masked path
-    with pytest.raises(ValueError, match="classifier head"):
-        use_classify_path(build(tiny_config(skim=True, head="span")))
+    for path in PATHS:
+        with pytest.raises(ValueError, match="classifier head"):
+            path(build(tiny_config(skim=True, head="span")))
 
 
 def test_gelu_min_bounds_both_forms():

@@ -21,6 +21,9 @@ gain), the same with the predictors computed, and the real pruned encoder, again
 When Hugging Face transformers is installed it also times our dense BERT against its BertModel on
 the same weights and batches, and the training step (forward, backward, AdamW) of ours with skim
 attention, our plain BERT and the reference.
+A classifier is also timed through fast/: the classification path (fast/classify.py) and packed
+tokens (fast/packed.py), the latter for the dense model too (its fastest path here): "packed" is the
+pruned packed model against the dense packed one, the fair ratio when both lose their padding.
 With --cuda-graphs (CUDA, inference only) both encoders are also timed as CUDA graphs (tools/cuda_graphs.py)
 in the same passes: the pruned model's speedup when both are graphed, and the graphs' own gain on
 the dense model. Both models then keep their Linear weights in bf16 in all four timings
@@ -45,6 +48,7 @@ from cli import errors
 from tasks import download
 import flops
 from fast.classify import use_classify_path
+from fast.packed import use_packed_path
 from tools import cuda_graphs
 import transkimmer
 from cli.files import atomic_write_text, check_outputs, write_json
@@ -287,14 +291,14 @@ def load_models(args, device):
     return skim.to(device).eval(), dense.to(device).eval(), tok_dir
 
 
-def bench_batch_size(args, skim, dense, classify, examples, bs, device, profiles):
-    """Dense and pruned (the reference pruned_encode; the classification path of fast/ when the model
-    is a classifier; with --cuda-graphs both graphed) timed side by side at one batch size: the row
-    of the speed table, printed and returned."""
+def bench_batch_size(args, skim, dense, fast_models, examples, bs, device, profiles):
+    """Dense and pruned (the reference pruned_encode; for a classifier, fast_models: the classification
+    path, the dense and the pruned packed paths of fast/; with --cuda-graphs both graphed) timed side
+    by side at one batch size: the row of the speed table, printed and returned."""
     batches = make_batches(examples, bs, max(1, args.num_examples // (8 if bs == 1 else 1)), device)
     tokens = sum(int(b["attention_mask"].sum()) for b in batches)
     kept, fl = pruned_pass(skim, batches, skim.config)
-    fast = [] if classify is None else [lambda b: classify(**b)]
+    fast = [(lambda b, m=m: m(**b)) for m in fast_models or []]
     fns = [with_runner(dense, None), with_runner(skim, None)] + fast
     if args.cuda_graphs:
         fns += [with_runner(dense, cuda_graphs.Graphed(encoder(dense), args.graph_bucket)),
@@ -302,7 +306,8 @@ def bench_batch_size(args, skim, dense, classify, examples, bs, device, profiles
     times = interleaved(fns, batches, device, args.repeats, args.warmup)
     (t_dense, t_pruned), t_fast, t_graphed = times[:2], times[2:2 + len(fast)], times[2 + len(fast):]
     if args.profile:
-        names = ["dense", "pruned"] + ["pruned, classification path"] * len(fast) + ["dense, CUDA graphs", "pruned, CUDA graphs"]
+        names = ["dense", "pruned"] + ["pruned, classification path", "dense, packed", "pruned, packed"][:len(fast)] \
+            + ["dense, CUDA graphs", "pruned, CUDA graphs"]
         profiles.append(profile(fns, names, batches, device, bs))
     r = dict(batch=bs, kept=kept, flops=fl, measured=t_dense / t_pruned, realised=t_dense / t_pruned / fl,
              dense_tokens_per_s=tokens / t_dense, pruned_tokens_per_s=tokens / t_pruned)
@@ -312,13 +317,17 @@ def bench_batch_size(args, skim, dense, classify, examples, bs, device, profiles
         r.update(classify_measured=t_dense / t_fast[0], classify_realised=t_dense / t_fast[0] / fl)
         print(f"      classification path (fast/classify.py): {r['classify_measured']:.2f}x, "
               f"{r['classify_realised']:.2f} of FLOPs")
+        r.update(dense_packed_speedup=t_dense / t_fast[1], packed_measured=t_fast[1] / t_fast[2],
+                 packed_realised=t_fast[1] / t_fast[2] / fl)
+        print(f"      packed tokens (fast/packed.py): pruned {r['packed_measured']:.2f}x the packed dense "
+              f"({r['packed_realised']:.2f} of FLOPs), which is {r['dense_packed_speedup']:.2f}x the padded dense")
     if t_graphed:
         r.update(graphed_measured=t_graphed[0] / t_graphed[1], dense_graphed_speedup=t_dense / t_graphed[0],
                  graph_bucket=args.graph_bucket)
         print(f"      CUDA graphs: pruned {r['graphed_measured']:.2f}x the graphed dense "
               f"({tokens / t_graphed[1]:.0f} tok/s); graphs make the dense model {r['dense_graphed_speedup']:.2f}x")
     if args.split and bs == 1:
-        r["split"] = cost_split(skim, dense, batches, device, args.repeats, args.warmup, classify)
+        r["split"] = cost_split(skim, dense, batches, device, args.repeats, args.warmup, (fast_models or [None])[0])
         print("      batch 1, encoder only, speedup against the dense layers: layers alone on the kept tokens "
               "{kept_tokens_only:.2f}x, with the predictors {with_predictors:.2f}x, pruned {pruned:.2f}x".format(**r["split"])
               + (f", classification path {r['split']['classify']:.2f}x" if "classify" in r["split"] else ""))
@@ -333,7 +342,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     skim, dense, tok_dir = load_models(args, device)
-    cfg, classify = skim.config, None
+    cfg, fast = skim.config, None
     dev_sets, _, _ = read_splits(args.task, args.data_dir, args.cache_dir, with_train=False, own_files=(None, args.dev_file),
                                  columns=(args.text_column, args.text_pair_column, None),
                                  classes=classes_of(cfg) if args.checkpoint else "infer")   # as train.py reads it
@@ -343,8 +352,9 @@ def main(argv=None):
         set_skim(skim, make_batches(examples, 32, args.num_examples, device), args.skim_fraction, args.skim_layer)
     if args.cuda_graphs:   # both models, all four timings: the same numbers under autocast, no per-call casts
         cuda_graphs.bf16_linears(skim), cuda_graphs.bf16_linears(dense)
-    if cfg.head == "classifier":   # the same weights through fast/classify.py
-        classify = use_classify_path(copy.deepcopy(skim))
+    if cfg.head == "classifier":   # the same weights through fast/: classify.py, and packed.py for both models
+        fast = [use_classify_path(copy.deepcopy(skim)), use_packed_path(copy.deepcopy(dense)),
+                use_packed_path(copy.deepcopy(skim))]
     print(f"device {device} ({torch.get_num_threads()} threads), {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, "
           f"{args.task} dev sentences, " + (f"checkpoint {args.checkpoint}" if args.checkpoint else
                                              f"{args.skim_fraction:.0%} skimmed before layer {args.skim_layer}"))
@@ -352,7 +362,7 @@ def main(argv=None):
           f"{'dense tok/s':>11} | {'pruned tok/s':>12}")
     profiles = []
     with torch.no_grad():
-        rows = [bench_batch_size(args, skim, dense, classify, examples, bs, device, profiles) for bs in sizes]
+        rows = [bench_batch_size(args, skim, dense, fast, examples, bs, device, profiles) for bs in sizes]
     result = dict(checkpoint=args.checkpoint, model=args.model, task=args.task, max_length=args.max_length,
                   skim_fraction=None if args.checkpoint else args.skim_fraction,
                   skim_layer=None if args.checkpoint else args.skim_layer, device=str(device),
