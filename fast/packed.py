@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from fast import replace_inference
-from fast.classify import always_keeps, finish
+from fast.classify import always_keeps, finish, fused_weights, one_sequence
 from transkimmer import SkimOutput, exit_output
 
 
@@ -66,11 +66,16 @@ def skim(pred, x, seq, pos, lengths):
     return x, seq, pos, lengths, t_max
 
 
-def packed_encode(h, attention_mask, layers, predictors, skipped, qkv_weights):
+def packed_encode(h, attention_mask, layers, predictors, skipped, qkv_weights, fused=None):
     """The classifier's encoder on packed tokens: the last layer's [CLS] state (B, 1, H) and, with
-    predictors (None: the plain model), pruned_encode's keep masks and skim loss."""
+    predictors (None: the plain model), pruned_encode's keep masks and skim loss. One sequence with
+    `fused` weights goes through fast/classify.py's one_sequence (a batch of one has no padding to drop,
+    and there its predictor's first product and q, k, v share one)."""
     B, T, H = h.shape
     L = len(layers)
+    if B == 1 and fused is not None and bool(attention_mask.all()):
+        x, entered = one_sequence(h, layers, predictors, skipped, fused)
+        return exit_output(x, entered, attention_mask, L)
     x, seq, pos = pack(h, attention_mask)
     lengths, t_max = attention_mask.sum(1), T                                  # (a batch is padded to its longest)
     entered = torch.zeros(B * T, dtype=torch.long, device=h.device)
@@ -101,7 +106,8 @@ def use_packed_path(model, on=True):
     if model.config.head != "classifier":
         raise ValueError("the packed path is for a model with a classifier head")
     skipped = [always_keeps(p) for p in enc.predictors] if enc.predictors is not None else None
+    fused = fused_weights(enc.depth, enc.predictors, skipped) if enc.predictors is not None else None
     qkv = [(torch.cat([m.weight for m in (l.attn.q, l.attn.k, l.attn.v)]).detach(),
             torch.cat([m.bias for m in (l.attn.q, l.attn.k, l.attn.v)]).detach()) for l in enc.depth]
-    replace_inference(enc, lambda h, mask: packed_encode(h, mask, enc.depth, enc.predictors, skipped, qkv))
+    replace_inference(enc, lambda h, mask: packed_encode(h, mask, enc.depth, enc.predictors, skipped, qkv, fused))
     return model
