@@ -185,8 +185,9 @@ def make_batches(examples, bs, n, device):
             for b in data.batches(examples, labels, bs)]
 
 
-def profile(fns, names, batches, device, bs):
-    """torch.profiler over one pass of each fn (after one untimed pass): its top 25 lines by self time."""
+def profile(fns, names, batches, device, bs, layers):
+    """torch.profiler over one pass of each fn (after one untimed pass): its top 25 lines by self time,
+    and the operator calls (aten::*) and host syncs (nonzero, item) per batch and layer."""
     from torch.profiler import ProfilerActivity, profile as record
     cuda = device.type == "cuda"
     text = ""
@@ -194,8 +195,12 @@ def profile(fns, names, batches, device, bs):
         run_pass(fn, batches, device)
         with record(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda) as p:
             run_pass(fn, batches, device)
-        table = p.key_averages().table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=25)
-        text += f"== batch {bs}, {len(batches)} batches: {name}\n{table}\n"
+        events = p.key_averages()
+        table = events.table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=25)
+        per_layer = lambda keys: sum(e.count for e in events if keys(e.key)) / len(batches) / layers
+        text += (f"== batch {bs}, {len(batches)} batches: {name}\n{table}\noperator calls per batch and layer: "
+                 f"{per_layer(lambda k: k.startswith('aten::')):.1f}; host syncs per batch and layer: "
+                 f"{per_layer(lambda k: k in ('aten::nonzero', 'aten::item', 'aten::_local_scalar_dense')):.2f}\n\n")
     return text
 
 
@@ -308,7 +313,7 @@ def bench_batch_size(args, skim, dense, fast_models, examples, bs, device, profi
     if args.profile:
         names = ["dense", "pruned"] + ["pruned, classification path", "dense, packed", "pruned, packed"][:len(fast)] \
             + ["dense, CUDA graphs", "pruned, CUDA graphs"]
-        profiles.append(profile(fns, names, batches, device, bs))
+        profiles.append(profile(fns, names, batches, device, bs, skim.config.num_hidden_layers))
     r = dict(batch=bs, kept=kept, flops=fl, measured=t_dense / t_pruned, realised=t_dense / t_pruned / fl,
              dense_tokens_per_s=tokens / t_dense, pruned_tokens_per_s=tokens / t_pruned)
     print(f"{bs:>5} | {kept:>5.2f} | {fl:>12.2f}x | {r['measured']:>7.2f}x | {r['realised']:>8.2f} | "
