@@ -117,6 +117,17 @@ def test_bench_json_feeds_the_speed_table(setup, tmp_path):
     assert tables.speed_table(str(folder)).splitlines()[2].endswith("| 1.23x (bucket 16) |")
 
 
+def test_bench_bf16_end_to_end(setup, capsys):
+    """--bf16: both models cast whole, timed without autocast (inference only)."""
+    glue, model = setup
+    rows = bench.main(["--model", model, "--data-dir", glue, "--batch-sizes", "4", "--num-examples", "8", "--repeats", "1",
+                       "--warmup", "0", "--no-reference", "--no-train", "--device", "cpu", "--bf16"])
+    assert rows[0]["measured"] > 0 and rows[0]["packed_measured"] > 0
+    with pytest.raises(SystemExit):
+        bench.main(["--model", model, "--data-dir", glue, "--device", "cpu", "--bf16"])
+    assert "--bf16 times inference" in capsys.readouterr().err
+
+
 def test_bench_profile_writes_top_lines(setup, tmp_path):
     glue, model = setup
     path = tmp_path / "profile.txt"

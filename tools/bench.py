@@ -27,10 +27,13 @@ pruned packed model against the dense packed one, the fair ratio when both lose 
 With --cuda-graphs (CUDA, inference only) both encoders are also timed as CUDA graphs (tools/cuda_graphs.py)
 in the same passes: the pruned model's speedup when both are graphed, and the graphs' own gain on
 the dense model. Both models then keep their Linear weights in bf16 in all four timings
-(cuda_graphs.bf16_linears: what autocast computes, cast once).
+(cuda_graphs.bf16_linears: what autocast computes, cast once). With --bf16 both models are cast to
+bf16 whole and run without autocast: bf16 end to end, the residual stream, LayerNorms and the
+pruned model's bookkeeping included (autocast keeps LayerNorm, hence the residual stream, in fp32).
 """
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -88,6 +91,8 @@ def parse_args(argv=None):
                    "with and without the predictors: where the pruned path's time goes")
     p.add_argument("--cuda-graphs", action="store_true", help="also time both encoders replayed as CUDA graphs (tools/cuda_graphs.py)")
     p.add_argument("--graph-bucket", type=POSITIVE_INT, default=16, help="with --cuda-graphs: kept widths are rounded up to a multiple of this")
+    p.add_argument("--bf16", action="store_true", help="cast both models to bf16 and time them without autocast "
+                   "(inference only: add --no-reference --no-train)")
     p.add_argument("--profile", help="also write torch.profiler's top lines for one pass of each timed model, per batch size, to this file")
     p.add_argument("--json", help="also write the dense-vs-pruned rows to this JSON file (tools/report.py reads it)")
     p.add_argument("--overwrite", action="store_true", help="replace the --json and --profile files if they exist")
@@ -103,8 +108,9 @@ def check_args(p, args):
         p.error("--split times batch 1: include 1 in --batch-sizes")
     if args.cuda_graphs and args.device != "cuda":
         p.error("--cuda-graphs needs --device cuda (CUDA graphs exist only on NVIDIA GPUs)")
-    if args.cuda_graphs and not (args.no_reference and args.no_train):
-        p.error("--cuda-graphs times inference with bf16 weights: add --no-reference --no-train")
+    for flag, on in (("--cuda-graphs", args.cuda_graphs), ("--bf16", args.bf16)):
+        if on and not (args.no_reference and args.no_train):
+            p.error(f"{flag} times inference with bf16 weights: add --no-reference --no-train")
     check_device(p, args.device)
     check_outputs(p, [("--json", args.json), ("--profile", args.profile)], args.overwrite)
     if args.dev_file and (args.task or args.data_dir):
@@ -155,11 +161,19 @@ def set_skim(model, batches, fraction, layer):
         target.fc2.bias.copy_(torch.tensor([0.0, -float(threshold)]))
 
 
+BF16 = False   # --bf16: the models are bf16 whole, and run without autocast
+
+
+def precision(device):
+    """How the timed passes run: model.autocast (bf16 autocast on CUDA), or nothing under --bf16."""
+    return contextlib.nullcontext() if BF16 else autocast(device)
+
+
 def run_pass(fn, batches, device):
     if device.type == "cuda":
         torch.cuda.synchronize()
     t = time.perf_counter()
-    with autocast(device):   # bf16 on CUDA, as train.py evaluates; full precision on CPU
+    with precision(device):   # bf16 autocast on CUDA, as train.py evaluates; full precision on CPU; or --bf16
         for b in batches:
             fn(b)
     if device.type == "cuda":
@@ -222,7 +236,7 @@ def pruned_pass(model, batches, cfg):
     """One pruned pass over the batches: (fraction of real tokens kept entering a layer, averaged
     over layers; dense FLOPs / pruned FLOPs, both as executed, see the module docstring)."""
     dense = pruned = kept = tokens = 0
-    with torch.no_grad(), autocast(next(model.parameters()).device):   # the decisions the timed passes make
+    with torch.no_grad(), precision(next(model.parameters()).device):   # the decisions the timed passes make
         for b in batches:
             B, T = b["input_ids"].shape
             out = model(**b)
@@ -264,7 +278,7 @@ def cost_split(skim, dense, batches, device, repeats, warmup, classify=None):
     / each one's seconds."""
     enc, dense_layers = encoder(skim), encoder(dense).depth
     layers, predictors = enc.depth, enc.predictors
-    with autocast(device):
+    with precision(device):
         states = [enc.embed(b["input_ids"], b["token_type_ids"]) for b in batches]
         cuts = [replay_cuts(enc, b) for b in batches]
     full = [None] * len(dense_layers)
@@ -361,6 +375,10 @@ def main(argv=None):
     sizes = args.batch_sizes or ([1, 32, 128] if device.type == "cuda" else [1, 32])
     if not args.checkpoint:
         set_skim(skim, make_batches(examples, 32, args.num_examples, device), args.skim_fraction, args.skim_layer)
+    global BF16
+    BF16 = args.bf16
+    if args.bf16:   # (after set_skim, which sets the predictors in full precision)
+        skim, dense = skim.to(torch.bfloat16), dense.to(torch.bfloat16)
     if args.cuda_graphs:   # both models, all four timings: the same numbers under autocast, no per-call casts
         cuda_graphs.bf16_linears(skim), cuda_graphs.bf16_linears(dense)
     if cfg.head == "classifier":   # the same weights through fast/: classify.py, and packed.py for both models

@@ -13,7 +13,9 @@ GPU minutes go to measuring, not to debugging, so every step runs here on the CP
 `run` writes to --out: tests.log (the CUDA tests and the equality tests of the fast paths) and one
 tools/bench.py --json file per row group of the speed table (docs/speed.md): the BERT-base shape
 with half of the tokens skimmed before layer 0 on SST-2 and RTE dev, and the trained checkpoint,
-each at batch 1, 32, 128 and 512, eager and as CUDA graphs; and the trained checkpoint's training
+each at batch 1, 32, 128 and 512, eager and as CUDA graphs (every eager row also through fast/: the
+classification path, and packed tokens for both models); the BERT-base shape on SST-2 again with both
+models bf16 end to end (bench --bf16); and the trained checkpoint's training
 step against the plain model's and Hugging Face's (batch 32). Copy them into results/bench/ and
 regenerate the table (`python tools/report.py --bench results/bench --readme docs/speed.md`).
 """
@@ -92,8 +94,10 @@ def bench_runs(carry, out, task, bb, cpu):
     skim = ["--model", bb, "--skim-fraction", "0.5", "--skim-layer", "0"] + data
     inference = common + ["--batch-sizes", sizes, "--no-reference", "--no-train"]
     training = [a for a in common if a != "--cuda-graphs"] + ["--batch-sizes", train_size]   # + reference and training step
+    bf16 = [a for a in inference if a != "--cuda-graphs"] + ["--bf16"]   # bf16 end to end, eager
     return [(f"bertbase-random-{t}-half-before-layer0", skim + ["--task", t] + inference) for t in ("sst2", "rte")] + \
-        [(f"trained-{task}", ckpt + inference), (f"trained-{task}-training-step", ckpt + training)]
+        [(f"trained-{task}", ckpt + inference), (f"bertbase-random-sst2-half-before-layer0-bf16", skim + ["--task", "sst2"] + bf16),
+         (f"trained-{task}-training-step", ckpt + training)]
 
 
 def run(carry, out, cpu):
