@@ -109,8 +109,9 @@ def test_bench_json_feeds_the_speed_table(setup, tmp_path):
     r = rows[0]
     assert r["pruned_tokens_per_s"] / r["dense_tokens_per_s"] == pytest.approx(r["measured"])
     table = tables.speed_table(str(folder)).splitlines()
-    assert len(table) == 5 and table[2].startswith("| half | 50% of tokens before layer 0")
+    assert len(table) == 7 and table[2].startswith("| half | 50% of tokens before layer 0")
     assert table[4].startswith("half, batch 2, the classification path (fast/classify.py) timed beside: ")
+    assert table[6].startswith("half, batch 2, packed tokens (fast/packed.py): the pruned model ")
     assert f"| {r['measured']:.2f}x |" in table[2] and table[2].endswith("| - |")   # no CUDA graphs timed
     saved["rows"][0].update(graphed_measured=1.234, graph_bucket=16)                 # as --cuda-graphs records
     json.dump(saved, open(path, "w"))
