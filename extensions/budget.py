@@ -20,7 +20,7 @@ transkimmer.skim_coefficient_at): 1 (no skimming asked) while lambda would be 0,
 to 1/S, then held, so the model meets the budget gradually and trains its last third at it.
 """
 
-import torch
+import torch.distributed as dist
 
 import flops
 import transkimmer
@@ -67,7 +67,11 @@ class Budget:
         (t = 1) nothing is asked and the multipliers stay at 0."""
         if self.target >= 1.0:
             return
-        gap = self.c.item() - self.target
+        c = self.c.float()
+        if dist.is_available() and dist.is_initialized():   # several processes: one c, so one pair of multipliers
+            dist.all_reduce(c)
+            c /= dist.get_world_size()
+        gap = c.item() - self.target
         self.l1 += self.rate * gap
         self.l2 += self.rate * gap * gap
 

@@ -40,7 +40,7 @@ def packed_layer(layer, x, qkv_weight, seq, rank, starts, lengths, t_max, last):
     """One BERT layer on packed tokens x (N, H): rank (N,) each token's place in its sequence now,
     starts (B,) each sequence's first row ([CLS]), lengths (B,) its tokens. last: the output of the
     [CLS] rows alone, (B, H)."""
-    B, (N, H), nh = lengths.shape[0], x.shape, layer.attn.nh
+    B, H, nh = lengths.shape[0], x.shape[1], layer.attn.nh
     slot = seq * t_max + rank                                                  # (N,) rows of the (B, t_max) grid
     qkv = F.linear(x, *qkv_weight)                                             # (N, 3H)
     grid = qkv.new_zeros(B * t_max, 3 * H).index_copy_(0, slot, qkv)

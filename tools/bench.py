@@ -35,7 +35,6 @@ pruned model's bookkeeping included (autocast keeps LayerNorm, hence the residua
 import argparse
 import contextlib
 import copy
-import json
 import os
 import statistics
 import sys

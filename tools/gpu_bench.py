@@ -96,7 +96,7 @@ def bench_runs(carry, out, task, bb, cpu):
     training = [a for a in common if a != "--cuda-graphs"] + ["--batch-sizes", train_size]   # + reference and training step
     bf16 = [a for a in inference if a != "--cuda-graphs"] + ["--bf16"]   # bf16 end to end, eager
     return [(f"bertbase-random-{t}-half-before-layer0", skim + ["--task", t] + inference) for t in ("sst2", "rte")] + \
-        [(f"trained-{task}", ckpt + inference), (f"bertbase-random-sst2-half-before-layer0-bf16", skim + ["--task", "sst2"] + bf16),
+        [(f"trained-{task}", ckpt + inference), ("bertbase-random-sst2-half-before-layer0-bf16", skim + ["--task", "sst2"] + bf16),
          (f"trained-{task}-training-step", ckpt + training)]
 
 
