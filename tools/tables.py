@@ -227,7 +227,8 @@ def speed_table(folder):
                              f"{r['classify_measured']:.2f}x, {r['classify_realised']:.2f} of FLOPs.")
             if "packed_measured" in r:
                 extra.append(f"\n{name}, batch {r['batch']}, packed tokens (fast/packed.py): the pruned model "
-                             f"{r['packed_measured']:.2f}x the packed dense one ({r['packed_realised']:.2f} of FLOPs), "
+                             f"{r['packed_measured']:.2f}x the packed dense one ({r['packed_realised']:.2f} of its "
+                             f"no-padding FLOPs speedup, {r.get('packed_flops', float('nan')):.2f}x), "
                              f"the packed dense {r['dense_packed_speedup']:.2f}x the padded dense.")
         if b.get("reference"):
             extra.append(f"\n{name}, our dense BERT against Hugging Face `BertModel` ({b['reference'][0]['attention']} "
