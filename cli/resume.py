@@ -8,6 +8,8 @@ settings. --resume reads it back (the settings must be the same) and skips the b
 trained on: the data's order is a function of (seed, epoch) alone (data.batches). So on the same
 machine the resumed run ends with the weights and results.json of a run never killed, bit for bit
 on the CPU (tests/test_resume.py). A finished run removes the file: it has nothing left to resume.
+Under torchrun the first process saves its own generators for all: a resumed run continues, but the
+other processes' dropout and Gumbel noise differ from the run never killed.
 """
 
 import os
