@@ -109,9 +109,13 @@ def fused_weights(layers, predictors, skipped):
     and bias; None when a predictor normalises its input first (the authors' variant)."""
     if any(not isinstance(p.ln_in, torch.nn.Identity) for p in predictors):
         return None
-    parts = lambda i: ([] if skipped[i] else [predictors[i].fc1]) + [layers[i].attn.q, layers[i].attn.k, layers[i].attn.v]
-    return [(torch.cat([m.weight for m in parts(i)]).detach(), torch.cat([m.bias for m in parts(i)]).detach())
+    return [stacked(([] if skipped[i] else [predictors[i].fc1]) + [layers[i].attn.q, layers[i].attn.k, layers[i].attn.v])
             for i in range(len(layers))]
+
+
+def stacked(linears):
+    """Linears reading the same input as one: their weights and biases concatenated (detached copies)."""
+    return torch.cat([m.weight for m in linears]).detach(), torch.cat([m.bias for m in linears]).detach()
 
 
 def classify_encode(h, attention_mask, layers, predictors, skipped, fused=None):

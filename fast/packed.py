@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from fast import replace_inference
-from fast.classify import always_keeps, finish, fused_weights, one_sequence
+from fast.classify import always_keeps, finish, fused_weights, one_sequence, stacked
 from transkimmer import SkimOutput, exit_output
 
 
@@ -107,7 +107,6 @@ def use_packed_path(model, on=True):
         raise ValueError("the packed path is for a model with a classifier head")
     skipped = [always_keeps(p) for p in enc.predictors] if enc.predictors is not None else None
     fused = fused_weights(enc.depth, enc.predictors, skipped) if enc.predictors is not None else None
-    qkv = [(torch.cat([m.weight for m in (l.attn.q, l.attn.k, l.attn.v)]).detach(),
-            torch.cat([m.bias for m in (l.attn.q, l.attn.k, l.attn.v)]).detach()) for l in enc.depth]
+    qkv = [stacked([l.attn.q, l.attn.k, l.attn.v]) for l in enc.depth]
     replace_inference(enc, lambda h, mask: packed_encode(h, mask, enc.depth, enc.predictors, skipped, qkv, fused))
     return model

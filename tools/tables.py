@@ -60,6 +60,12 @@ def _mean_std(xs):
     return (f"{m:.1f}" if len(xs) == 1 else f"{m:.1f} ± {statistics.stdev(xs):.1f}"), m
 
 
+def _speedup_mean(runs):
+    """The runs' mean no-padding FLOPs speedup, "1.52x ± 0.01" (the spread over two runs or more)."""
+    sp = [r["flops_speedup_no_padding"] for r in runs]
+    return f"{statistics.mean(sp):.2f}x" + (f" ± {statistics.stdev(sp):.2f}" if len(sp) > 1 else "")
+
+
 def _kept_means(runs):
     """The runs' mean fraction of tokens kept entering each layer, as "1.00 0.87 ..."."""
     return " ".join(f"{statistics.mean(k):.2f}" for k in zip(*[r["kept_fraction_per_layer"] for r in runs]))
@@ -254,8 +260,7 @@ def sweep_table(folder):
     for name, runs in groups.items():
         metric, a = runs[0]["metric_names"][0], runs[0]["args"]
         score, _ = _mean_std([100 * r["metrics"][metric] for r in runs])
-        sp = [r["flops_speedup_no_padding"] for r in runs]
-        flops = f"{statistics.mean(sp):.2f}x" + (f" ± {statistics.stdev(sp):.2f}" if len(sp) > 1 else "")
+        flops = _speedup_mean(runs)
         kept = _kept_means(runs)
         seeds = ", ".join(str(r["args"]["seed"]) for r in runs)
         devices = ", ".join(sorted({device_kind(r) for r in runs}))
@@ -295,8 +300,7 @@ def target_table(folder, glue_folder):
             if not runs:
                 continue
             txt, mean = _mean_std(score(runs))
-            sp = [r["flops_speedup_no_padding"] for r in runs]
-            reached = f"{statistics.mean(sp):.2f}x" + (f" ± {statistics.stdev(sp):.2f}" if len(sp) > 1 else "")
+            reached = _speedup_mean(runs)
             seeds = ", ".join(str(r["args"]["seed"]) for r in runs)
             devices = ", ".join(sorted({device_kind(r) for r in runs}))
             diff = f"{mean - b:+.1f}" if b is not None and name != rows[0][0] else ""
