@@ -12,8 +12,7 @@ task (imdb, yelp, 20news), SQuAD 2.0 (squad_v2) or your own files; the tasks are
     python train.py --task sst2 --target-speedup 2 --teacher out/sst2-baseline/checkpoint
     # your own data: CSV, TSV (a header row) or JSON Lines; columns sentence/text, sentence2, label
     python train.py --train-file train.csv --dev-file dev.csv --model /path/to/checkpoint
-    # long documents (imdb, yelp, 20news) and span QA (squad_v2), paper Table 4: downloaded once, or --data-dir
-    python train.py --task imdb
+    python train.py --task imdb   # long documents (imdb, yelp, 20news), SQuAD 2.0 (squad_v2): paper Table 4
     # evaluate a saved model
     python train.py --task sst2 --eval-only --checkpoint out/sst2/checkpoint --data-dir ../shared/data/glue
 
@@ -80,7 +79,8 @@ class TrainConfig:
     skim_warmup: float            # ... then this fraction of the steps ramping lambda up
     target_speedup: float         # instead of lambda: train to this FLOPs speedup (extensions/budget.py) ...
     budget_rate: float            # ... its multipliers' ascent rate
-    teacher: str                  # distil from this dense checkpoint of the task (extensions/distill.py)
+    teacher: str                  # distil from this dense checkpoint of the task (extensions/distill.py) ...
+    distill_layers: bool          # ... its layers' hidden states too
     lr: float                     # AdamW, BERT weights and head, linear decay
     batch_size: int
     epochs: int
@@ -145,7 +145,7 @@ def load(cfg, device):
                                 skim_predictor_width=cfg.predictor_width, **head_for(cfg.task, classes))
     train_flags.check_max_length(cfg.max_length, model.config.max_tokens)
     if cfg.teacher:
-        train_flags.check_teacher(cfg.task, cfg.teacher, model.config, classes)
+        train_flags.check_teacher(cfg.task, cfg.teacher, model.config, classes, cfg.distill_layers)
     return model.to(device), cfg, tok_dir, dev_sets, train, classes
 
 
@@ -196,7 +196,7 @@ def train_step(model, b, opt, sched, skim_coefficient, clip, step, budget=None, 
     and the loss (Eq. 7). Options (extensions/): a FLOPs budget's term in lambda's place, a teacher."""
     with autocast(b["input_ids"].device):
         out = model(b["input_ids"], b["attention_mask"], b["token_type_ids"], labels=b["labels"])
-        task_loss = out.task_loss if teacher is None else out.task_loss + teacher.loss(out.logits, b)
+        task_loss = out.task_loss if teacher is None else out.task_loss + teacher.loss(out, b)
     opt.zero_grad(set_to_none=True)
     if out.skim_loss is None:
         loss = task_loss
@@ -268,8 +268,8 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
         model, device_ids=[device.index] if device.type == "cuda" else None)
     opt, sched = optimizer_for(model, total, cfg.lr, cfg.predictor_lr, cfg.weight_decay, cfg.warmup, cfg.predictor_lr_decay)
     skim_start = SkimStart(total, cfg.skim_delay, cfg.skim_after_loss_drop)
-    budget = Budget(cfg.target_speedup, model.config, cfg.budget_rate) if cfg.target_speedup and not cfg.baseline else None
-    teacher = Teacher(cfg.teacher, device) if cfg.teacher else None
+    budget = Budget(cfg.target_speedup, model, cfg.budget_rate) if cfg.target_speedup and not cfg.baseline else None
+    teacher = Teacher(cfg.teacher, device, model if cfg.distill_layers else None) if cfg.teacher else None
     history, result, step, t0 = [], None, 0, time.perf_counter()
     if cfg.resume:
         step, history = resume.load(cfg.out_dir, asdict(cfg), model, opt, sched, skim_start, budget)

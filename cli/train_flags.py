@@ -22,7 +22,8 @@ from tasks import CUSTOM, OWN_DATA, TASKS, download, head_for
 from tasks.glue import as_number
 
 TRAINING = ("model", "baseline", "lr", "batch_size", "epochs", "max_steps", "warmup", "weight_decay", "clip", "seed",
-            "log_every", "eval_every_epoch", "task_type", "teacher", "save_every", "resume")   # with the skim settings: nothing --eval-only reads
+            "log_every", "eval_every_epoch", "task_type", "teacher", "distill_layers",
+            "save_every", "resume")   # with the skim settings: nothing --eval-only reads
 SKIM_SETTINGS = ("skim_coefficient", "tau", "mu0", "predictor_width", "predictor_lr", "predictor_lr_decay",
                  "skim_delay", "skim_warmup", "skim_after_loss_drop", "target_speedup", "budget_rate")   # the "skimming" flags: a --baseline run has no use for them
 
@@ -49,6 +50,8 @@ def add_data_flags(p):
     g.add_argument("--baseline", action="store_true", help="fine-tune the plain BERT, no skimming")
     g.add_argument("--teacher", help="distil from this checkpoint of a --baseline run of the same task (its "
                    "out/checkpoint): extensions/distill.py")
+    g.add_argument("--distill-layers", action="store_true", help="with --teacher: distil the hidden states of "
+                   "each layer too (the teacher must have the student's shape)")
     g.add_argument("--checkpoint", help="with --eval-only: a folder written by this script (out/checkpoint)")
 
 
@@ -132,6 +135,8 @@ def check_combinations(p, args):
                 "plain BERT, which has none: drop one or the other")
     if args.target_speedup and args.skim_coefficient is not None:
         p.error("--target-speedup replaces lambda (--skim-coefficient): pass one of them")
+    if args.distill_layers and not args.teacher:
+        p.error("--distill-layers distils a teacher's layers: pass --teacher too")
     if args.budget_rate != Budget.rate and not args.target_speedup:
         p.error("--budget-rate sets how --target-speedup meets its budget: pass --target-speedup too")
     if args.skim_delay + args.skim_warmup > 1 + 1e-9:   # (1e-9: sums such as 0.6 + 0.4 in floating point)
@@ -290,8 +295,9 @@ def check_start(task, model, baseline, tok_dir):
                          "BERT: pass the pretrained model or a --baseline checkpoint, or leave out --baseline")
 
 
-def check_teacher(task, teacher, student, classes):
-    """--teacher: a dense checkpoint of train.py, of this task, with its head, reading the same token ids."""
+def check_teacher(task, teacher, student, classes, layers=False):
+    """--teacher: a dense checkpoint of train.py, of this task, with its head, reading the same token ids;
+    with `layers` (--distill-layers), of the student's depth and width."""
     c = read_config(checkpoint_files(teacher)[0])
     if not saved_by_train(teacher) or c.skim:
         raise SystemExit(f"error: --teacher {teacher} is not a checkpoint of a --baseline run of train.py: pass "
@@ -302,3 +308,8 @@ def check_teacher(task, teacher, student, classes):
         raise SystemExit(f"error: --teacher {teacher} reads other token ids ({c.model_type}, {c.vocab_size} tokens) "
                          f"than --model ({student.model_type}, {student.vocab_size}): pass a teacher fine-tuned "
                          "from the same pretrained model")
+    shape = lambda cfg: (cfg.num_hidden_layers, cfg.hidden_size)
+    if layers and shape(c) != shape(student):
+        raise SystemExit(f"error: --distill-layers: --teacher {teacher} has {c.num_hidden_layers} layers of "
+                         f"{c.hidden_size} and the student {student.num_hidden_layers} of {student.hidden_size}: pass "
+                         "a teacher fine-tuned from the same pretrained model, or leave out --distill-layers")

@@ -2,15 +2,17 @@
 
 import json
 import os
+from dataclasses import replace
 
 import pytest
 import torch
 
 import flops
 import train
-from extensions.budget import Budget, relative_flops, target_at
-from extensions.distill import distillation_loss
-from model import BertConfig
+from cli import train_flags
+from extensions.budget import Budget, decided_masks, relative_flops, target_at
+from extensions.distill import distillation_loss, layer_loss
+from model import BertConfig, build
 from tiny import write_glue, write_model
 
 
@@ -66,25 +68,76 @@ def test_target_follows_lambdas_schedule():
     assert target_at(0, 90, 4.0, 0, 0) == 0.25   # the paper's schedule: the budget from the first step
 
 
+def tiny_skimmer():
+    cfg = BertConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+                     vocab_size=50, skim=True, num_labels=2)
+    return build(cfg), cfg
+
+
+def forward(model, am):
+    """A training forward of `model`: its predictors' logits reach the budget's hooks."""
+    model.train()
+    ids = torch.randint(1, 50, am.shape)
+    return model(ids, am, torch.zeros_like(ids), labels=torch.zeros(am.shape[0], dtype=torch.long))
+
+
 def test_multipliers_ascend_on_the_gap():
-    cfg = BertConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2, skim=True)
-    b = Budget(2.0, cfg, rate=0.5)
+    """l1 += rate (c - t), l2 += rate (c - t)^2, with c the FLOPs of the decided masks."""
+    model, cfg = tiny_skimmer()
+    b = Budget(2.0, model, rate=0.5)
     masks, am = [torch.ones(1, 4)] * 2, torch.ones(1, 4)
     c = relative_flops(masks, am, cfg).item()
+    for pred in model.bert.predictors:                      # every decision: keep (logit_keep 1 > logit_skim 0)
+        torch.nn.init.zeros_(pred.fc2.weight)
+        pred.fc2.bias.data = torch.tensor([0.0, 1.0])
     b.at(0, 90, 1 / 3, 1 / 3)                               # before the ramp: nothing asked, nothing moves
+    forward(model, am)
     assert b.penalty(masks, am).item() == 0 and (b.ascend(), b.l1, b.l2) == (None, 0.0, 0.0)
     b.at(89, 90, 1 / 3, 1 / 3)                              # the budget: t = 0.5, the model too slow
+    forward(model, am)
     b.penalty(masks, am)
     b.ascend()
     assert (b.l1, b.l2) == pytest.approx((0.5 * (c - 0.5), 0.5 * (c - 0.5) ** 2))
+    forward(model, am)
     assert b.penalty(masks, am).item() == pytest.approx(b.l1 * (c - 0.5) + b.l2 * (c - 0.5) ** 2)
-    b.l1, fast = 1.0, [torch.zeros(1, 4)] * 2               # too fast: l1 falls (keeping tokens pays)
+    b.ascend()
+    b.l1, fast = 1.0, [torch.zeros(1, 4)] * 2               # sampled all skimmed, decided all kept:
+    forward(model, am)
     b.penalty(fast, am)
     b.ascend()
-    assert b.l1 < 1.0
-    b2 = Budget(2.0, cfg)
+    assert b.l1 == pytest.approx(1.0 + 0.5 * (c - 0.5))     # the decided c (too slow) moves l1, not the sampled
+    for pred in model.bert.predictors:                      # decided all skimmed (but [CLS]): too fast, l1 falls
+        pred.fc2.bias.data = torch.tensor([1.0, 0.0])
+    forward(model, am)
+    b.penalty(masks, am)
+    l1 = b.l1
+    b.ascend()
+    assert b.l1 < l1
+    b2 = Budget(2.0, tiny_skimmer()[0])
     b2.load_state_dict(b.state_dict())
     assert (b2.l1, b2.l2) == (b.l1, b.l2)
+
+
+def test_decided_masks_are_inferences_decisions():
+    """Deterministic (keep iff logit_keep > logit_skim), [CLS] kept, padding skimmed, cumulative; the
+    logits are the predictors' of the last training forward, in layer order."""
+    z = torch.tensor([[[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]])    # keep, skim, keep, keep
+    z2 = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]]])   # skim, keep, keep, skim
+    am = torch.tensor([[1, 1, 1, 0]])
+    got = decided_masks([z, z2], am)
+    assert [m.tolist() for m in got] == [[[1, 0, 1, 0]], [[1, 0, 1, 0]]]
+    model, _ = tiny_skimmer()
+    b = Budget(2.0, model)
+    for i, pred in enumerate(model.bert.predictors):   # layer i's logits: (i, 0) everywhere
+        torch.nn.init.zeros_(pred.fc2.weight)
+        pred.fc2.bias.data = torch.tensor([float(i), 0.0])
+    am = torch.ones(2, 6, dtype=torch.long)
+    model.eval()
+    with torch.no_grad():
+        model(torch.ones_like(am), am, torch.zeros_like(am))
+    assert b.logits.outputs == []                               # evaluation's forwards are not recorded
+    forward(model, am)
+    assert [z[0, 0].tolist() for z in b.logits.outputs] == [[0.0, 0.0], [1.0, 0.0]]   # the training forward's, in layer order
 
 
 def test_target_speedup_moves_toward_the_budget(setup, tmp_path):
@@ -112,6 +165,17 @@ def test_distillation_loss_forms():
     assert distillation_loss(span_s, span_t, False).item() == pytest.approx(want.item(), rel=1e-5)
 
 
+def test_layer_loss():
+    """Per layer, the squared error per hidden unit averaged over the tokens kept entering it; then the layers' mean."""
+    s = [torch.zeros(1, 3, 2), torch.zeros(1, 3, 2)]
+    t = [torch.tensor([[[1.0, 1.0], [2.0, 2.0], [9.0, 9.0]]]), torch.tensor([[[3.0, 1.0], [0.0, 0.0], [0.0, 0.0]]])]
+    masks = [torch.tensor([[1.0, 1.0, 0.0]]), torch.tensor([[1.0, 0.0, 0.0]])]
+    assert layer_loss(s, t, masks).item() == pytest.approx(((1 + 4) / 2 + 5) / 2)   # the skimmed 9s do not count
+    s[0].requires_grad_(True)
+    layer_loss(s, t, masks).backward()
+    assert s[0].grad[0, 2].abs().sum() == 0 and s[0].grad[0, 0].abs().sum() > 0
+
+
 def test_teacher_distils_and_is_checked(setup, tmp_path, capsys):
     """--teacher: a --baseline checkpoint of the same task teaches; the loss logged includes its term.
     Anything else is refused before training, in one line."""
@@ -123,6 +187,16 @@ def test_teacher_distils_and_is_checked(setup, tmp_path, capsys):
     loss, task = (float(first.split(f"{k} ")[1].split()[0]) for k in ("| loss", "| task"))
     assert loss > task   # lambda is 0 at step 1: the difference is the teacher's term
     assert res["args"]["teacher"] == teacher
+    res = run(setup, tmp_path / "layers", "sst2", "--teacher", teacher, "--distill-layers")
+    first = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("step 1/"))
+    assert float(first.split("| loss ")[1].split()[0]) > loss   # the same first step, and the layer loss
+    assert res["args"]["distill_layers"]
+    student = train.load_model(str(tmp_path / "layers" / "checkpoint")).config
+    with pytest.raises(SystemExit, match="--distill-layers: --teacher .* has 2 layers of 32 and the student 3 of 32"):
+        train_flags.check_teacher("sst2", teacher, replace(student, num_hidden_layers=3), ["0", "1"], layers=True)
+    with pytest.raises(SystemExit):
+        run(setup, tmp_path / "bad-layers", "sst2", "--distill-layers")
+    assert "--distill-layers distils a teacher's layers: pass --teacher too" in capsys.readouterr().err
     run(setup, tmp_path / "skim", "sst2")
     for task, folder, says in [("sst2", str(tmp_path / "skim" / "checkpoint"), "not a checkpoint of a --baseline run"),
                                ("rte", teacher, "fine-tuned on sst2, not rte")]:

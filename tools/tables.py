@@ -271,19 +271,25 @@ def sweep_table(folder):
     return "\n".join(lines) + "\n"
 
 
-TARGET_NAME = re.compile(r"(?P<task>[a-z0-9]+)-target(?P<target>[0-9.]+)(?P<teacher>-teacher)?-seed(?P<seed>\d+)\.json$")
+TARGET_NAME = re.compile(r"(?P<task>[a-z0-9]+)-target(?P<target>[0-9.]+)(-[a-z-]+)?-seed(?P<seed>\d+)\.json$")
+
+
+def _distilled(args):
+    """How a run was distilled, as the target table names it: "", " + teacher", " + teacher, layers"."""
+    return (" + teacher" if args.get("teacher") else "") + (", layers" if args.get("distill_layers") else "")
 
 
 def target_table(folder, glue_folder):
     """Issue 44's table at fixed speed: per task, the baseline and the defaults (lambda) of glue_folder
-    (results/glue), then each --target-speedup setting of `folder` (files <task>-target<S>[-teacher]-seed<N>.json),
+    (results/glue), then each --target-speedup setting of `folder` (files <task>-target<S>[-teacher...]-seed<N>.json),
     means ± std over seeds, the speedup reached against the one asked, and the paper's DistilBERT row.
     Below it, the command of each setting, read from its first run's record (seeds: the others')."""
     settings = {}
     for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
         m = TARGET_NAME.search(os.path.basename(path))
         if m:
-            settings.setdefault((m["task"], float(m["target"]), bool(m["teacher"])), []).append(read_run(path))
+            run = read_run(path)
+            settings.setdefault((m["task"], float(m["target"]), _distilled(run["args"])), []).append(run)
     glue = glue_runs(glue_folder)
     head = ("| task | setting | runs (seeds) | trained on | metric | difference to the baseline "
             "| FLOPs speedup no padding (asked) | tokens kept entering each layer |")
@@ -294,8 +300,7 @@ def target_table(folder, glue_folder):
         score = lambda rs: [100 * r["metrics"][metric] for r in rs]
         b = statistics.mean(score(base)) if base else None
         rows = [("baseline (results/glue)", base, None), ("defaults, lambda (results/glue)", glue.get((task, "transkimmer"), []), None)]
-        rows += [(f"target {t:g}x" + (" + teacher" if teacher else ""), runs, t)
-                 for (tk, t, teacher), runs in sorted(settings.items()) if tk == task]
+        rows += [(f"target {t:g}x{distilled}", runs, t) for (tk, t, distilled), runs in sorted(settings.items()) if tk == task]
         for name, runs, asked in rows:
             if not runs:
                 continue
