@@ -163,7 +163,8 @@ def test_target_table_from_result_files(tmp_path, capsys):
     for name, extra in [("glue/sst2-baseline-seed1", ["--baseline"]), ("glue/sst2-transkimmer-seed1", []),
                         ("target-speedup/sst2-target2-seed1", ["--target-speedup", "2"]),
                         ("target-speedup/sst2-target2-seed2", ["--target-speedup", "2", "--seed", "2"]),
-                        ("target-speedup/sst2-target2-teacher-seed1", ["--target-speedup", "2"])]:
+                        ("target-speedup/sst2-target2-teacher-seed1", ["--target-speedup", "2", "--teacher",
+                                                                       str(tmp_path / "runs/glue/sst2-baseline-seed1/checkpoint")])]:
         out = str(tmp_path / "runs" / name)
         train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "2",
                     "--batch-size", "8", "--out-dir", out, *extra])
@@ -413,3 +414,21 @@ def test_report_keeps_the_users_own_page_or_chart(outs, tmp_path, capsys, flag, 
     assert "is not a page or chart tools/report.py wrote" in capsys.readouterr().err and mine.read_text() == content
     report.main(args + ["--overwrite"])
     assert report.MARK in mine.read_text()
+
+
+def test_fig3_draws_the_target_runs_as_their_own_series(outs):
+    """--target-speedup runs beside a lambda sweep (issue 44): diamonds on a line of their own, named by
+    the speed asked and the distillation."""
+    base = json.load(open(os.path.join(outs[1], "results.json")))
+    runs = []
+    for label, f1, sp in [("lambda 0.5", 0.85, 1.5), ("lambda 1", 0.84, 1.9), ("target 2x", 0.83, 2.0),
+                          ("target 3x + teacher", 0.80, 3.0)]:
+        r = json.loads(json.dumps(base))
+        r["metric_names"], r["metrics"], r["flops_speedup_no_padding"] = ["f1"], {"f1": f1}, sp
+        runs.append(dict(r, label=label))
+    svg = report.scatter_chart(runs)
+    assert svg.count('class="point"') == 2 and svg.count('class="point target"') == 2
+    assert svg.count("<polyline") == 2 and "target 3x + teacher" in svg
+    a = json.loads(json.dumps(base))
+    a["args"].update(baseline=False, target_speedup=2.0, teacher="t/checkpoint", distill_layers=True)
+    assert report.distilled(a["args"]) == " + teacher, layers"

@@ -31,7 +31,7 @@ if __package__ in (None, ""):   # run as `python tools/NAME.py`: the project's m
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cli.files import atomic_write_text, check_outputs
-from tools.tables import (ablation_table, batch1_table, glue_table, read_result, replace_between, speed_table,
+from tools.tables import (distilled, ablation_table, batch1_table, glue_table, read_result, replace_between, speed_table,
                           sweep_table, target_table)
 
 MARK = "<!-- written by tools/report.py -->"   # what makes a page or chart ours: redrawn without asking
@@ -52,7 +52,8 @@ def load(folder, examples=None):
     try:
         a = res["args"]
         target = a.get("target_speedup")   # (--target-speedup: the speed asked for names the setting)
-        res["label"] = "plain BERT" if a["baseline"] else f"target {target:g}x" if target else f"lambda {a['skim_coefficient']:g}"
+        res["label"] = "plain BERT" if a["baseline"] else f"target {target:g}x{distilled(a)}" if target else \
+            f"lambda {a['skim_coefficient']:g}"
         res["name"] = f"{os.path.basename(os.path.normpath(folder)).removesuffix('.json')} (" + \
             ("plain BERT)" if a["baseline"] else f"Transkimmer, {res['label']})")
     except (KeyError, TypeError) as e:   # args not train.py's
@@ -99,7 +100,8 @@ def line_chart(runs, width=680, height=300):
 def scatter_chart(runs, width=680, height=300):
     """Fig. 3: main metric against FLOPs speedup (no padding), one point per setting (runs with the
     same label, e.g. the seeds of one lambda, are averaged, with bars of one standard deviation each
-    way); the baseline is a square."""
+    way); the baseline is a square. Each way to the speed is a series with its line: lambda (circles) and
+    --target-speedup (diamonds)."""
     metric = runs[0]["metric_names"][0]
     groups = {}
     for r in runs:
@@ -125,15 +127,20 @@ def scatter_chart(runs, width=680, height=300):
              f'<text x="{width - right}" y="{height - bottom + 16}" text-anchor="middle">{x1:.2f}x</text>',
              f'<text x="{left - 4}" y="{y(y0) + 4:.1f}" text-anchor="end">{y0:.3f}</text>',
              f'<text x="{left - 4}" y="{y(y1) + 4:.1f}" text-anchor="end">{y1:.3f}</text>']
-    curve = sorted((p[3], p[4]) for p in points if not p[1])
-    parts.append('<polyline fill="none" stroke="#1f77b4" stroke-opacity="0.4" points="'
-                 + " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in curve) + '"/>')
+    series = lambda label: "target" if label.startswith("target") else "lambda"
+    for name, colour in (("lambda", "#1f77b4"), ("target", "#d62728")):
+        curve = sorted((p[3], p[4]) for p in points if not p[1] and series(p[0]) == name)
+        if curve:
+            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-opacity="0.4" points="'
+                         + " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in curve) + '"/>')
     for label, base, n, a, b, sa, sb in points:
         if n > 1:   # one standard deviation over the seeds, each way
             parts.append(f'<path class="spread" stroke="#999" d="M{x(a - sa):.1f},{y(b):.1f}H{x(a + sa):.1f}'
                          f'M{x(a):.1f},{y(b - sb):.1f}V{y(b + sb):.1f}"/>')
         if base:
             parts.append(f'<rect class="baseline" x="{x(a) - 4:.1f}" y="{y(b) - 4:.1f}" width="8" height="8" fill="black"/>')
+        elif series(label) == "target":
+            parts.append(f'<path class="point target" d="M{x(a):.1f},{y(b) - 5:.1f}l5,5l-5,5l-5,-5z" fill="#d62728"/>')
         else:
             parts.append(f'<circle class="point" cx="{x(a):.1f}" cy="{y(b):.1f}" r="4" fill="#1f77b4"/>')
         right_half = x(a) > width / 2   # label on the side with room, so it is never clipped

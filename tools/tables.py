@@ -274,7 +274,7 @@ def sweep_table(folder):
 TARGET_NAME = re.compile(r"(?P<task>[a-z0-9]+)-target(?P<target>[0-9.]+)(-[a-z-]+)?-seed(?P<seed>\d+)\.json$")
 
 
-def _distilled(args):
+def distilled(args):
     """How a run was distilled, as the target table names it: "", " + teacher", " + teacher, layers"."""
     return (" + teacher" if args.get("teacher") else "") + (", layers" if args.get("distill_layers") else "")
 
@@ -289,7 +289,7 @@ def target_table(folder, glue_folder):
         m = TARGET_NAME.search(os.path.basename(path))
         if m:
             run = read_run(path)
-            settings.setdefault((m["task"], float(m["target"]), _distilled(run["args"])), []).append(run)
+            settings.setdefault((m["task"], float(m["target"]), distilled(run["args"])), []).append(run)
     glue = glue_runs(glue_folder)
     head = ("| task | setting | runs (seeds) | trained on | metric | difference to the baseline "
             "| FLOPs speedup no padding (asked) | tokens kept entering each layer |")
