@@ -50,23 +50,32 @@ BERT_BASE = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, 
 def prepare(checkpoint, data_dir, task, out):
     """The carry folder: the checkpoint with its weights in fp16 (it loads as fp32), its tokenizer,
     and the dev files of SST-2, RTE and its own task in the GLUE layout."""
-    config, weights = checkpoint_files(checkpoint)
-    if not read_config(config).skim:
+    if not read_config(checkpoint_files(checkpoint)[0]).skim:
         raise BadInput(f"--checkpoint {checkpoint} is a plain BERT: pass a Transkimmer checkpoint of train.py")
     if os.path.exists(out):
         raise BadInput(f"--out {out} already exists: pass a new folder (it is made whole, then filled)")
-    os.makedirs(os.path.join(out, "checkpoint"))
-    save_file({k: v.half() for k, v in load_file(weights).items()}, os.path.join(out, "checkpoint", "model.safetensors"))
-    for f in ("config.json", "tokenizer_config.json") + TOKENIZER_FILES:
-        if os.path.isfile(os.path.join(checkpoint, f)):
-            shutil.copyfile(os.path.join(checkpoint, f), os.path.join(out, "checkpoint", f))
+    fp16_copy(checkpoint, os.path.join(out, "checkpoint"))
     for t in sorted({"sst2", "rte", task}):
         folder = glue.layout(t).folder
         os.makedirs(os.path.join(out, "glue", folder))
         for split in glue.layout(t).dev:
             shutil.copyfile(os.path.join(data_dir, folder, f"{split}.tsv"), os.path.join(out, "glue", folder, f"{split}.tsv"))
     json.dump(dict(task=task, source=os.path.abspath(checkpoint)), open(os.path.join(out, "carry.json"), "w"))
-    print(f"wrote {out}: {sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs) / 2**20:.1f} MiB")
+    print(f"wrote {out}: {carried_mib(out):.1f} MiB")
+
+
+def fp16_copy(folder, out):
+    """A model folder (checkpoint or pretrained) with its weights in fp16, half the bytes to carry (it
+    loads as fp32), its config and its tokenizer."""
+    os.makedirs(out)
+    save_file({k: v.half() for k, v in load_file(checkpoint_files(folder)[1]).items()}, os.path.join(out, "model.safetensors"))
+    for f in ("config.json", "tokenizer_config.json") + TOKENIZER_FILES:
+        if os.path.isfile(os.path.join(folder, f)):
+            shutil.copyfile(os.path.join(folder, f), os.path.join(out, f))
+
+
+def carried_mib(out):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs) / 2**20
 
 
 def bert_base_shape(checkpoint, folder, small):
