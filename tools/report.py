@@ -97,6 +97,22 @@ def line_chart(runs, width=680, height=300):
     return "\n".join(parts)
 
 
+def series_of(label):
+    """Fig. 3's series of a setting: the way it asked for speed."""
+    return "target" if label.startswith("target") else "lambda"
+
+
+def series_lines(points, x, y):
+    """One line per series through its points (not the baseline's), in speedup order."""
+    lines = []
+    for name, colour in (("lambda", "#1f77b4"), ("target", "#d62728")):
+        curve = sorted((p[3], p[4]) for p in points if not p[1] and series_of(p[0]) == name)
+        if curve:
+            lines.append(f'<polyline fill="none" stroke="{colour}" stroke-opacity="0.4" points="'
+                         + " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in curve) + '"/>')
+    return lines
+
+
 def scatter_chart(runs, width=680, height=300):
     """Fig. 3: main metric against FLOPs speedup (no padding), one point per setting (runs with the
     same label, e.g. the seeds of one lambda, are averaged, with bars of one standard deviation each
@@ -127,19 +143,14 @@ def scatter_chart(runs, width=680, height=300):
              f'<text x="{width - right}" y="{height - bottom + 16}" text-anchor="middle">{x1:.2f}x</text>',
              f'<text x="{left - 4}" y="{y(y0) + 4:.1f}" text-anchor="end">{y0:.3f}</text>',
              f'<text x="{left - 4}" y="{y(y1) + 4:.1f}" text-anchor="end">{y1:.3f}</text>']
-    series = lambda label: "target" if label.startswith("target") else "lambda"
-    for name, colour in (("lambda", "#1f77b4"), ("target", "#d62728")):
-        curve = sorted((p[3], p[4]) for p in points if not p[1] and series(p[0]) == name)
-        if curve:
-            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-opacity="0.4" points="'
-                         + " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in curve) + '"/>')
+    parts += series_lines(points, x, y)
     for label, base, n, a, b, sa, sb in points:
         if n > 1:   # one standard deviation over the seeds, each way
             parts.append(f'<path class="spread" stroke="#999" d="M{x(a - sa):.1f},{y(b):.1f}H{x(a + sa):.1f}'
                          f'M{x(a):.1f},{y(b - sb):.1f}V{y(b + sb):.1f}"/>')
         if base:
             parts.append(f'<rect class="baseline" x="{x(a) - 4:.1f}" y="{y(b) - 4:.1f}" width="8" height="8" fill="black"/>')
-        elif series(label) == "target":
+        elif series_of(label) == "target":
             parts.append(f'<path class="point target" d="M{x(a):.1f},{y(b) - 5:.1f}l5,5l-5,5l-5,-5z" fill="#d62728"/>')
         else:
             parts.append(f'<circle class="point" cx="{x(a):.1f}" cy="{y(b):.1f}" r="4" fill="#1f77b4"/>')
