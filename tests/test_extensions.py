@@ -81,41 +81,54 @@ def forward(model, am):
     return model(ids, am, torch.zeros_like(ids), labels=torch.zeros(am.shape[0], dtype=torch.long))
 
 
+def set_decisions(model, keep_logit):
+    """Every predictor's logits (0, keep_logit) for every token: all kept (> 0) or all skimmed (< 0)."""
+    for pred in model.bert.predictors:
+        torch.nn.init.zeros_(pred.fc2.weight)
+        pred.fc2.bias.data = torch.tensor([0.0, keep_logit])
+
+
 def test_multipliers_ascend_on_the_gap():
     """l1 += rate (c - t), l2 += rate (c - t)^2, with c the FLOPs of the decided masks."""
     model, cfg = tiny_skimmer()
     b = Budget(2.0, model, rate=0.5)
-    masks, am = [torch.ones(1, 4)] * 2, torch.ones(1, 4)
-    c = relative_flops(masks, am, cfg).item()
-    for pred in model.bert.predictors:                      # every decision: keep (logit_keep 1 > logit_skim 0)
-        torch.nn.init.zeros_(pred.fc2.weight)
-        pred.fc2.bias.data = torch.tensor([0.0, 1.0])
+    am = torch.ones(1, 4)
+    c = relative_flops([torch.ones(1, 4)] * 2, am, cfg).item()   # all kept
+    set_decisions(model, 1.0)
     b.at(0, 90, 1 / 3, 1 / 3)                               # before the ramp: nothing asked, nothing moves
     forward(model, am)
-    assert b.penalty(masks, am).item() == 0 and (b.ascend(), b.l1, b.l2) == (None, 0.0, 0.0)
+    assert b.penalty(am).item() == 0 and (b.ascend(), b.l1, b.l2) == (None, 0.0, 0.0)
     b.at(89, 90, 1 / 3, 1 / 3)                              # the budget: t = 0.5, the model too slow
     forward(model, am)
-    b.penalty(masks, am)
+    b.penalty(am)
     b.ascend()
     assert (b.l1, b.l2) == pytest.approx((0.5 * (c - 0.5), 0.5 * (c - 0.5) ** 2))
     forward(model, am)
-    assert b.penalty(masks, am).item() == pytest.approx(b.l1 * (c - 0.5) + b.l2 * (c - 0.5) ** 2)
-    b.ascend()
-    b.l1, fast = 1.0, [torch.zeros(1, 4)] * 2               # sampled all skimmed, decided all kept:
+    assert b.penalty(am).item() == pytest.approx(b.l1 * (c - 0.5) + b.l2 * (c - 0.5) ** 2, rel=1e-6)
+    set_decisions(model, -1.0)                              # all skimmed but [CLS]: too fast, l1 falls
     forward(model, am)
-    b.penalty(fast, am)
-    b.ascend()
-    assert b.l1 == pytest.approx(1.0 + 0.5 * (c - 0.5))     # the decided c (too slow) moves l1, not the sampled
-    for pred in model.bert.predictors:                      # decided all skimmed (but [CLS]): too fast, l1 falls
-        pred.fc2.bias.data = torch.tensor([1.0, 0.0])
-    forward(model, am)
-    b.penalty(masks, am)
+    b.penalty(am)
     l1 = b.l1
     b.ascend()
     assert b.l1 < l1
     b2 = Budget(2.0, tiny_skimmer()[0])
     b2.load_state_dict(b.state_dict())
     assert (b2.l1, b2.l2) == (b.l1, b.l2)
+
+
+def test_penalty_moves_the_keep_probabilities():
+    """The penalty's gradient reaches the predictors through the keep probabilities (straight-through):
+    too slow, a step down the penalty lowers every token's keep logit but [CLS]'s, the decisions kept."""
+    model, _ = tiny_skimmer()
+    b = Budget(2.0, model)
+    set_decisions(model, 1.0)
+    am = torch.ones(2, 5)
+    b.at(89, 90, 1 / 3, 1 / 3)
+    b.l1 = 1.0
+    forward(model, am)
+    b.penalty(am).backward()
+    for pred in model.bert.predictors:
+        assert pred.fc2.bias.grad[1] > 0 > pred.fc2.bias.grad[0]   # descent lowers keep, raises skim
 
 
 def test_decided_masks_are_inferences_decisions():
@@ -126,6 +139,10 @@ def test_decided_masks_are_inferences_decisions():
     am = torch.tensor([[1, 1, 1, 0]])
     got = decided_masks([z, z2], am)
     assert [m.tolist() for m in got] == [[[1, 0, 1, 0]], [[1, 0, 1, 0]]]
+    z.requires_grad_(True)
+    got = decided_masks([z, z2], am)
+    got[1].sum().backward()                              # gradient: the keep probabilities', [CLS] and padding none
+    assert z.grad[0, 0].abs().sum() == 0 and z.grad[0, 3].abs().sum() == 0 and z.grad[0, 2].abs().sum() > 0
     model, _ = tiny_skimmer()
     b = Budget(2.0, model)
     for i, pred in enumerate(model.bert.predictors):   # layer i's logits: (i, 0) everywhere
