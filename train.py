@@ -203,7 +203,7 @@ def train_step(model, b, opt, sched, skim_coefficient, clip, step, budget=None, 
     elif budget is None:
         loss = transkimmer.total_loss(task_loss, out.skim_loss, skim_coefficient)     # Eq. 7
     else:
-        loss = task_loss + budget.penalty(b["attention_mask"])
+        loss = task_loss + budget.penalty(out.keep_masks, b["attention_mask"])
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     # A NaN or inf stops the run before it reaches the weights (one host sync per step): the last

@@ -92,22 +92,22 @@ def test_multipliers_ascend_on_the_gap():
     """l1 += rate (c - t), l2 += rate (c - t)^2, with c the FLOPs of the decided masks."""
     model, cfg = tiny_skimmer()
     b = Budget(2.0, model, rate=0.5)
-    am = torch.ones(1, 4)
+    am, masks = torch.ones(1, 4), [torch.zeros(1, 4)] * 2   # the samples: all skimmed; c is the decided masks' FLOPs
     c = relative_flops([torch.ones(1, 4)] * 2, am, cfg).item()   # all kept
     set_decisions(model, 1.0)
     b.at(0, 90, 1 / 3, 1 / 3)                               # before the ramp: nothing asked, nothing moves
     forward(model, am)
-    assert b.penalty(am).item() == 0 and (b.ascend(), b.l1, b.l2) == (None, 0.0, 0.0)
+    assert b.penalty(masks, am).item() == 0 and (b.ascend(), b.l1, b.l2) == (None, 0.0, 0.0)
     b.at(89, 90, 1 / 3, 1 / 3)                              # the budget: t = 0.5, the model too slow
     forward(model, am)
-    b.penalty(am)
+    b.penalty(masks, am)
     b.ascend()
     assert (b.l1, b.l2) == pytest.approx((0.5 * (c - 0.5), 0.5 * (c - 0.5) ** 2))
     forward(model, am)
-    assert b.penalty(am).item() == pytest.approx(b.l1 * (c - 0.5) + b.l2 * (c - 0.5) ** 2, rel=1e-6)
+    assert b.penalty(masks, am).item() == pytest.approx(b.l1 * (c - 0.5) + b.l2 * (c - 0.5) ** 2, rel=1e-6)
     set_decisions(model, -1.0)                              # all skimmed but [CLS]: too fast, l1 falls
     forward(model, am)
-    b.penalty(am)
+    b.penalty(masks, am)
     l1 = b.l1
     b.ascend()
     assert b.l1 < l1
@@ -117,16 +117,18 @@ def test_multipliers_ascend_on_the_gap():
 
 
 def test_penalty_moves_the_keep_probabilities():
-    """The penalty's gradient reaches the predictors through the keep probabilities (straight-through):
-    too slow, a step down the penalty lowers every token's keep logit but [CLS]'s, the decisions kept."""
+    """The penalty's gradient reaches the sampled masks, and the predictors through the decided masks' keep
+    probabilities (straight-through): too slow, a step down the penalty lowers the keep logits."""
     model, _ = tiny_skimmer()
     b = Budget(2.0, model)
     set_decisions(model, 1.0)
     am = torch.ones(2, 5)
     b.at(89, 90, 1 / 3, 1 / 3)
     b.l1 = 1.0
+    masks = [torch.ones(2, 5, requires_grad=True) for _ in range(2)]   # the sampled masks: their gradient too
     forward(model, am)
-    b.penalty(am).backward()
+    b.penalty(masks, am).backward()
+    assert all((m.grad > 0).all() for m in masks)
     for pred in model.bert.predictors:
         assert pred.fc2.bias.grad[1] > 0 > pred.fc2.bias.grad[0]   # descent lowers keep, raises skim
 
