@@ -131,15 +131,20 @@ def run(carry, out, cpu):
     print(f"\ndone in {time.time() - t0:.0f} s")
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def two_steps(doc, run_help):
+    """The command line of a device script: `prepare` (here: the folder the GPU machine needs) and
+    `run` (there); returns the parser and the two subparsers."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
-    a = sub.add_parser("prepare", help="here: the folder the GPU machine needs")
+    return p, sub.add_parser("prepare", help="here: the folder the GPU machine needs"), sub.add_parser("run", help=run_help)
+
+
+def main(argv=None):
+    p, a, b = two_steps(__doc__, "there: the tests and the whole bench table")
     a.add_argument("--checkpoint", required=True, help="a Transkimmer checkpoint folder written by train.py")
     a.add_argument("--data-dir", required=True, help="the GLUE folder (SST-2, RTE and the checkpoint's task)")
     a.add_argument("--task", required=True, choices=sorted(glue.GLUE), help="the checkpoint's task")
     a.add_argument("--out", default="gpu-carry", help="the folder to write (a new one)")
-    b = sub.add_parser("run", help="there: the tests and the whole bench table")
     b.add_argument("--carry", default="gpu-carry", help="the folder `prepare` wrote")
     b.add_argument("--out", required=True, help="where the log and the JSON files go")
     b.add_argument("--cpu", action="store_true", help="the same steps, tiny, on the CPU (the check before the GPU)")

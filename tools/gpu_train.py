@@ -18,7 +18,6 @@ and those not started are skipped (both listed): a stopped run writes nothing to
 The runs start from the fp16 copy of the pretrained weights, which rounds them: say so beside them.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -31,7 +30,7 @@ if __package__ in (None, ""):   # run as `python tools/NAME.py`: the project's m
 
 from cli.errors import BadInput, run as run_main
 from tasks import glue
-from tools.gpu_bench import carried_mib, fp16_copy
+from tools.gpu_bench import carried_mib, fp16_copy, two_steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -116,14 +115,11 @@ def run(carry, out, parallel, deadline, cpu):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="what", required=True)
-    a = sub.add_parser("prepare", help="here: the folder the GPU machine needs")
+    p, a, b = two_steps(__doc__, "there: the plan's runs")
     a.add_argument("--model", required=True, help="the pretrained model folder (model.safetensors, config.json, tokenizer)")
     a.add_argument("--data-dir", required=True, help="the GLUE folder")
     a.add_argument("--tasks", nargs="+", default=["cola", "mrpc", "stsb"], choices=sorted(glue.GLUE))
     a.add_argument("--out", default="gpu-train-carry", help="the folder to write (a new one)")
-    b = sub.add_parser("run", help="there: the plan's runs")
     b.add_argument("--carry", default="gpu-train-carry", help="the folder `prepare` wrote")
     b.add_argument("--out", required=True, help="where the result files, logs and plan.json go")
     b.add_argument("--parallel", type=int, default=14, help="runs at once on the GPU (default 14)")
