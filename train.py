@@ -268,7 +268,7 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
         model, device_ids=[device.index] if device.type == "cuda" else None)
     opt, sched = optimizer_for(model, total, cfg.lr, cfg.predictor_lr, cfg.weight_decay, cfg.warmup, cfg.predictor_lr_decay)
     skim_start = SkimStart(total, cfg.skim_delay, cfg.skim_after_loss_drop)
-    budget = Budget(cfg.target_speedup, model, cfg.budget_rate) if cfg.target_speedup and not cfg.baseline else None
+    budget = Budget(cfg.target_speedup, model.config, cfg.budget_rate) if cfg.target_speedup and not cfg.baseline else None
     teacher = Teacher(cfg.teacher, device, model if cfg.distill_layers else None) if cfg.teacher else None
     history, result, step, t0 = [], None, 0, time.perf_counter()
     if cfg.resume:

@@ -10,7 +10,8 @@ import torch
 import flops
 import train
 from cli import train_flags
-from extensions.budget import Budget, decided_masks, relative_flops, target_at
+from extensions.budget import Budget, relative_flops, target_at
+from extensions.hooks import Recorder
 from extensions.distill import distillation_loss, layer_loss
 from model import BertConfig, build
 from tiny import write_glue, write_model
@@ -68,85 +69,34 @@ def test_target_follows_lambdas_schedule():
     assert target_at(0, 90, 4.0, 0, 0) == 0.25   # the paper's schedule: the budget from the first step
 
 
-def tiny_skimmer():
-    cfg = BertConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
-                     vocab_size=50, skim=True, num_labels=2)
-    return build(cfg), cfg
-
-
-def forward(model, am):
-    """A training forward of `model`: its predictors' logits reach the budget's hooks."""
-    model.train()
-    ids = torch.randint(1, 50, am.shape)
-    return model(ids, am, torch.zeros_like(ids), labels=torch.zeros(am.shape[0], dtype=torch.long))
-
-
-def set_decisions(model, keep_logit):
-    """Every predictor's logits (0, keep_logit) for every token: all kept (> 0) or all skimmed (< 0)."""
-    for pred in model.bert.predictors:
-        torch.nn.init.zeros_(pred.fc2.weight)
-        pred.fc2.bias.data = torch.tensor([0.0, keep_logit])
-
-
 def test_multipliers_ascend_on_the_gap():
-    """l1 += rate (c - t), l2 += rate (c - t)^2, with c the FLOPs of the decided masks."""
-    model, cfg = tiny_skimmer()
-    b = Budget(2.0, model, rate=0.5)
-    am, masks = torch.ones(1, 4), [torch.zeros(1, 4)] * 2   # the samples: all skimmed; c is the decided masks' FLOPs
-    c = relative_flops([torch.ones(1, 4)] * 2, am, cfg).item()   # all kept
-    set_decisions(model, 1.0)
+    cfg = BertConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2, skim=True)
+    b = Budget(2.0, cfg, rate=0.5)
+    masks, am = [torch.ones(1, 4)] * 2, torch.ones(1, 4)
+    c = relative_flops(masks, am, cfg).item()
     b.at(0, 90, 1 / 3, 1 / 3)                               # before the ramp: nothing asked, nothing moves
-    forward(model, am)
     assert b.penalty(masks, am).item() == 0 and (b.ascend(), b.l1, b.l2) == (None, 0.0, 0.0)
     b.at(89, 90, 1 / 3, 1 / 3)                              # the budget: t = 0.5, the model too slow
-    forward(model, am)
     b.penalty(masks, am)
     b.ascend()
     assert (b.l1, b.l2) == pytest.approx((0.5 * (c - 0.5), 0.5 * (c - 0.5) ** 2))
-    forward(model, am)
-    assert b.penalty(masks, am).item() == pytest.approx(b.l1 * (c - 0.5) + b.l2 * (c - 0.5) ** 2, rel=1e-6)
-    set_decisions(model, -1.0)                              # all skimmed but [CLS]: too fast, l1 falls
-    forward(model, am)
-    b.penalty(masks, am)
-    l1 = b.l1
+    assert b.penalty(masks, am).item() == pytest.approx(b.l1 * (c - 0.5) + b.l2 * (c - 0.5) ** 2)
+    b.l1, fast = 1.0, [torch.zeros(1, 4)] * 2               # too fast: l1 falls (keeping tokens pays)
+    b.penalty(fast, am)
     b.ascend()
-    assert b.l1 < l1
-    b2 = Budget(2.0, tiny_skimmer()[0])
+    assert b.l1 < 1.0
+    b2 = Budget(2.0, cfg)
     b2.load_state_dict(b.state_dict())
     assert (b2.l1, b2.l2) == (b.l1, b.l2)
 
 
-def test_penalty_moves_the_keep_probabilities():
-    """The penalty's gradient reaches the sampled masks, and the predictors through the decided masks' keep
-    probabilities (straight-through): too slow, a step down the penalty lowers the keep logits."""
-    model, _ = tiny_skimmer()
-    b = Budget(2.0, model)
-    set_decisions(model, 1.0)
-    am = torch.ones(2, 5)
-    b.at(89, 90, 1 / 3, 1 / 3)
-    b.l1 = 1.0
-    masks = [torch.ones(2, 5, requires_grad=True) for _ in range(2)]   # the sampled masks: their gradient too
-    forward(model, am)
-    b.penalty(masks, am).backward()
-    assert all((m.grad > 0).all() for m in masks)
-    for pred in model.bert.predictors:
-        assert pred.fc2.bias.grad[1] > 0 > pred.fc2.bias.grad[0]   # descent lowers keep, raises skim
-
-
-def test_decided_masks_are_inferences_decisions():
-    """Deterministic (keep iff logit_keep > logit_skim), [CLS] kept, padding skimmed, cumulative; the
-    logits are the predictors' of the last training forward, in layer order."""
-    z = torch.tensor([[[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]])    # keep, skim, keep, keep
-    z2 = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]]])   # skim, keep, keep, skim
-    am = torch.tensor([[1, 1, 1, 0]])
-    got = decided_masks([z, z2], am)
-    assert [m.tolist() for m in got] == [[[1, 0, 1, 0]], [[1, 0, 1, 0]]]
-    z.requires_grad_(True)
-    got = decided_masks([z, z2], am)
-    got[1].sum().backward()                              # gradient: the keep probabilities', [CLS] and padding none
-    assert z.grad[0, 0].abs().sum() == 0 and z.grad[0, 3].abs().sum() == 0 and z.grad[0, 2].abs().sum() > 0
-    model, _ = tiny_skimmer()
-    b = Budget(2.0, model)
+def test_recorder_keeps_the_training_forwards_outputs_in_order():
+    """extensions/hooks.Recorder (what --distill-layers reads): the outputs of the training forward,
+    in call order; an evaluation's forward is not recorded."""
+    cfg = BertConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+                     vocab_size=50, skim=True, num_labels=2)
+    model = build(cfg)
+    rec = Recorder(model.bert.predictors)
     for i, pred in enumerate(model.bert.predictors):   # layer i's logits: (i, 0) everywhere
         torch.nn.init.zeros_(pred.fc2.weight)
         pred.fc2.bias.data = torch.tensor([float(i), 0.0])
@@ -154,9 +104,10 @@ def test_decided_masks_are_inferences_decisions():
     model.eval()
     with torch.no_grad():
         model(torch.ones_like(am), am, torch.zeros_like(am))
-    assert b.logits.outputs == []                               # evaluation's forwards are not recorded
-    forward(model, am)
-    assert [z[0, 0].tolist() for z in b.logits.outputs] == [[0.0, 0.0], [1.0, 0.0]]   # the training forward's, in layer order
+    assert rec.outputs == []
+    model.train()
+    model(torch.ones_like(am), am, torch.zeros_like(am), labels=torch.zeros(2, dtype=torch.long))
+    assert [z[0, 0].tolist() for z in rec.take()] == [[0.0, 0.0], [1.0, 0.0]] and rec.outputs == []
 
 
 def test_target_speedup_moves_toward_the_budget(setup, tmp_path):
