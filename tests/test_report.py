@@ -431,4 +431,4 @@ def test_fig3_draws_the_target_runs_as_their_own_series(outs):
     assert svg.count("<polyline") == 2 and "target 3x + teacher" in svg
     a = json.loads(json.dumps(base))
     a["args"].update(baseline=False, target_speedup=2.0, teacher="t/checkpoint", distill_layers=True)
-    assert report.distilled(a["args"]) == " + teacher, layers"
+    assert report.target_label(a["args"]) == "target 2x + teacher, layers"

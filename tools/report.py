@@ -31,8 +31,8 @@ if __package__ in (None, ""):   # run as `python tools/NAME.py`: the project's m
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cli.files import atomic_write_text, check_outputs
-from tools.tables import (distilled, ablation_table, batch1_table, glue_table, read_result, replace_between, speed_table,
-                          sweep_table, target_table)
+from tools.tables import (ablation_table, batch1_table, glue_table, read_result, replace_between, speed_table,
+                          sweep_table, target_label, target_table)
 
 MARK = "<!-- written by tools/report.py -->"   # what makes a page or chart ours: redrawn without asking
 COLORS = ["#d62728", "#ff7f0e", "#bcbd22", "#2ca02c", "#17becf", "#1f77b4", "#9467bd", "#e377c2",
@@ -52,8 +52,7 @@ def load(folder, examples=None):
     try:
         a = res["args"]
         target = a.get("target_speedup")   # (--target-speedup: the speed asked for names the setting)
-        res["label"] = "plain BERT" if a["baseline"] else f"target {target:g}x{distilled(a)}" if target else \
-            f"lambda {a['skim_coefficient']:g}"
+        res["label"] = "plain BERT" if a["baseline"] else target_label(a) if target else f"lambda {a['skim_coefficient']:g}"
         res["name"] = f"{os.path.basename(os.path.normpath(folder)).removesuffix('.json')} (" + \
             ("plain BERT)" if a["baseline"] else f"Transkimmer, {res['label']})")
     except (KeyError, TypeError) as e:   # args not train.py's

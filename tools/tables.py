@@ -274,9 +274,11 @@ def sweep_table(folder):
 TARGET_NAME = re.compile(r"(?P<task>[a-z0-9]+)-target(?P<target>[0-9.]+)(-[a-z-]+)?-seed(?P<seed>\d+)\.json$")
 
 
-def distilled(args):
-    """How a run was distilled, as the target table names it: "", " + teacher", " + teacher, layers"."""
-    return (" + teacher" if args.get("teacher") else "") + (", layers" if args.get("distill_layers") else "")
+def target_label(args):
+    """A --target-speedup run's setting, as the target table and Fig. 3 name it: the speed asked and how
+    it was distilled ("target 2x", "target 2x + teacher", "target 2x + teacher, layers")."""
+    return (f"target {args['target_speedup']:g}x" + (" + teacher" if args.get("teacher") else "")
+            + (", layers" if args.get("distill_layers") else ""))
 
 
 def target_table(folder, glue_folder):
@@ -289,7 +291,7 @@ def target_table(folder, glue_folder):
         m = TARGET_NAME.search(os.path.basename(path))
         if m:
             run = read_run(path)
-            settings.setdefault((m["task"], float(m["target"]), distilled(run["args"])), []).append(run)
+            settings.setdefault((m["task"], float(m["target"]), target_label(run["args"])), []).append(run)
     glue = glue_runs(glue_folder)
     head = ("| task | setting | runs (seeds) | trained on | metric | difference to the baseline "
             "| FLOPs speedup no padding (asked) | tokens kept entering each layer |")
@@ -300,7 +302,7 @@ def target_table(folder, glue_folder):
         score = lambda rs: [100 * r["metrics"][metric] for r in rs]
         b = statistics.mean(score(base)) if base else None
         rows = [("baseline (results/glue)", base, None), ("defaults, lambda (results/glue)", glue.get((task, "transkimmer"), []), None)]
-        rows += [(f"target {t:g}x{distilled}", runs, t) for (tk, t, distilled), runs in sorted(settings.items()) if tk == task]
+        rows += [(label, runs, t) for (tk, t, label), runs in sorted(settings.items()) if tk == task]
         for name, runs, asked in rows:
             if not runs:
                 continue
