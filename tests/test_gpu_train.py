@@ -3,6 +3,7 @@ minute is spent on it."""
 
 import json
 import os
+import time
 
 import pytest
 from safetensors.torch import load_file
@@ -43,3 +44,5 @@ def test_a_deadline_stops_and_lists(tmp_path):
     assert plan["sst2-baseline-seed42"]["exit"] == "stopped at the deadline"
     assert plan["sst2-target2-seed42"]["exit"] == "not started"
     assert [f for f in os.listdir(out) if f.endswith(".json")] == ["plan.json"]   # a stopped run writes nothing
+    time.sleep(10)                                                     # ... then or later: it was killed
+    assert not os.path.exists(os.path.join(out, "runs"))
