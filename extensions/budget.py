@@ -40,6 +40,13 @@ def relative_flops(masks, attention_mask, cfg):
     return flops.transkimmer_flops(lengths, kept, cfg).sum() / flops.bert_flops(lengths, cfg).sum()
 
 
+def noise_at(step, total, delay, warmup, start=None):
+    """The scale of Eq. 5's Gumbel noise: 1 until the ramp has brought t to 1/S, then a linear fall to 0 at
+    the last step, so that training ends on the decisions inference takes (keep iff keep logit > skim)."""
+    reached = (delay * total if start is None else start) + warmup * total
+    return 1.0 if step < reached else (total - step) / (total - reached)
+
+
 def target_at(step, total, target_speedup, delay, warmup, start=None):
     """t: the relative FLOPs asked for at this step, 1 before the ramp, 1/S after it."""
     ramp = transkimmer.skim_coefficient_at(step, total, 1.0, delay, warmup, start)   # 0 -> 1
@@ -47,20 +54,21 @@ def target_at(step, total, target_speedup, delay, warmup, start=None):
 
 
 class Budget:
-    """The Lagrangian's multipliers and their ascent, for a model whose config is `config`. `rate`: how
-    far l1 moves per unit of gap and step (l1 plays lambda's part: the defaults' lambda 0.3 gives 1.1-1.7x);
-    docs/target-speedup.md measures it.
+    """The Lagrangian's multipliers and their ascent, for `encoder` (a model.BertModel, whose Eq. 5 noise
+    it anneals). `rate`: how far l1 moves per unit of gap and step (l1 plays lambda's part: the defaults'
+    lambda 0.3 gives 1.1-1.7x); docs/target-speedup.md measures it.
     Each step: `at` sets the target, `penalty` replaces lambda * Loss_skim in Eq. 7, `ascend` follows."""
 
     rate = 0.1   # measured: CoLA at 2x, seed 42: 0.5 swings l1 between -2 and 3 (Matthews 12.6), 0.1 settles (20.3)
 
-    def __init__(self, target_speedup, config, rate=rate):
-        self.target_speedup, self.config, self.rate = target_speedup, config, rate
+    def __init__(self, target_speedup, encoder, rate=rate):
+        self.target_speedup, self.encoder, self.config, self.rate = target_speedup, encoder, encoder.config, rate
         self.l1 = self.l2 = 0.0
         self.target, self.c = 1.0, None
 
     def at(self, step, total, delay, warmup, start=None):
         self.target = target_at(step, total, self.target_speedup, delay, warmup, start)
+        self.encoder.skim_noise = noise_at(step, total, delay, warmup, start)
 
     def penalty(self, masks, attention_mask):
         """l1 (c - t) + l2 (c - t)^2 on this batch's keep masks."""
@@ -82,7 +90,7 @@ class Budget:
         self.l2 += self.rate * gap * gap
 
     def status(self):
-        return f" | FLOPs {self.c.item():.3f} of dense, target {self.target:.3f}, l1 {self.l1:.2f} l2 {self.l2:.2f}"
+        return f" | FLOPs {self.c.item():.3f} of dense, target {self.target:.3f}, noise {self.encoder.skim_noise:.2f}, l1 {self.l1:.2f} l2 {self.l2:.2f}"
 
     def state_dict(self):
         return dict(l1=self.l1, l2=self.l2)
