@@ -85,11 +85,11 @@ def test_multipliers_ascend_on_the_gap():
     masks, am = [torch.ones(1, 4)] * 2, torch.ones(1, 4)
     c = relative_flops(masks, am, cfg).item()
     b.at(0, 90, 1 / 3, 1 / 3)                               # before the ramp: nothing asked, nothing moves
-    assert b.penalty(masks, am).item() == 0 and (b.ascend(), b.l1, b.l2) == (None, 0.0, 0.0)
+    assert b.penalty(masks, am).item() == 0 and (b.ascend(), b.l1, b.l2) == (None, 0.0, Budget.l2_start)
     b.at(89, 90, 1 / 3, 1 / 3)                              # the budget: t = 0.5, the model too slow
     b.penalty(masks, am)
     b.ascend()
-    assert (b.l1, b.l2) == pytest.approx((0.5 * (c - 0.5), 0.5 * (c - 0.5) ** 2))
+    assert (b.l1, b.l2) == pytest.approx((0.5 * (c - 0.5), Budget.l2_start + 0.5 * (c - 0.5) ** 2))
     assert b.penalty(masks, am).item() == pytest.approx(b.l1 * (c - 0.5) + b.l2 * (c - 0.5) ** 2)
     b.l1, fast = 1.0, [torch.zeros(1, 4)] * 2               # too fast: l1 falls (keeping tokens pays)
     b.penalty(fast, am)
