@@ -41,10 +41,11 @@ def relative_flops(masks, attention_mask, cfg):
 
 
 def noise_at(step, total, delay, warmup, start=None):
-    """The scale of Eq. 5's Gumbel noise: 1 until the ramp has brought t to 1/S, then a linear fall to 0 at
-    the last step, so that training ends on the decisions inference takes (keep iff keep logit > skim)."""
+    """The scale of Eq. 5's Gumbel noise: 1 until the ramp has brought t to 1/S, then a linear fall to 0
+    over half the steps left, then 0: training ends on the decisions inference takes (keep iff keep logit
+    > skim logit), with time left for the multipliers to hold the budget under them."""
     reached = (delay * total if start is None else start) + warmup * total
-    return 1.0 if step < reached else (total - step) / (total - reached)
+    return min(1.0, max(0.0, 1.0 - 2 * (step - reached) / (total - reached))) if total > reached else 1.0
 
 
 def target_at(step, total, target_speedup, delay, warmup, start=None):

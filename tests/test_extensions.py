@@ -71,12 +71,13 @@ def test_target_follows_lambdas_schedule():
 
 
 def test_noise_falls_to_inferences_decisions_once_the_target_is_reached():
-    """Eq. 5's noise: 1 through the ramp, then linearly to 0 at the last step; Budget.at sets the encoder's."""
-    assert [noise_at(s, 90, 1 / 3, 1 / 3) for s in (0, 59, 60, 75, 89)] == pytest.approx([1, 1, 1, 0.5, 1 / 30])
+    """Eq. 5's noise: 1 through the ramp, then linearly to 0 over half the steps left; Budget.at sets the encoder's."""
+    assert [noise_at(s, 90, 1 / 3, 1 / 3) for s in (0, 59, 60, 66, 75, 89)] == pytest.approx([1, 1, 1, 0.6, 0, 0])
+    assert noise_at(5, 90, 0, 0) == pytest.approx(8 / 9) and noise_at(89, 90, 1, 0) == 1.0   # from step 0; never
     assert noise_at(10, 90, 1 / 3, 1 / 3, start=math.inf) == 1.0   # the ramp has not started
     enc = BertModel(BertConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=2, skim=True))
-    Budget(2.0, enc).at(75, 90, 1 / 3, 1 / 3)
-    assert enc.skim_noise == pytest.approx(0.5)
+    Budget(2.0, enc).at(66, 90, 1 / 3, 1 / 3)
+    assert enc.skim_noise == pytest.approx(0.6)
 
 
 def test_multipliers_ascend_on_the_gap():
