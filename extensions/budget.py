@@ -20,9 +20,9 @@ target every ~250 steps (CoLA at 3x ended with [CLS] alone); the quadratic answe
 t follows lambda's schedule (the recipe, transkimmer.skim_coefficient_at): 1 (no skimming asked)
 while lambda would be 0, then a linear ramp to 1/S, then held, so the model trains its last third at
 the budget. Over the first half of that third Eq. 5's Gumbel noise is scaled from 1 down to 0
-(noise_at), and the second half trains on the deterministic decisions inference takes: with the noise, tokens of keep probability 0.3
-are sometimes kept in training and never at inference (STS-B at 2x with a teacher met its budget
-on the samples and ran at 1.76x).
+(noise_at), and the second half trains on the deterministic decisions inference takes: with the
+noise, tokens of keep probability 0.3 are sometimes kept in training and never at inference (STS-B
+at 2x with a teacher met its budget on the samples and ran at 1.76x).
 
 Six other rules were measured and dropped (docs/target-speedup.md): among them the multipliers on
 the FLOPs of inference's decisions (STS-B at 2x with a teacher 1.71x), the noise kept (above), and
