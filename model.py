@@ -190,7 +190,7 @@ class BertModel(nn.Module):
         self.layers = nn.ModuleList(Block(cfg) for _ in range(1 if cfg.shared_layer else cfg.num_hidden_layers))
         self.depth = [self.layers[0]] * cfg.num_hidden_layers if cfg.shared_layer else list(self.layers)
         self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.pooler else None
-        self.predictors, self.skim_noise = None, 1.0   # the scale of Eq. 5's noise (extensions/budget.py)
+        self.predictors = None
         if cfg.skim:
             self.predictors = nn.ModuleList(
                 transkimmer.SkimPredictor(cfg.hidden_size, cfg.layer_norm_eps, cfg.skim_input_layernorm,
@@ -225,7 +225,7 @@ class BertModel(nn.Module):
         if prune:   # inference: tokens really removed
             return transkimmer.pruned_encode(h, attention_mask, self.depth, self.predictors)
         return transkimmer.masked_encode(h, attention_mask, self.depth, self.predictors,   # Eq. 4 attention
-                                         self.config.skim_tau, self.training, self.skim_noise)
+                                         self.config.skim_tau, self.training)
 
     def pool(self, h):
         """tanh(Linear(h[CLS])); None without a pooler (DistilBERT)."""

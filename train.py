@@ -47,7 +47,7 @@ from extensions.budget import Budget
 from extensions.distill import Teacher
 from extensions.skim_start import SkimStart
 from load_weights import load_model, load_pretrained, save_checkpoint
-from model import autocast, encoder, is_predictor
+from model import autocast, is_predictor
 from tasks import TASKS, classes_of, download, encode_split, head_for, metric_names, read_splits, write_predictions
 
 
@@ -268,7 +268,7 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
         model, device_ids=[device.index] if device.type == "cuda" else None)
     opt, sched = optimizer_for(model, total, cfg.lr, cfg.predictor_lr, cfg.weight_decay, cfg.warmup, cfg.predictor_lr_decay)
     skim_start = SkimStart(total, cfg.skim_delay, cfg.skim_after_loss_drop)
-    budget = Budget(cfg.target_speedup, encoder(model), cfg.budget_rate) if cfg.target_speedup and not cfg.baseline else None
+    budget = Budget(cfg.target_speedup, model.config, cfg.budget_rate) if cfg.target_speedup and not cfg.baseline else None
     teacher = Teacher(cfg.teacher, device, model if cfg.distill_layers else None) if cfg.teacher else None
     history, result, step, t0 = [], None, 0, time.perf_counter()
     if cfg.resume:

@@ -83,14 +83,14 @@ def init_predictor(pred, sigma=0.02, mu0=5.0):
 # ---- Eq. 5: Gumbel-softmax with the straight-through estimator -----------------------------------
 
 
-def gumbel_softmax(logits, tau, hard=True, noise=1.0):
-    """Eq. 5: y = softmax((log pi + g) / tau), g ~ Gumbel(0, 1) i.i.d.; the logits play log pi. With
-    hard=True the forward value is the one-hot argmax(y) and the gradient is that of the soft y
-    (straight-through: hard - y.detach() + y). Written by hand; tested against torch's. `noise`
-    scales g: 1 is Eq. 5, 0 the deterministic decision of inference (extensions/budget.py anneals it).
+def gumbel_softmax(logits, tau, hard=True):
+    """Eq. 5: y = softmax((log pi + g) / tau), g ~ Gumbel(0, 1) i.i.d.; the logits play log pi.
+
+    With hard=True the forward value is the one-hot argmax(y) and the gradient is that of the
+    soft y (straight-through: hard - y.detach() + y). Written by hand; tested against torch's.
     """
     u = torch.rand_like(logits, dtype=torch.float32).clamp_(1e-10, 1.0 - 1e-7)
-    g = -noise * torch.log(-torch.log(u))                           # Gumbel(0, 1), scaled
+    g = -torch.log(-torch.log(u))                                   # Gumbel(0, 1)
     y = torch.softmax((logits.float() + g) / tau, dim=-1)           # soft sample
     if not hard:
         return y
@@ -98,7 +98,7 @@ def gumbel_softmax(logits, tau, hard=True, noise=1.0):
     return one_hot - y.detach() + y                                 # value: one_hot, gradient: y
 
 
-def decide(logits, training, tau=1.0, noise=1.0):
+def decide(logits, training, tau=1.0):
     """The skim decision of one predictor, (B, T, 2) -> (B, T), 1 = keep, 0 = skim.
 
     Training samples it with Eq. 5: a float 0/1 that carries the soft sample's gradient.
@@ -107,7 +107,7 @@ def decide(logits, training, tau=1.0, noise=1.0):
     predictions random; we do not.
     """
     if training:
-        return gumbel_softmax(logits, tau, hard=True, noise=noise)[..., 1]
+        return gumbel_softmax(logits, tau, hard=True)[..., 1]
     return logits[..., 1] > logits[..., 0]
 
 
@@ -217,21 +217,21 @@ class SkimOutput:
     skim_loss: torch.Tensor          # scalar, Eq. 6
 
 
-def masked_encode(h, attention_mask, layers, predictors, tau, training, noise=1.0):
+def masked_encode(h, attention_mask, layers, predictors, tau, training):
     """Eq. 1 in training: every token stays in the tensor; the skimmed ones are hidden.
 
     H^{i+1} = Transformer^i(H^i) with skim attention (Eq. 4) under the cumulative keep mask m_i: each
     kept token computes what it would if the skimmed ones were gone, and the predictors get the task
     loss's gradient through m_k. h (B, T, H) is the embedding output; attention_mask (B, T) has
     1 = real token; layers[i](x, keep, skim=True) is a BERT layer whose attention is Eq. 4.
-    training=True samples the decisions (Eq. 5, its noise scaled by `noise`); False takes the deterministic
-    ones: then this is the reference that `pruned_encode` must equal.
+    training=True samples the decisions (Eq. 5); False takes the deterministic ones: then this is
+    the reference that `pruned_encode` must equal.
     """
     pos = torch.arange(h.shape[1], device=h.device)
     m = attention_mask.to(h.dtype)                     # padding is skimmed before layer 0
     states, masks = [h], []
     for layer, pred in zip(layers, predictors):
-        decision = keep_cls(decide(pred(h), training, tau, noise).to(h.dtype), pos)
+        decision = keep_cls(decide(pred(h), training, tau).to(h.dtype), pos)
         m = m * decision                               # cumulative: a skimmed token never returns
         h = layer(h, m, skim=True)                     # Eq. 4 runs here
         states.append(h)
