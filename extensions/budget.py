@@ -23,7 +23,9 @@ Three other ways to read c were measured and dropped (docs/target-speedup.md): t
 FLOPs of inference's deterministic decisions (STS-B at 2x with a teacher still 1.71x); c on those
 decisions with the keep probabilities' gradient alone (the saturated predictors of the start did not
 move, then skimmed all at once); and that gradient added to this one (STS-B 2.06x but 9 points of
-Pearson lost, CoLA at 2x with a teacher collapsed to 3.11x).
+Pearson lost, CoLA at 2x with a teacher collapsed to 3.11x). So were three that scaled Eq. 5's noise
+down to 0 over the last third, to end training on inference's decisions: each missed the speed on
+some run (CoLA at 2x or 3x with a teacher) and lost Pearson on STS-B.
 """
 
 import torch.distributed as dist
