@@ -2,11 +2,9 @@
 Fine-tune and evaluate Transkimmer (or the plain BERT baseline) on a GLUE task, a long-document
 task (imdb, yelp, 20news), SQuAD 2.0 (squad_v2) or your own files; the tasks are in tasks/.
 
-    # Transkimmer on bert-base-uncased, on a GPU, online (fetches the model and SST-2 once)
-    python train.py --task sst2
-    # offline, from local folders
+    python train.py --task sst2   # Transkimmer on bert-base-uncased, on a GPU, online (fetches the model and SST-2 once)
+    # offline, from local folders; then the plain BERT row to compare against
     python train.py --task sst2 --data-dir ../shared/data/glue --model /path/to/checkpoint
-    # the plain BERT row to compare against
     python train.py --task sst2 --baseline --data-dir ../shared/data/glue --model /path/to/checkpoint
     # to a FLOPs speedup instead of a fixed lambda, distilled from the baseline (extensions/)
     python train.py --task sst2 --target-speedup 2 --teacher out/sst2-baseline/checkpoint
@@ -37,6 +35,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 import data
 import transkimmer
@@ -261,19 +260,16 @@ def main(argv=None):
 
 
 def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, world, device, log):
-    """The training loop: `total` steps, an evaluation (and checkpoint, results.json) every
-    --eval-every-epoch epochs and at the end. Returns the last evaluation."""
+    """The training loop: `total` steps, evaluating (checkpoint, results.json) every --eval-every-epoch epochs and at the end."""
     distributed, master = world > 1, rank == 0
-    train_model = model if not distributed else torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == "cuda" else None)
+    train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if distributed else model
     opt, sched = optimizer_for(model, total, cfg.lr, cfg.predictor_lr, cfg.weight_decay, cfg.warmup, cfg.predictor_lr_decay)
     skim_start = SkimStart(total, cfg.skim_delay, cfg.skim_after_loss_drop)
     budget = Budget(cfg.target_speedup, model.config, cfg.budget_rate) if cfg.target_speedup and not cfg.baseline else None
     teacher = Teacher(cfg.teacher, device, model if cfg.distill_layers else None) if cfg.teacher else None
     history, result, step, t0 = [], None, 0, time.perf_counter()
     if cfg.resume:
-        step, history = resume.load(cfg.out_dir, asdict(cfg), model, opt, sched, skim_start, budget)
-        log(f"resumed at step {step}")
+        step, history = resume.load(cfg.out_dir, asdict(cfg), model, opt, sched, skim_start, budget, log)
     elif master:
         resume.clear(cfg.out_dir)   # (a fresh run: an earlier run's training state is not this one's)
     for epoch in range(step // steps_per_epoch, math.ceil(total / steps_per_epoch)):
@@ -298,6 +294,9 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
         evaluating = (epoch + 1) % cfg.eval_every_epoch == 0 or step >= total
         if master and evaluating:
             result = evaluate_and_save(cfg, model, tok_dir, evaluate, history, epoch + 1, step, t0, skim_start, budget, log)
+            if budget and step >= total:   # inference's decisions to the budget, then evaluated again (extensions/budget.py)
+                budget.calibrate(model, train[0], device, log)
+                result = evaluate_and_save(cfg, model, tok_dir, evaluate, history, epoch + 1, step, t0, skim_start, budget, log)
         if distributed and evaluating:
             dist.barrier()
         if step >= total:
@@ -320,7 +319,7 @@ def evaluate_and_save(cfg, model, tok_dir, evaluate, history, epoch, step, t0, s
     result = evaluate()
     result.update(epoch=epoch, step=step, train_seconds=time.perf_counter() - t0)
     if budget:   # the speedup reached against the one asked for
-        result.update(budget=dict(asked=cfg.target_speedup, **budget.state_dict()))
+        result.update(budget=dict(asked=cfg.target_speedup, **budget.state_dict(), calibration=budget.calibration))
         log(f"FLOPs speedup {result['flops_speedup_no_padding']:.2f}x, asked {cfg.target_speedup:g}x")
     if cfg.skim_after_loss_drop:
         result.update(skim_start_step=None if skim_start.waiting else math.ceil(skim_start.start))   # (None: not yet)

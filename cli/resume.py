@@ -36,7 +36,7 @@ def save(out_dir, args, step, model, opt, sched, skim_start, budget, history):
     atomic_write(state_path(out_dir), lambda tmp: torch.save(state, tmp))
 
 
-def load(out_dir, args, model, opt, sched, skim_start, budget):
+def load(out_dir, args, model, opt, sched, skim_start, budget, log=print):
     """Put a saved training state back; returns (step, history). Refused, in one line, when the
     state was saved by a run with other settings: it would not continue that run."""
     path = state_path(out_dir)
@@ -58,6 +58,7 @@ def load(out_dir, args, model, opt, sched, skim_start, budget):
     torch.set_rng_state(state["rng"])
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
+    log(f"resumed at step {state['step']}")
     return state["step"], state["history"]
 
 

@@ -61,7 +61,8 @@ def add_skim_flags(p):
     g.add_argument("--tau", type=POSITIVE, default=BertConfig.skim_tau, help="Gumbel-softmax temperature, Eq. 5 "
                    "(paper: 0.1, which cannot start training; see model.py)")
     g.add_argument("--target-speedup", type=number(float, 1, 50, low_open=True), help="instead of lambda, train to "
-                   "this FLOPs speedup (no padding, predictors counted), e.g. 2: extensions/budget.py")
+                   "this FLOPs speedup (no padding, predictors counted), e.g. 2; calibrated on the training set at the end: "
+                   "extensions/budget.py")
     g.add_argument("--budget-rate", type=POSITIVE, default=Budget.rate, help="with --target-speedup: how fast the "
                    "Lagrange multiplier follows the gap between the FLOPs and the budget (per step)")
     g.add_argument("--mu0", type=number(float), default=BertConfig.skim_mu0, help="unbalanced bias mean of the predictors, Eq. 9")

@@ -10,11 +10,11 @@ import torch
 import flops
 import train
 from cli import train_flags
-from extensions.budget import Budget, relative_flops, target_at
+from extensions.budget import Budget, calibrate, decided_speedup, relative_flops, shift_skim_logits, target_at
 from extensions.hooks import Recorder
 from extensions.distill import distillation_loss, layer_loss
 from model import BertConfig, build
-from tiny import write_glue, write_model
+from tiny import make_batch, skimming_model, write_glue, write_model
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,45 @@ def test_multipliers_ascend_on_the_gap():
     assert (b2.l1, b2.l2) == (b.l1, b.l2)
 
 
+def sample_examples(n=64, seed=0):
+    """n examples as tasks.encode_split gives them, (input_ids, token_type_ids), of 6 to 30 tokens."""
+    lengths = torch.randint(6, 31, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
+    ids, _ = make_batch(lengths, seed=seed)
+    return [(row[:k].tolist(), [0] * k) for row, k in zip(ids, lengths)]
+
+
+def test_shift_skim_logits_moves_the_skim_bias_alone_and_skims_more():
+    model, examples = skimming_model(num_labels=2), sample_examples()
+    before = [p.fc2.bias.clone() for p in model.bert.predictors]
+    shift_skim_logits(model, 0.5)
+    for p, b in zip(model.bert.predictors, before):
+        assert torch.allclose(p.fc2.bias, b + torch.tensor([0.5, 0.0]))
+    shift_skim_logits(model, -0.5)
+    speedups = []
+    for delta in (-16.0, 8.0, 4.0, 2.0, 2.0, 4.0):   # -16, -8, -4, -2, 0, +4 in all
+        shift_skim_logits(model, delta)
+        speedups.append(decided_speedup(model, examples, torch.device("cpu")))
+    assert speedups == sorted(speedups) and speedups[0] < 1.0 < 5.0 < speedups[-1]   # (all kept: the predictors cost)
+
+
+def test_decided_speedup_is_what_evaluation_reports():
+    from evaluate import evaluate
+    model, examples = skimming_model(num_labels=2), sample_examples()
+    result = evaluate(model, examples, [0] * len(examples), ["accuracy"], torch.device("cpu"), 32, batch_size=16)
+    assert decided_speedup(model, examples, torch.device("cpu")) == pytest.approx(result["flops_speedup_no_padding"])
+
+
+@pytest.mark.parametrize("asked", [1.5, 2.5])
+def test_calibrate_meets_the_asked_speedup_on_its_sample(asked):
+    model, examples = skimming_model(num_labels=2), sample_examples()
+    did = calibrate(model, examples, asked, torch.device("cpu"))
+    reached = decided_speedup(model, examples, torch.device("cpu"))
+    assert reached == did["sample_speedup"] == pytest.approx(asked, rel=0.05)
+    assert did["sample"] == len(examples) and did["sample_speedup_before"] != pytest.approx(asked, rel=0.05)
+    shift_skim_logits(model, -did["shift"])   # the shift is all it changed
+    assert decided_speedup(model, examples, torch.device("cpu")) == did["sample_speedup_before"]
+
+
 def test_recorder_keeps_the_training_forwards_outputs_in_order():
     """extensions/hooks.Recorder (what --distill-layers reads): the outputs of the training forward,
     in call order; an evaluation's forward is not recorded."""
@@ -119,6 +158,13 @@ def test_target_speedup_moves_toward_the_budget(setup, tmp_path):
     assert none["flops_speedup_no_padding"] < 1.2 < 1.5 < asked["flops_speedup_no_padding"]
     assert asked["budget"]["asked"] == 3.0 and asked["budget"]["l1"] > 0
     assert asked["args"]["target_speedup"] == 3.0
+    # then calibrated on the training set (40 examples) and evaluated again: the history keeps both
+    calibration = asked["budget"]["calibration"]
+    assert calibration["sample"] == 40 and calibration["sample_speedup"] == pytest.approx(3.0, rel=0.1)
+    before, after = asked["history"][-2:]
+    assert before["step"] == after["step"] == 12 and before["budget"]["calibration"] is None
+    assert after["flops_speedup_no_padding"] == asked["flops_speedup_no_padding"]
+    assert "calibration" not in none and "budget" not in none
 
 
 def test_distillation_loss_forms():
@@ -186,3 +232,32 @@ def test_budget_flags_refused(capsys):
         with pytest.raises(SystemExit):
             train.parse_args(["--task", "sst2", "--device", "cpu", *argv])
         assert says in capsys.readouterr().err
+
+
+def test_calibrate_tool_takes_a_run_to_another_speed_and_only_reads_it(setup, tmp_path):
+    """tools/calibrate.py: a lambda run, calibrated to 2x on its training set, evaluated; the record is the
+    run's with the calibrated evaluation on top and appended; the run's folder is left as it was."""
+    from cli.errors import BadInput
+    from tools import calibrate as tool
+    paper = ("--skim-delay", "0", "--skim-warmup", "0", "--predictor-lr", "1e-2", "--mu0", "1")
+    lam = run(setup, tmp_path / "lam", "sst2", *paper, steps=6)
+    files = lambda d: {os.path.join(r, f): open(os.path.join(r, f), "rb").read() for r, _, fs in os.walk(d) for f in fs}
+    before = files(tmp_path / "lam")
+    argv = ["--run", str(tmp_path / "lam"), "--device", "cpu", "--out-dir"]
+    rec = tool.main(argv + [str(tmp_path / "c"), "--target-speedup", "2"])
+    assert files(tmp_path / "lam") == before
+    assert rec["budget"]["asked"] == 2 and rec["budget"]["calibration"]["sample_speedup"] == pytest.approx(2, rel=0.15)
+    assert rec["history"][:-1] == lam["history"] and rec["history"][-1]["metrics"] == rec["metrics"]
+    assert rec["args"] == lam["args"] and "command" in rec["calibrated_by"]
+    with open(tmp_path / "c" / "results.json") as f:
+        assert json.load(f)["flops_speedup_no_padding"] == rec["flops_speedup_no_padding"]
+    again = train.main(["--task", "sst2", "--data-dir", setup[0], "--eval-only", "--checkpoint", str(tmp_path / "c" / "checkpoint"),
+                        "--device", "cpu", "--out-dir", str(tmp_path / "e")])
+    assert again["flops_speedup_no_padding"] == pytest.approx(rec["flops_speedup_no_padding"])   # the shift is saved
+    for extra, says in [([str(tmp_path / "c"), "--target-speedup", "2"], "exists"), ([str(tmp_path / "d")], "name a speed"),
+                        ([str(tmp_path / "d"), "--target-speedup", "1"], "must be > 1")]:
+        with pytest.raises(BadInput, match=says):
+            tool.main(argv + extra)
+    run(setup, tmp_path / "base", "sst2", "--baseline", steps=2)
+    with pytest.raises(BadInput, match="--baseline run"):
+        tool.main(["--run", str(tmp_path / "base"), "--out-dir", str(tmp_path / "d"), "--target-speedup", "2"])

@@ -176,6 +176,8 @@ def test_target_table_from_result_files(tmp_path, capsys):
     assert [r.split(" | ")[1] for r in rows] == ["baseline (results/glue)", "defaults, lambda (results/glue)",
                                                  "target 2x", "target 2x + teacher", "paper: DistilBERT + Transkimmer vs DistilBERT"]
     assert "2 (42, 2)" in rows[2] and "(2x)" in rows[2] and re.search(r"\| [+-]\d+\.\d \|", rows[2])
+    before = [r.split("|")[8].strip() for r in rows]   # before calibration: the target runs' evaluation before the shift
+    assert before[0] == before[1] == "" and re.fullmatch(r"\d+\.\d, \d\.\d\dx ± \d\.\d\d", before[2])
     assert "- sst2, target 2x, seeds 42, 2: `python " in text   # (under pytest the command is pytest's)
 
 

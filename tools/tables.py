@@ -294,7 +294,7 @@ def target_table(folder, glue_folder):
             settings.setdefault((m["task"], float(m["target"]), target_label(run["args"])), []).append(run)
     glue = glue_runs(glue_folder)
     head = ("| task | setting | runs (seeds) | trained on | metric | difference to the baseline "
-            "| FLOPs speedup no padding (asked) | tokens kept entering each layer |")
+            "| FLOPs speedup no padding (asked) | before calibration: metric, speedup | tokens kept entering each layer |")
     lines, commands = [head, "|" + "---|" * (head.count("|") - 1)], []
     for task in _in_glue_order({(t, None) for t, _, _ in settings}):
         base = glue.get((task, "baseline"), [])
@@ -312,15 +312,24 @@ def target_table(folder, glue_folder):
             devices = ", ".join(sorted({device_kind(r) for r in runs}))
             diff = f"{mean - b:+.1f}" if b is not None and name != rows[0][0] else ""
             lines.append(f"| {task} | {name} | {len(runs)} ({seeds}) | {devices} | {metric} {txt} | {diff} | {reached}"
-                         + (f" ({asked:g}x)" if asked else "") + f" | {_kept_means(runs)} |")
+                         + (f" ({asked:g}x)" if asked else "") + f" | {_before_calibration(runs, metric)} | {_kept_means(runs)} |")
             if asked:
                 commands.append(f"- {task}, {name}, seeds {seeds}: `{command_of(runs[0])}`")
         if task in PAPER_DISTILBERT:
             p = PAPER_DISTILBERT[task]
             lines.append(f"| {task} | paper: DistilBERT + Transkimmer vs DistilBERT | | | {p[1]:.1f} | {p[1] - p[0]:+.1f} "
-                         f"| {p[2]:.2f}x | |")
+                         f"| {p[2]:.2f}x | | |")
     return "\n".join(lines) + "\n\nCommands, from each setting's first result file (`$M` the model, `$D` the data):\n\n" \
         + "\n".join(commands) + "\n"
+
+
+def _before_calibration(runs, metric):
+    """The runs' evaluation before the skim logits were shifted to the speed asked (extensions/budget.py,
+    calibrate; the history's evaluation before the last), mean metric and speedup; "" for runs without."""
+    before = [r["history"][-2] for r in runs if (r.get("budget") or {}).get("calibration")]
+    if not before:
+        return ""
+    return f"{statistics.mean(100 * b['metrics'][metric] for b in before):.1f}, {_speedup_mean(before)}"
 
 
 def command_of(run):
