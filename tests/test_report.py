@@ -169,6 +169,8 @@ def test_target_table_from_result_files(tmp_path, capsys):
         train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "2",
                     "--batch-size", "8", "--out-dir", out, *extra])
         shutil.copy(os.path.join(out, "results.json"), tmp_path / "results" / f"{name}.json")
+    teacher = tmp_path / "results" / "target-speedup" / "sst2-target2-teacher-seed1.json"   # as tools/calibrate.py leaves it
+    teacher.write_text(json.dumps(dict(json.loads(teacher.read_text()), calibrated_by=dict(command="python tools/calibrate.py --run R"))))
     capsys.readouterr()
     report.main(["--target", str(tmp_path / "results" / "target-speedup")])
     text = capsys.readouterr().out
@@ -179,6 +181,7 @@ def test_target_table_from_result_files(tmp_path, capsys):
     before = [r.split("|")[8].strip() for r in rows]   # before calibration: the target runs' evaluation before the shift
     assert before[0] == before[1] == "" and re.fullmatch(r"\d+\.\d, \d\.\d\dx ± \d\.\d\d", before[2])
     assert "- sst2, target 2x, seeds 42, 2: `python " in text   # (under pytest the command is pytest's)
+    assert re.search(r"- sst2, target 2x \+ teacher, seeds 42: `python .*`, then `python tools/calibrate.py --run R`", text)
 
 
 def test_report_needs_no_torch():

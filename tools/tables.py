@@ -313,8 +313,10 @@ def target_table(folder, glue_folder):
             diff = f"{mean - b:+.1f}" if b is not None and name != rows[0][0] else ""
             lines.append(f"| {task} | {name} | {len(runs)} ({seeds}) | {devices} | {metric} {txt} | {diff} | {reached}"
                          + (f" ({asked:g}x)" if asked else "") + f" | {_before_calibration(runs, metric)} | {_kept_means(runs)} |")
-            if asked:
-                commands.append(f"- {task}, {name}, seeds {seeds}: `{command_of(runs[0])}`")
+            if asked:   # (a run trained before train.py calibrated: tools/calibrate.py's command after it)
+                after = runs[0].get("calibrated_by")
+                commands.append(f"- {task}, {name}, seeds {seeds}: `{command_of(runs[0])}`"
+                                + (f", then `{command_of(dict(runs[0], machine=after))}`" if after else ""))
         if task in PAPER_DISTILBERT:
             p = PAPER_DISTILBERT[task]
             lines.append(f"| {task} | paper: DistilBERT + Transkimmer vs DistilBERT | | | {p[1]:.1f} | {p[1] - p[0]:+.1f} "
