@@ -129,6 +129,19 @@ def test_calibrate_meets_the_asked_speedup_on_its_sample(asked):
     assert decided_speedup(model, examples, torch.device("cpu")) == did["sample_speedup_before"]
 
 
+def test_budget_calibrate_warns_when_training_fell_far_short():
+    """Budget.calibrate logs the calibration, and a warning only when the model before it was under
+    far_short of the speed asked (the shift then makes up much of it)."""
+    model, examples = skimming_model(num_labels=2), sample_examples()
+    S = decided_speedup(model, examples, torch.device("cpu"))
+    for asked, warns in [(S / Budget.far_short * 1.02, True), (S / Budget.far_short * 0.98, False)]:
+        lines, budget = [], Budget(asked, model.config)
+        budget.calibrate(model, examples, torch.device("cpu"), lines.append)
+        shift_skim_logits(model, -budget.calibration["shift"])
+        assert lines[0].startswith("calibrated: ") and budget.calibration["sample_speedup_before"] == S
+        assert [line.startswith("warning: training reached only") for line in lines[1:]] == [True] * warns
+
+
 def test_recorder_keeps_the_training_forwards_outputs_in_order():
     """extensions/hooks.Recorder (what --distill-layers reads): the outputs of the training forward,
     in call order; an evaluation's forward is not recorded."""
