@@ -43,10 +43,11 @@ def bert_flops(n, cfg):
 
 def transkimmer_flops(length, kept, cfg):
     """Transkimmer on one sequence of real length `length`; kept[i] = tokens kept entering layer
-    i. Predictor i sees the tokens that entered layer i-1 (predictor 0: the real tokens)."""
+    i. Predictor i sees the tokens that entered layer i-1 (predictor 0: the real tokens). A model
+    without predictors (cfg.skim False) that prunes otherwise (peers/) pays for its layers alone."""
     flops, alive = embed_flops(length, cfg) + pooler_flops(cfg), length
     for n in kept:
-        flops += predictor_flops(alive, cfg) + layer_flops(n, cfg)
+        flops += (predictor_flops(alive, cfg) if cfg.skim else 0) + layer_flops(n, cfg)
         alive = n
     return flops
 

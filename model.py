@@ -160,9 +160,12 @@ class Block(nn.Module):
         self.gelu = families.GELUS[cfg.hidden_act]
 
     def forward(self, x, keep, skim=False):  # x (B, T, H), keep (B, T) or None
-        x = self.ln1(x + self.drop(self.attn(x, keep, skim)))
-        x = self.ln2(x + self.drop(self.ff2(F.gelu(self.ff1(x), approximate=self.gelu))))  # erf GELU, or tanh
-        return x
+        return self.finish(x, self.attn(x, keep, skim))
+
+    def finish(self, x, a):
+        """The layer after its attention a (B, T, H): residual and LayerNorm, feed-forward, residual and LayerNorm."""
+        x = self.ln1(x + self.drop(a))
+        return self.ln2(x + self.drop(self.ff2(F.gelu(self.ff1(x), approximate=self.gelu))))  # erf GELU, or tanh
 
 
 def autocast(device):

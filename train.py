@@ -38,8 +38,10 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import data
+import peers
 import transkimmer
 from cli import args as cli_args, errors, resume, train_flags
+from cli.progress import log_eval, log_step
 from cli.files import claim, write_json
 from evaluate import evaluate_dev
 from extensions.budget import Budget
@@ -99,6 +101,9 @@ class TrainConfig:
     predictions: bool             # also write the dev predictions (tasks.write_predictions)
     save_every: int               # write the training state every N steps (cli/resume.py) ...
     resume: bool                  # ... and continue a killed run from it
+    layers: int                   # peers/ (what a user could do instead, at equal FLOPs): the first k layers ...
+    truncate_speedup: float       # ... the --max-length that saves this much ...
+    topk_speedup: float           # ... keep the tokens that receive the most attention, to this speedup
 
 
 def parse_args(argv=None):
@@ -218,21 +223,6 @@ def train_step(model, b, opt, sched, skim_coefficient, clip, step, budget=None, 
     return out, loss
 
 
-def log_step(log, step, total, out, loss, b, lr, examples, t0, budget):
-    kept = 1.0 if out.keep_masks is None else transkimmer.kept_fraction(
-        transkimmer.kept_per_layer(out.keep_masks), b["attention_mask"].sum(1)).mean().item()
-    skim, elapsed = 0.0 if out.skim_loss is None else out.skim_loss.item(), time.perf_counter() - t0
-    log(f"step {step}/{total} | loss {loss.item():.4f} | task {out.task_loss.item():.4f} | skim loss {skim:.4f} | "
-        f"kept {kept:.3f} | lr {lr:.2e} | {examples / elapsed:.1f} ex/s | ETA {(total - step) * elapsed / step / 60:.1f} min" + (budget.status() if budget else ""))
-
-
-def log_eval(log, epoch, result):
-    log(f"eval epoch {epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items())
-        + f" | FLOPs speedup {result['flops_speedup_no_padding']:.2f}x (no padding), "
-        f"{result['flops_speedup_sequence']:.2f}x (sequence) | kept per layer "
-        + " ".join(f"{k:.2f}" for k in result["kept_fraction_per_layer"]) + f" | {result['eval_seconds']:.1f} s")
-
-
 def main(argv=None):
     cfg = parse_args(argv)
     rank, world, device = setup(cfg)
@@ -240,9 +230,10 @@ def main(argv=None):
         claim(cfg.out_dir)   # two runs into one folder at once: the second is refused (cli/files.py)
     log = print if rank == 0 else (lambda *a, **k: None)
     model, cfg, tok_dir, dev_sets, train, classes = load(cfg, device)
+    cfg, model, ref, peer = peers.setup(cfg, model, tok_dir, dev_sets)   # (the full model's scale; a peer, if asked)
     tokenizer, dev_sets, train = encode_splits(cfg, tok_dir, model, dev_sets, train)
-    evaluate = lambda: dict(evaluate_dev(model, dev_sets, metric_names(cfg.task, classes), device, cfg.max_length,
-                                         cfg.eval_batch_size, tokenizer, None if cfg.predictions else 8), classes=classes)
+    evaluate = lambda: peers.record(dict(evaluate_dev(model, dev_sets, metric_names(cfg.task, classes), device, cfg.max_length,
+                                    cfg.eval_batch_size, tokenizer, None if cfg.predictions else 8), classes=classes), ref, peer)
     if cfg.eval_only:
         result = evaluate()
         write_results(cfg, result, [])

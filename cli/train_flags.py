@@ -23,7 +23,7 @@ from tasks.glue import as_number
 
 TRAINING = ("model", "baseline", "lr", "batch_size", "epochs", "max_steps", "warmup", "weight_decay", "clip", "seed",
             "log_every", "eval_every_epoch", "task_type", "teacher", "distill_layers",
-            "save_every", "resume")   # with the skim settings: nothing --eval-only reads
+            "save_every", "resume", "layers", "truncate_speedup")   # with the skim settings: nothing --eval-only reads
 SKIM_SETTINGS = ("skim_coefficient", "tau", "mu0", "predictor_width", "predictor_lr", "predictor_lr_decay",
                  "skim_delay", "skim_warmup", "skim_after_loss_drop", "target_speedup", "budget_rate")   # the "skimming" flags: a --baseline run has no use for them
 
@@ -53,6 +53,13 @@ def add_data_flags(p):
     g.add_argument("--distill-layers", action="store_true", help="with --teacher: distil the hidden states of "
                    "each layer too (the teacher must have the student's shape)")
     g.add_argument("--checkpoint", help="with --eval-only: a folder written by this script (out/checkpoint)")
+    g = p.add_argument_group("peers: what to do instead of skimming, at equal FLOPs (peers/; with --baseline)")
+    g.add_argument("--layers", type=number(int, 1), help="keep the model's first k layers (static depth)")
+    g.add_argument("--truncate-speedup", type=number(float, 1, 50, low_open=True), help="truncate the inputs to "
+                   "the --max-length whose dev FLOPs are 1/S of the full length's (peers/truncate.py)")
+    g.add_argument("--topk-speedup", type=number(float, 1, 50, low_open=True), help="before each layer keep the "
+                   "tokens that received the most attention, a share of each input set for this dev FLOPs speedup "
+                   "(PoWER-BERT style, peers/attention_topk.py); with --eval-only, on a --baseline checkpoint")
 
 
 def add_skim_flags(p):
@@ -149,6 +156,20 @@ def check_combinations(p, args):
                 "--checkpoint as it is: drop them")
     if args.dev_file and args.data_dir:
         p.error("--data-dir holds GLUE tasks; your own data is read from --train-file and --dev-file alone")
+    check_peers(p, args)
+
+
+def check_peers(p, args):
+    """The peers (peers/): one at a time, on the plain BERT, and not for span QA."""
+    chosen = [f"--{d.replace('_', '-')}" for d in ("layers", "truncate_speedup", "topk_speedup") if getattr(args, d)]
+    if len(chosen) > 1:
+        p.error(f"{' and '.join(chosen)} are two peers: pass one of them")
+    if chosen and not (args.baseline or args.eval_only):
+        p.error(f"{chosen[0]} is a peer of Transkimmer that needs no skimming: pass --baseline too")
+    if chosen and args.task == "squad_v2":
+        p.error(f"{chosen[0]}: the peers are for classification and regression, not span QA (--task squad_v2)")
+    if args.truncate_speedup and args.max_length is not None:
+        p.error("--truncate-speedup chooses --max-length itself: pass one of them")
 
 
 def check_environment(p, args, results_file):

@@ -45,7 +45,7 @@ def test_flops_pruned_model_matches_flop_counter(seed, width):
 
 
 def test_flops_speedups():
-    cfg = tiny_config()
+    cfg = tiny_config(skim=True)
     lengths = [10, 20]
     assert flops.speedups(lengths, None, cfg, 64) == (1.0, 1.0)
     no_pad, seq = flops.speedups(lengths, [[5, 5, 5], [10, 10, 10]], cfg, 64)
@@ -54,3 +54,5 @@ def test_flops_speedups():
     assert no_pad == pytest.approx(plain / skim) and seq == pytest.approx(2 * flops.bert_flops(64, cfg) / skim)
     # nothing skimmed: the predictors' cost makes it slower than the plain model
     assert flops.speedups(lengths, [[10] * 3, [20] * 3], cfg, 20)[0] < 1.0
+    # a model without predictors that prunes otherwise (peers/attention_topk.py) pays for its layers alone
+    assert flops.speedups(lengths, [[10] * 3, [20] * 3], tiny_config(), 20)[0] == pytest.approx(1.0)
