@@ -1,0 +1,161 @@
+"""peers/: each peer's FLOPs tied to flops.py (and so to torch's flop counter), the pruning by attention
+held against a dense computation, the full model's scale in results.json, and each peer from train.py."""
+
+import json
+import math
+import os
+
+import pytest
+import torch
+
+import flops
+import peers
+import train
+from model import build, encoder
+from peers import attention_topk, depth, truncate
+from test_flops import measured
+from tiny import make_batch, tiny_config, write_glue, write_model
+
+
+def model_of(seed=0, **kw):
+    torch.manual_seed(seed)
+    return build(tiny_config(num_labels=2, max_position_embeddings=128, **kw)).eval()
+
+
+def test_depth_first_layers_is_the_full_model_cut_and_costs_what_flops_counts():
+    model, cut = model_of(), depth.first_layers(model_of(), 2)
+    ids, mask = make_batch([37])
+    enc = encoder(model)
+    with torch.no_grad():
+        h = enc.embed(ids, torch.zeros_like(ids))
+        for layer in enc.depth[:2]:
+            h = layer(h, mask)
+        got, out = measured(cut, ids, mask)
+    assert torch.allclose(encoder(cut)(ids, mask).last_hidden_state, h, atol=1e-6)
+    assert cut.config.num_hidden_layers == 2 and len(encoder(cut).layers) == 2
+    assert abs(flops.bert_flops(37, cut.config) / got - 1) < 0.01
+
+
+def test_depth_refuses_more_layers_than_the_model_has():
+    with pytest.raises(SystemExit, match="--layers 4: the model has 3 layers"):
+        depth.first_layers(model_of(), 4)
+
+
+def test_truncate_length_for_speedup_is_the_closest_and_costs_what_flops_counts():
+    cfg, lengths = tiny_config(), [5, 9, 17, 30, 44, 61]
+    full = truncate.truncated_flops(lengths, 64, cfg)
+    L = truncate.length_for_speedup(lengths, 2.0, cfg, shortest=4)
+    gaps = {n: abs(full / truncate.truncated_flops(lengths, n, cfg) - 2.0) for n in range(4, 62)}
+    assert gaps[L] == min(gaps.values()) and abs(full / truncate.truncated_flops(lengths, L, cfg) - 2) < 0.1
+    model = model_of()
+    total = sum(measured(model, *make_batch([min(n, L)]))[0] for n in lengths)
+    assert abs(truncate.truncated_flops(lengths, L, cfg) / total - 1) < 0.01
+
+
+@pytest.mark.parametrize("n,r", [(40, 0.7), (23, 0.5), (64, 0.3)])
+def test_topk_keeps_its_counts_and_costs_what_flops_counts(n, r):
+    model = attention_topk.prune_by_attention(model_of(), r)
+    got, out = measured(model, *make_batch([n]))
+    kept = [int(m.sum()) for m in out.keep_masks]
+    counts = attention_topk.keep_counts(n, attention_topk.keep_ratios(r, 3))
+    assert kept == counts and counts[-1] < n
+    assert abs(flops.transkimmer_flops(n, counts, model.config) / got - 1) < 0.01
+
+
+def test_topk_keeps_the_tokens_that_received_the_most_attention():
+    model, ids, mask = model_of(), *make_batch([30])
+    enc = encoder(model)
+    with torch.no_grad():
+        h = enc.embed(ids, torch.zeros_like(ids))
+        x, received = attention_topk.attend(enc.depth[0], h, mask.bool())
+        assert torch.allclose(x, enc.depth[0](h, mask), atol=1e-5)   # the same layer, attention written out
+        p = torch.softmax(enc.depth[0].attn.q(h).view(1, 30, 4, 8).transpose(1, 2) @ enc.depth[0].attn.k(h).view(
+            1, 30, 4, 8).transpose(1, 2).transpose(-2, -1) / 8 ** 0.5, -1)
+        assert torch.allclose(received, p.mean((1, 2)), atol=1e-6)   # the mean over heads and rows
+        attention_topk.prune_by_attention(model, 0.5)
+        keep = model(ids, mask).keep_masks[1][0].bool()
+    top = set(received[0, 1:].topk(14).indices.add(1).tolist()) | {0}   # [CLS] and the 14 most attended
+    assert set(keep.nonzero().squeeze(1).tolist()) == top
+
+
+def test_topk_ratio_one_is_the_dense_model_and_a_batch_is_its_rows_one_by_one():
+    dense, ids, mask = model_of(), *make_batch([30, 7, 19, 30], T=32)
+    with torch.no_grad():
+        want = dense(ids, mask).logits
+        assert torch.allclose(attention_topk.prune_by_attention(model_of(), 1.0)(ids, mask).logits, want, atol=1e-5)
+        pruned = attention_topk.prune_by_attention(model_of(), 0.6)
+        out = pruned(ids, mask)
+        for b, n in enumerate([30, 7, 19, 30]):
+            alone = pruned(ids[b:b + 1, :n], mask[b:b + 1, :n])
+            assert torch.allclose(out.logits[b], alone.logits[0], atol=1e-5)
+            assert [int(m[b].sum()) for m in out.keep_masks] == [int(m.sum()) for m in alone.keep_masks]
+
+
+def test_topk_ratio_for_speedup_meets_it():
+    cfg, lengths = tiny_config(), [12, 25, 33, 50, 64]
+    for s in (1.5, 2.0, 2.5):
+        r = attention_topk.ratio_for_speedup(lengths, s, cfg)
+        counts = [attention_topk.keep_counts(n, attention_topk.keep_ratios(r, 3)) for n in lengths]
+        assert flops.speedups(lengths, counts, cfg, 64)[0] == pytest.approx(s, rel=0.03)
+
+
+def test_record_puts_every_run_on_the_full_models_scale():
+    cfg, lengths = tiny_config(), [10, 20, 40]
+    ref = lambda model_cfg, L: peers.Reference(cfg, lengths, model_cfg, L)
+    dense = dict(flops_speedup_no_padding=1.0, kept_fraction_per_layer=[1.0] * 3)
+    assert peers.record(dense, ref(cfg, 64), None)["flops_speedup_full"] == pytest.approx(1.0)
+    cut = tiny_config(num_hidden_layers=1)
+    rec = peers.record(dict(dense, kept_fraction_per_layer=[1.0]), ref(cut, 64), None)
+    assert rec["flops_speedup_full"] == pytest.approx(sum(flops.bert_flops(n, cfg) for n in lengths) /
+                                                      sum(flops.bert_flops(n, cut) for n in lengths))
+    assert rec["authors_speedup"] == pytest.approx(3.0)
+    rec = peers.record(dense, ref(cfg, 15), None)
+    assert rec["flops_speedup_full"] == pytest.approx(truncate.truncated_flops(lengths, 64, cfg) /
+                                                      truncate.truncated_flops(lengths, 15, cfg))
+    assert rec["authors_speedup"] == pytest.approx(70 / 40)   # 10 + 15 + 15 of 10 + 20 + 40 tokens
+    skim = dict(flops_speedup_no_padding=1.7, kept_fraction_per_layer=[1.0, 0.5, 0.3])   # Transkimmer: its own count
+    rec = peers.record(skim, ref(cfg, 64), None)
+    assert rec["flops_speedup_full"] == pytest.approx(1.7) and rec["authors_speedup"] == pytest.approx(3 / 1.8)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("peers")
+    return write_glue(str(root / "glue")), write_model(str(root / "model"))
+
+
+def run(setup, out, *extra):
+    glue, model = setup
+    train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "2",
+                "--batch-size", "8", "--out-dir", str(out), *extra])
+    with open(os.path.join(out, "results.json")) as f:
+        return json.load(f)
+
+
+def test_each_peer_from_train_flags(setup, tmp_path):
+    glue, _ = setup
+    res = run(setup, tmp_path / "layers", "--baseline", "--layers", "1")
+    assert res["peer"] == dict(method="layers", layers=1) and len(res["kept_fraction_per_layer"]) == 1
+    assert 1.9 < res["flops_speedup_full"] < 2.0 and res["authors_speedup"] == pytest.approx(2.0)
+    res = run(setup, tmp_path / "truncate", "--baseline", "--truncate-speedup", "1.5")
+    assert res["peer"]["method"] == "truncate" and res["args"]["max_length"] == res["peer"]["max_length"] < 64
+    assert res["flops_speedup_full"] == pytest.approx(1.5, rel=0.2)
+    base = run(setup, tmp_path / "base", "--baseline")
+    assert base["peer"] is None and base["flops_speedup_full"] == pytest.approx(1.0)
+    res = run(setup, tmp_path / "topk", "--baseline", "--topk-speedup", "1.5")
+    assert res["peer"]["method"] == "attention-topk" and res["flops_speedup_full"] == pytest.approx(1.5, rel=0.05)
+    ev = train.main(["--task", "sst2", "--eval-only", "--checkpoint", str(tmp_path / "base" / "checkpoint"),
+                     "--topk-speedup", "1.5", "--data-dir", glue, "--device", "cpu", "--out-dir", str(tmp_path / "ev")])
+    assert ev["flops_speedup_full"] == pytest.approx(1.5, rel=0.05) and ev["kept_fraction_per_layer"][1] < 1
+
+
+@pytest.mark.parametrize("flags,says", [
+    (["--layers", "2"], "--layers is a peer of Transkimmer that needs no skimming: pass --baseline too"),
+    (["--baseline", "--layers", "2", "--topk-speedup", "2"], "--layers and --topk-speedup are two peers"),
+    (["--baseline", "--truncate-speedup", "2", "--max-length", "32"], "--truncate-speedup chooses --max-length"),
+    (["--eval-only", "--checkpoint", "x", "--layers", "2"], "--layers sets how to train"),
+])
+def test_peer_flags_that_contradict_are_one_line(flags, says, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--task", "sst2", "--device", "cpu", *flags])
+    assert says in capsys.readouterr().err
