@@ -261,12 +261,17 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
     history, result, step, t0 = [], None, 0, time.perf_counter()
     if cfg.resume:
         step, history = resume.load(cfg.out_dir, asdict(cfg), model, opt, sched, skim_start, budget, log)
+        if step >= total and resume.finished(cfg.out_dir, total, budget is not None):
+            log("the run had finished (its results.json is of the last step): nothing to resume")
+            return resume.clear(cfg.out_dir)
     elif master:
-        resume.clear(cfg.out_dir)   # (a fresh run: an earlier run's training state is not this one's)
-    for epoch in range(step // steps_per_epoch, math.ceil(total / steps_per_epoch)):
+        resume.clear(cfg.out_dir)   # (--overwrite: an earlier run's training state is not this one's)
+    # (--resume: the epoch of the last step trained, its batches trained on skipped; at an epoch's end, so that
+    # its evaluation, which the state saved before it cannot hold, is made again)
+    for epoch in range(max(step - 1, 0) // steps_per_epoch, math.ceil(total / steps_per_epoch)):
         train_model.train()
         batches = data.batches(*train[:2], cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch, rank=rank, world=world)
-        for b in itertools.islice(batches, step - epoch * steps_per_epoch, None):   # (--resume: skip those trained on)
+        for b in itertools.islice(batches, step - epoch * steps_per_epoch, total - epoch * steps_per_epoch):
             b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
             skim_coefficient = transkimmer.skim_coefficient_at(step, total, cfg.skim_coefficient, cfg.skim_delay,
                                                                cfg.skim_warmup, skim_start.start)   # lambda now
@@ -280,8 +285,6 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
                 log_step(log, step, total, out, loss, b, sched.get_last_lr()[0], step * cfg.batch_size * world, t0, budget)
             if master and cfg.save_every and step % cfg.save_every == 0:
                 resume.save(cfg.out_dir, asdict(cfg), step, model, opt, sched, skim_start, budget, history)
-            if step >= total:
-                break
         evaluating = (epoch + 1) % cfg.eval_every_epoch == 0 or step >= total
         if master and evaluating:
             result = evaluate_and_save(cfg, model, tok_dir, evaluate, history, epoch + 1, step, t0, skim_start, budget, log)

@@ -12,6 +12,10 @@ Under torchrun the first process saves its own generators for all: a resumed run
 other processes' dropout and Gumbel noise differ from the run never killed.
 """
 
+import glob
+import hashlib
+import io
+import json
 import os
 
 import torch
@@ -21,6 +25,8 @@ from cli.files import atomic_write
 
 STATE = "training-state.pt"
 MAY_DIFFER = ("resume", "overwrite", "save_every", "log_every")   # what a resumed run may change
+MAGIC = b"transkimmer training state v1\n"   # then the SHA-256 of the rest, then torch.save's bytes
+KEYS = ("args", "step", "model", "opt", "sched", "skim_start", "budget", "history", "rng", "cuda_rng")
 
 
 def state_path(out_dir):
@@ -33,22 +39,50 @@ def save(out_dir, args, step, model, opt, sched, skim_start, budget, history):
                  skim_start=dict(first=list(skim_start.first), last=list(skim_start.last), start=skim_start.start),
                  budget=budget.state_dict() if budget else None, history=history, rng=torch.get_rng_state(),
                  cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
-    atomic_write(state_path(out_dir), lambda tmp: torch.save(state, tmp))
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    data = buf.getvalue()
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + hashlib.sha256(data).digest() + data)
+    atomic_write(state_path(out_dir), write)
+
+
+def read(path):
+    """The state in a file save wrote, checked: a damaged, foreign or older file is refused in one line."""
+    again = "start the run again with --overwrite (its training state cannot continue it)"
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise BadInput(f"--resume: {path} cannot be read ({e.strerror}): {again}") from None
+    if not raw.startswith(MAGIC):
+        raise BadInput(f"--resume: {path} is not a training state of this version of train.py (another file, or an "
+                       f"older format): {again}")
+    digest, data = raw[len(MAGIC):len(MAGIC) + 32], raw[len(MAGIC) + 32:]
+    if hashlib.sha256(data).digest() != digest:
+        raise BadInput(f"--resume: {path} is damaged (its checksum does not match: cut short or overwritten): {again}")
+    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or any(k not in state for k in KEYS):
+        raise BadInput(f"--resume: {path} does not hold a training state: {again}")
+    return state
 
 
 def load(out_dir, args, model, opt, sched, skim_start, budget, log=print):
     """Put a saved training state back; returns (step, history). Refused, in one line, when the
     state was saved by a run with other settings: it would not continue that run."""
     path = state_path(out_dir)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as e:
-        raise BadInput(f"--resume: {path} cannot be read ({e}): start the run again without --resume") from None
+    state = read(path)
     changed = [k for k in args if k not in MAY_DIFFER and state["args"].get(k) != args[k]]
     if changed:
         was = ", ".join(f"--{k.replace('_', '-')} {state['args'].get(k)} (now {args[k]})" for k in changed)
         raise BadInput(f"--resume: {path} was saved by a run with {was}: resume with that run's settings")
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError:   # (the settings matched, so the weights were changed by hand)
+        raise BadInput(f"--resume: {path} holds weights of another shape than the model: start the run again "
+                       "with --overwrite") from None
     opt.load_state_dict(state["opt"])
     sched.load_state_dict(state["sched"])
     skim_start.first, skim_start.start = state["skim_start"]["first"], state["skim_start"]["start"]
@@ -62,7 +96,20 @@ def load(out_dir, args, model, opt, sched, skim_start, budget, log=print):
     return state["step"], state["history"]
 
 
+def finished(out_dir, total, calibrating):
+    """Whether the run in out_dir ended (killed only after its last evaluation): its results.json is of
+    the last step (and, with --target-speedup, calibrated)."""
+    try:
+        with open(os.path.join(out_dir, "results.json")) as f:
+            res = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return res.get("step") == total and (not calibrating or bool((res.get("budget") or {}).get("calibration")))
+
+
 def clear(out_dir):
-    """Remove the training state: the run finished, or a new run (--overwrite) replaces the one that saved it."""
-    if os.path.exists(state_path(out_dir)):
-        os.remove(state_path(out_dir))
+    """Remove the training state, and what a save killed half-way left beside it: the run finished, or a
+    new run (--overwrite) replaces the one that saved it."""
+    for path in [state_path(out_dir)] + glob.glob(os.path.join(out_dir, f".tmp-{STATE}*")):
+        if os.path.exists(path):
+            os.remove(path)

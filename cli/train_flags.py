@@ -190,6 +190,9 @@ def check_environment(p, args, results_file):
     if args.resume and not os.path.isfile(os.path.join(out, STATE)):
         p.error(f"--resume: {out} holds no {STATE} (the run was started without --save-every, or it finished): "
                 "start it again without --resume")
+    if os.path.isfile(os.path.join(out, STATE)) and not (args.overwrite or args.resume or args.eval_only):
+        p.error(f"--out-dir {out} holds {STATE}, the state of a killed run: pass --resume to continue it, "
+                "--overwrite to start again over it, or another --out-dir")
     if os.path.exists(os.path.join(out, results_file)) and not (args.overwrite or args.resume):
         p.error(f"--out-dir {out} already holds {results_file}: pass another --out-dir, "
                 "or --overwrite to replace it")

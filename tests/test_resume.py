@@ -98,3 +98,69 @@ def test_a_checkpoint_carries_the_evaluation_of_its_weights(setup, tmp_path, mon
     outside = json.load(open(out / "results.json"))
     assert (inside["epoch"], outside["epoch"]) == (2, 1)
     assert not [f for f in os.listdir(tmp_path) if f.startswith((".tmp-", ".old-"))]
+
+
+def killed_at_evaluation(n, monkeypatch):
+    """evaluate_dev raises KeyboardInterrupt (a kill) at its (n+1)-th call."""
+    evaluate_once, calls = train.evaluate_dev, []
+
+    def evaluate(*a, **k):
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return evaluate_once(*a, **k)
+    monkeypatch.setattr(train, "evaluate_dev", evaluate)
+    return lambda: monkeypatch.setattr(train, "evaluate_dev", evaluate_once)
+
+
+@pytest.mark.parametrize("extra,evaluations", [
+    (("--save-every", "5"), 2),                        # killed in the final evaluation, after the save at the last step
+    (("--save-every", "5"), 0),                        # killed in epoch 1's evaluation, after the save at its end
+    (("--save-every", "5", "--epochs", "1"), 0),       # one epoch: the last step is the epoch's end
+    (("--save-every", "3", "--max-steps", "6"), 1),   # a run shorter than its epochs, killed in its final evaluation
+])
+def test_killed_in_an_evaluation_resumes_to_the_same_result(setup, tmp_path, monkeypatch, extra, evaluations):
+    """Whatever the moment of the kill, the resumed run trains no extra step and ends with the results.json
+    and the checkpoint of the run never killed."""
+    train.main(argv(setup, tmp_path / "whole", *extra))
+    revive = killed_at_evaluation(evaluations, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(argv(setup, tmp_path / "killed", *extra))
+    revive()
+    train.main(argv(setup, tmp_path / "killed", "--resume", *extra))
+    assert outcome(tmp_path / "killed") == outcome(tmp_path / "whole")
+    assert not os.path.exists(tmp_path / "killed" / STATE)
+
+
+def test_a_finished_run_killed_before_removing_its_state_is_left_as_it_is(setup, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    monkeypatch.setattr(train.resume, "clear", lambda out_dir: None)   # killed before removing the state
+    train.main(argv(setup, out))
+    monkeypatch.undo()
+    before = open(out / "results.json").read(), open(out / "checkpoint" / "model.safetensors", "rb").read()
+    train.main(argv(setup, out, "--resume"))
+    assert "the run had finished" in capsys.readouterr().out
+    assert (open(out / "results.json").read(), open(out / "checkpoint" / "model.safetensors", "rb").read()) == before
+    assert not os.path.exists(out / STATE)
+
+
+def test_a_damaged_or_foreign_state_is_refused_and_a_killed_runs_state_is_kept(setup, tmp_path, monkeypatch, capsys):
+    from cli.resume import MAGIC
+    out = tmp_path / "run"
+    revive = killed_at(4, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(argv(setup, out))
+    revive()
+    with pytest.raises(SystemExit):   # a fresh run into the killed run's folder: its state is not removed
+        train.parse_args(argv(setup, out))
+    assert "holds training-state.pt, the state of a killed run: pass --resume" in capsys.readouterr().err
+    assert os.path.exists(out / STATE)
+    good = open(out / STATE, "rb").read()
+    middle = len(good) // 2
+    for bad, says in [(good[:middle] + b"\xff" * 65536 + good[middle + 65536:], "is damaged"),
+                      (good[:middle], "is damaged"), (b"hello", "not a training state of this version"),
+                      (good[len(MAGIC) + 32:], "not a training state of this version")]:
+        open(out / STATE, "wb").write(bad)
+        with pytest.raises(Exception, match=says):
+            train.main(argv(setup, out, "--resume"))
+    assert not os.path.exists(out / "results.json")   # nothing written from a broken state

@@ -31,6 +31,7 @@ if __package__ in (None, ""):   # run as `python tools/NAME.py`: the project's m
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cli.files import atomic_write_text, check_outputs
+from tools.peers_table import peers_chart, peers_table
 from tools.tables import (ablation_table, batch1_table, glue_table, read_result, replace_between, speed_table,
                           sweep_table, target_label, target_table)
 
@@ -229,6 +230,9 @@ def parse_args(argv):
     p.add_argument("--bench", help="print the speed table from this folder of tools/bench.py --json files (results/bench)")
     p.add_argument("--target", help="print the table at fixed speed from this folder of --target-speedup result "
                    "files (results/target-speedup; the baselines from the glue/ folder beside it)")
+    p.add_argument("--peers", help="print the peers table (Transkimmer against what a user could do instead) from "
+                   "this folder of result files (results/peers; with ../target-speedup and ../glue beside it)")
+    p.add_argument("--peers-svg", help="with --peers: also write its chart, metric against FLOPs speedup, to this SVG file")
     p.add_argument("--sweep", nargs="+", default=[], help="print a table of each setting's mean over its seeds "
                    "from these folders of result files (results/sweeps/mrpc-lambda ...)")
     p.add_argument("--readme", help="with the table flags: write each table into this Markdown file's "
@@ -244,21 +248,26 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.examples is not None and args.examples < 1:
         p.error(f"--examples {args.examples}: pass how many dev examples to show, at least 1")
-    check_outputs(p, [("--out", args.out), ("--svg", args.svg), ("--fig3-svg", args.fig3_svg), ("--readme", args.readme)])
-    for flag, path, start in [("--out", args.out, "<!DOCTYPE html>"), ("--svg", args.svg, "<svg"), ("--fig3-svg", args.fig3_svg, "<svg")]:
+    check_outputs(p, [("--out", args.out), ("--svg", args.svg), ("--fig3-svg", args.fig3_svg), ("--peers-svg", args.peers_svg),
+                       ("--readme", args.readme)])
+    for flag, path, start in [("--out", args.out, "<!DOCTYPE html>"), ("--svg", args.svg, "<svg"), ("--fig3-svg", args.fig3_svg, "<svg"),
+                              ("--peers-svg", args.peers_svg, "<svg")]:
         if path and os.path.isfile(path) and not args.overwrite and not written_by_report(path, start):   # (ours: redrawn)
             p.error(f"{flag} {path} already exists and is not a page or chart tools/report.py wrote: pass another file "
                     "name, or --overwrite to replace it")
+    if args.peers_svg and not args.peers:
+        p.error("--peers-svg draws the peers table's chart: pass --peers results/peers too")
     if args.readme and not os.path.isfile(args.readme):
         p.error(f"--readme {args.readme}: no such file; pass the README whose marked blocks take the tables")
     for flag, folder in ([("--glue", args.glue), ("--batch1", args.batch1), ("--ablation", args.ablation),
-                          ("--lr-grid", args.lr_grid), ("--bench", args.bench), ("--target", args.target)]
+                          ("--lr-grid", args.lr_grid), ("--bench", args.bench), ("--target", args.target),
+                          ("--peers", args.peers)]
                          + [("--sweep", f) for f in args.sweep]):
         if folder and not glob.glob(os.path.join(folder, "*.json")):   # an empty table would replace the README's
             p.error(f"{flag} {folder}: " + ("no .json result files in it" if os.path.isdir(folder) else "no such folder")
                     + "; pass the folder that holds the runs' result files (results/glue, ...)")
     if not args.folders and not (args.glue or args.batch1 or args.ablation or args.lr_grid or args.bench or args.sweep
-                                 or args.target):
+                                 or args.target or args.peers):
         p.error("pass train.py output folders, or --glue results/glue, --ablation results/recipe/ablation, --bench results/bench, "
                 "--sweep results/sweeps/mrpc-lambda")
     return p, args
@@ -273,6 +282,11 @@ def main(argv=None):
                ("target-table", lambda f: target_table(f, os.path.join(os.path.dirname(os.path.normpath(f)), "glue")),
                 args.target)] if folder]
     tables += [(f"sweep-table {os.path.basename(os.path.normpath(folder))}", sweep_table(folder)) for folder in args.sweep]
+    if args.peers:
+        sibling = lambda name: os.path.join(os.path.dirname(os.path.normpath(args.peers)), name)
+        tables.append(("peers-table", peers_table(args.peers, sibling("target-speedup"), sibling("glue"))))
+        if args.peers_svg:
+            atomic_write_text(args.peers_svg, peers_chart(args.peers, sibling("target-speedup"), sibling("glue")))
     if args.readme and tables:
         replace_between(args.readme, tables)
     for _, text in tables:
