@@ -149,7 +149,7 @@ def load(cfg, device):
                                 skim_predictor_width=cfg.predictor_width, **head_for(cfg.task, classes))
     train_flags.check_max_length(cfg.max_length, model.config.max_tokens)
     if cfg.teacher:
-        train_flags.check_teacher(cfg.task, cfg.teacher, model.config, classes, cfg.distill_layers)
+        train_flags.check_teacher(cfg.task, cfg.teacher, model.config, classes, cfg.distill_layers, tok_dir)
     return model.to(device), cfg, tok_dir, dev_sets, train, classes
 
 
@@ -214,8 +214,8 @@ def train_step(model, b, opt, sched, skim_coefficient, clip, step, budget=None, 
     # checkpoint and results.json stay as the last evaluation left them.
     if not torch.isfinite(loss + grad_norm):
         raise SystemExit(f"error: step {step + 1}: the loss is {loss.item()} and the gradient norm "
-                         f"{grad_norm.item()}; stopped, nothing of this step was saved (lower --lr, "
-                         "check the data's labels and the checkpoint's weights)")
+                         f"{grad_norm.item()}; stopped, nothing of this step was saved (lower --lr or --skim-coefficient, "
+                         "check the data's labels and the weights of the checkpoint and of any --teacher)")
     opt.step()
     sched.step()
     if budget is not None:
@@ -261,14 +261,11 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
     history, result, step, t0 = [], None, 0, time.perf_counter()
     if cfg.resume:
         step, history = resume.load(cfg.out_dir, asdict(cfg), model, opt, sched, skim_start, budget, log)
-        if step >= total and resume.finished(cfg.out_dir, total, budget is not None):
-            log("the run had finished (its results.json is of the last step): nothing to resume")
+        if resume.finished(cfg.out_dir, step, total, budget is not None, log):
             return resume.clear(cfg.out_dir)
     elif master:
         resume.clear(cfg.out_dir)   # (--overwrite: an earlier run's training state is not this one's)
-    # (--resume: the epoch of the last step trained, its batches trained on skipped; at an epoch's end, so that
-    # its evaluation, which the state saved before it cannot hold, is made again)
-    for epoch in range(max(step - 1, 0) // steps_per_epoch, math.ceil(total / steps_per_epoch)):
+    for epoch in range(max(step - 1, 0) // steps_per_epoch, math.ceil(total / steps_per_epoch)):   # (--resume: cli/resume.py)
         train_model.train()
         batches = data.batches(*train[:2], cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch, rank=rank, world=world)
         for b in itertools.islice(batches, step - epoch * steps_per_epoch, total - epoch * steps_per_epoch):
@@ -334,9 +331,11 @@ def write_results(cfg, result, history, save=None):
     if save:
         save(out)
     write_json(os.path.join(cfg.out_dir, f"{prefix}results.json"), out)
-    if cfg.predictions:
-        name = "predictions.json" if isinstance(predictions, dict) else "predictions.jsonl"
-        write_predictions(os.path.join(cfg.out_dir, prefix + name), predictions, result["classes"])
+    for name in ("predictions.json", "predictions.jsonl"):   # (--overwrite: an earlier run's are not this one's)
+        if cfg.predictions and name.endswith("l") != isinstance(predictions, dict):
+            write_predictions(os.path.join(cfg.out_dir, prefix + name), predictions, result["classes"])
+        elif cfg.overwrite and os.path.isfile(os.path.join(cfg.out_dir, prefix + name)):
+            os.remove(os.path.join(cfg.out_dir, prefix + name))
 
 
 if __name__ == "__main__":

@@ -43,3 +43,5 @@ def run(main):
                          "evaluation; nothing of the unfinished work was saved") from None
     finally:
         signal.signal(signal.SIGTERM, before)
+        from cli.files import release_claims   # (cli.files reads this module's errors)
+        release_claims()   # the output folder's claim

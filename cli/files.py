@@ -135,35 +135,65 @@ def recover(folder):
         shutil.rmtree(d, ignore_errors=True)
 
 
+CLAIM, CLAIM_TEXT = ".claimed-by-a-run", "a run of train.py or tools/calibrate.py writes here: process "
+
+
 def claim(folder):
-    """Claim the output folder `folder` for this process until it exits, by a lock file beside it
-    (<folder>.lock, holding the process id): a second run writing into the same folder at once would
-    overwrite the first's saves, so it is refused. A claim whose process is gone is stale and taken."""
-    lock = os.path.abspath(folder).rstrip(os.sep) + ".lock"
-    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    """Claim the output folder `folder` for this process until it exits, by a file inside it (CLAIM,
+    holding CLAIM_TEXT and the process id; inside, so that it never takes a name beside the folder that a
+    user may own, and a second path to the folder, a symlink, reaches the same file): a second run
+    writing into the folder at once would overwrite the first's saves, so it is refused. A claim whose
+    process is gone is stale and taken over; a file of that name this project did not write is never
+    removed. A folder the claim made and the run left empty is removed at exit."""
+    made = not os.path.exists(folder)
+    os.makedirs(folder, exist_ok=True)
+    lock = os.path.join(folder, CLAIM)
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, permissions(0o666))
         except FileExistsError:
             pid = _lock_owner(lock)
-            if pid is not None and pid != os.getpid() and _alive(pid):
-                raise BadInput(f"--out-dir {folder} is being written by another run (process {pid}, {lock}): "
-                               "pass another --out-dir, or wait for that run to end")
+            if pid is None:
+                raise BadInput(f"--out-dir {folder}: {lock} is not a claim a run of this project wrote: "
+                               "remove it, or pass another --out-dir")
             if pid == os.getpid():
                 return
+            if _alive(pid):
+                raise BadInput(f"--out-dir {folder} is being written by another run (process {pid}, {lock}): pass "
+                               f"another --out-dir, or wait for that run to end (if process {pid} is no run of "
+                               f"this project, remove {lock})")
             os.remove(lock)   # a stale claim: its process is gone
             continue
         with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        atexit.register(lambda: _lock_owner(lock) == os.getpid() and os.remove(lock))
+            f.write(f"{CLAIM_TEXT}{os.getpid()}\n")
+        _held.append((lock, folder if made else None))
         return
 
 
+_held = []   # this process's claims: (claim file, the folder if the claim made it)
+
+
+@atexit.register
+def release_claims():
+    """Give up this process's claims (at exit, and when a command's main() returns: cli.errors.run)."""
+    while _held:
+        lock, made = _held.pop()
+        if _lock_owner(lock) == os.getpid():
+            os.remove(lock)
+        if made:
+            try:
+                os.rmdir(made)   # (only if empty: a run refused after its claim leaves no folder behind)
+            except OSError:
+                pass
+
+
 def _lock_owner(lock):
+    """The process id a claim of this project holds; None for any other file (or a folder)."""
     try:
         with open(lock) as f:
-            return int(f.read().strip() or -1)
-    except (OSError, ValueError):
+            text = f.read()
+        return int(text[len(CLAIM_TEXT):]) if text.startswith(CLAIM_TEXT) else None
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
 
 

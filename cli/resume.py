@@ -7,7 +7,10 @@ multipliers (--target-speedup), the random number generators, the evaluations so
 settings. --resume reads it back (the settings must be the same) and skips the batches already
 trained on: the data's order is a function of (seed, epoch) alone (data.batches). So on the same
 machine the resumed run ends with the weights and results.json of a run never killed, bit for bit
-on the CPU (tests/test_resume.py). A finished run removes the file: it has nothing left to resume.
+on the CPU (tests/test_resume.py), whenever the kill came: a resumed run starts in the epoch of the
+last step trained (at an epoch's end, that epoch again, all its batches skipped, so that its
+evaluation, which the state saved before it cannot hold, is made), and never trains past the last
+step. A finished run removes the file: it has nothing left to resume.
 Under torchrun the first process saves its own generators for all: a resumed run continues, but the
 other processes' dropout and Gumbel noise differ from the run never killed.
 """
@@ -24,7 +27,8 @@ from cli.errors import BadInput
 from cli.files import atomic_write
 
 STATE = "training-state.pt"
-MAY_DIFFER = ("resume", "overwrite", "save_every", "log_every")   # what a resumed run may change
+MAY_DIFFER = ("resume", "overwrite", "save_every", "log_every", "out_dir")   # what a resumed run may change (the
+# folder moved as a whole: its state continues the run wherever it is)
 MAGIC = b"transkimmer training state v1\n"   # then the SHA-256 of the rest, then torch.save's bytes
 KEYS = ("args", "step", "model", "opt", "sched", "skim_start", "budget", "history", "rng", "cuda_rng")
 
@@ -96,15 +100,20 @@ def load(out_dir, args, model, opt, sched, skim_start, budget, log=print):
     return state["step"], state["history"]
 
 
-def finished(out_dir, total, calibrating):
-    """Whether the run in out_dir ended (killed only after its last evaluation): its results.json is of
-    the last step (and, with --target-speedup, calibrated)."""
+def finished(out_dir, step, total, calibrating, log=print):
+    """Whether the run in out_dir, resumed at `step`, had ended (killed only after its last evaluation):
+    its results.json is of the last step (and, with --target-speedup, calibrated)."""
+    if step < total:
+        return False
     try:
         with open(os.path.join(out_dir, "results.json")) as f:
             res = json.load(f)
     except (OSError, ValueError):
         return False
-    return res.get("step") == total and (not calibrating or bool((res.get("budget") or {}).get("calibration")))
+    done = res.get("step") == total and (not calibrating or bool((res.get("budget") or {}).get("calibration")))
+    if done:
+        log("the run had finished (its results.json is of the last step): nothing to resume")
+    return done
 
 
 def clear(out_dir):

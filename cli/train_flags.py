@@ -15,10 +15,11 @@ from safetensors import SafetensorError, safe_open
 from cli.args import POSITIVE, POSITIVE_INT, check_device, number
 from cli.files import recover, unwritable
 from cli.resume import STATE
+from data import load_tokenizer
 from extensions.budget import Budget
 from load_weights import checkpoint_files, read_config, saved_by_train
 from model import BertConfig
-from tasks import CUSTOM, OWN_DATA, TASKS, download, head_for
+from tasks import CUSTOM, OWN_DATA, TASKS, classes_of, download, head_for
 from tasks.glue import as_number
 
 TRAINING = ("model", "baseline", "lr", "batch_size", "epochs", "max_steps", "warmup", "weight_decay", "clip", "seed",
@@ -143,7 +144,7 @@ def check_combinations(p, args):
                 "plain BERT, which has none: drop one or the other")
     if args.target_speedup and args.skim_coefficient is not None:
         p.error("--target-speedup replaces lambda (--skim-coefficient): pass one of them")
-    if args.distill_layers and not args.teacher:
+    if args.distill_layers and not args.teacher and not args.eval_only:
         p.error("--distill-layers distils a teacher's layers: pass --teacher too")
     if args.budget_rate != Budget.rate and not args.target_speedup:
         p.error("--budget-rate sets how --target-speedup meets its budget: pass --target-speedup too")
@@ -190,6 +191,12 @@ def check_environment(p, args, results_file):
     if args.resume and not os.path.isfile(os.path.join(out, STATE)):
         p.error(f"--resume: {out} holds no {STATE} (the run was started without --save-every, or it finished): "
                 "start it again without --resume")
+    for name in ("predictions.jsonl", "predictions.json"):   # (a user's file of that name is never written over)
+        path = os.path.join(out, ("eval-" if args.eval_only else "") + name)
+        if os.path.isdir(path):
+            p.error(f"--out-dir {out}: {path} is a folder, where the predictions would go: pass another --out-dir")
+        if args.predictions and os.path.exists(path) and not (args.overwrite or args.resume):
+            p.error(f"--out-dir {out} already holds {path}: pass another --out-dir, or --overwrite to replace it")
     if os.path.isfile(os.path.join(out, STATE)) and not (args.overwrite or args.resume or args.eval_only):
         p.error(f"--out-dir {out} holds {STATE}, the state of a killed run: pass --resume to continue it, "
                 "--overwrite to start again over it, or another --out-dir")
@@ -202,19 +209,21 @@ def check_environment(p, args, results_file):
         p.error(f"--teacher {args.teacher} is not a folder: pass the checkpoint/ folder of a --baseline run")
     if not args.eval_only:
         check_checkpoint_folder(p, args.model, os.path.join(out, "checkpoint"), args.overwrite or args.resume)
-        check_free_space(p, args.model, out)
+        check_free_space(p, args.model, out, args.save_every)
 
 
-def check_free_space(p, model, out):
+def check_free_space(p, model, out, save_every=None):
     """A full disk must be found before training, not at its first save: a checkpoint is written in
-    fp32 beside the one it replaces, so about twice the weights' fp32 size must be free (known when
-    --model is a local folder; a hub model is checked when it has been fetched, by its first save)."""
+    fp32 beside the one it replaces, so about twice the weights' fp32 size must be free, and with
+    --save-every the training state too (weights and Adam's two moments, beside the one it replaces:
+    six times more); known when --model is a local folder (a hub model: by its first save)."""
     weights = os.path.join(model, "model.safetensors")
     if not os.path.isfile(weights):
         return
     try:   # the fp32 size: 4 bytes per element of every tensor (read from the header alone)
         with safe_open(weights, framework="pt") as f:
-            need = 2 * sum(4 * math.prod(f.get_slice(k).get_shape()) for k in f.keys()) + (64 << 20)
+            weights = sum(4 * math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+        need = (2 + (6 if save_every else 0)) * weights + (64 << 20)
     except (OSError, SafetensorError):
         return   # (a broken file is named by the loader, before any work)
     folder = os.path.abspath(out)
@@ -222,7 +231,8 @@ def check_free_space(p, model, out):
         folder = os.path.dirname(folder)
     free = shutil.disk_usage(folder).free
     if free < need:
-        p.error(f"--out-dir {out}: {free >> 20} MB free, its checkpoints need about {need >> 20} MB: "
+        p.error(f"--out-dir {out}: {free >> 20} MB free, its checkpoints{' and training state' if save_every else ''} "
+                f"need about {need >> 20} MB: "
                 "free some space or pass an --out-dir on another disk")
 
 
@@ -288,8 +298,9 @@ def parse(argv, description, default_device):
 def check_checkpoint_task(task, checkpoint, c):
     """--eval-only: a checkpoint fine-tuned on another task (its config c) is refused."""
     if task != CUSTOM and c.finetuning_task and c.finetuning_task != task:
-        raise SystemExit(f"error: {checkpoint} was fine-tuned on {c.finetuning_task}, not {task}: "
-                         f"pass --task {c.finetuning_task}")
+        fix = "pass --dev-file (your own data) instead of --task" if c.finetuning_task == CUSTOM else \
+            f"pass --task {c.finetuning_task}"
+        raise SystemExit(f"error: {checkpoint} was fine-tuned on {c.finetuning_task}, not {task}: {fix}")
 
 
 def check_head(task, checkpoint, c, classes, fix="evaluate it on the task it was trained for"):
@@ -320,9 +331,10 @@ def check_start(task, model, baseline, tok_dir):
                          "BERT: pass the pretrained model or a --baseline checkpoint, or leave out --baseline")
 
 
-def check_teacher(task, teacher, student, classes, layers=False):
-    """--teacher: a dense checkpoint of train.py, of this task, with its head, reading the same token ids;
-    with `layers` (--distill-layers), of the student's depth and width."""
+def check_teacher(task, teacher, student, classes, layers=False, tok_dir=None):
+    """--teacher: a dense checkpoint of train.py, of this task, with its head and its classes' names,
+    reading the same token ids (the vocabulary of tok_dir, the student's tokenizer); with `layers`
+    (--distill-layers), of the student's depth and width."""
     c = read_config(checkpoint_files(teacher)[0])
     if not saved_by_train(teacher) or c.skim:
         raise SystemExit(f"error: --teacher {teacher} is not a checkpoint of a --baseline run of train.py: pass "
@@ -332,6 +344,12 @@ def check_teacher(task, teacher, student, classes, layers=False):
     if (c.model_type, c.vocab_size) != (student.model_type, student.vocab_size):
         raise SystemExit(f"error: --teacher {teacher} reads other token ids ({c.model_type}, {c.vocab_size} tokens) "
                          f"than --model ({student.model_type}, {student.vocab_size}): pass a teacher fine-tuned "
+                         "from the same pretrained model")
+    if classes and classes_of(c) != classes:
+        raise SystemExit(f"error: --teacher {teacher} names its classes {classes_of(c)}, the data {classes}: pass a "
+                         "teacher fine-tuned on the same labels")
+    if tok_dir and load_tokenizer(teacher).get_vocab() != load_tokenizer(tok_dir).get_vocab():
+        raise SystemExit(f"error: --teacher {teacher} has another vocabulary than --model: pass a teacher fine-tuned "
                          "from the same pretrained model")
     shape = lambda cfg: (cfg.num_hidden_layers, cfg.hidden_size)
     if layers and shape(c) != shape(student):

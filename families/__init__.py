@@ -13,6 +13,8 @@ References: Hugging Face transformers' RoBERTa, DistilBERT and ALBERT models (te
 compares with their outputs on tiny checkpoints).
 """
 
+from dataclasses import fields
+
 from families import albert, distilbert, roberta
 
 ADAPTERS = {"bert": lambda d: d, "roberta": roberta.adapt, "distilbert": distilbert.adapt, "albert": albert.adapt}
@@ -36,7 +38,8 @@ def adapt(d):
 
 
 def check(cfg):
-    """The fields of a BertConfig read from a file: sizes, widths and names it can be built with."""
+    """The fields of a BertConfig read from a file: sizes, widths and names it can be built with, and
+    every number a number (one written as a string, "1e-12", would fail deep inside torch)."""
     for f in SIZES + ("type_vocab_size",):
         v = getattr(cfg, f)
         if not isinstance(v, int) or isinstance(v, bool) or v < (0 if f == "type_vocab_size" else 1):
@@ -58,3 +61,7 @@ def check(cfg):
         raise ValueError(f"config.json: num_labels must be a whole number >= 0, got {cfg.num_labels!r}")
     if cfg.hidden_size % cfg.num_attention_heads:
         raise ValueError(f"hidden_size {cfg.hidden_size} is not a multiple of num_attention_heads {cfg.num_attention_heads}")
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        if f.type in (int, float) and v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise ValueError(f"config.json: {f.name} must be a number, got {v!r}")

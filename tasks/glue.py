@@ -67,6 +67,8 @@ def read_task(task, split, data_dir):
         raise BadInput(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}): save it as UTF-8") from None
     except csv.Error as e:
         raise BadInput(f"{path}: {e}") from None
+    except OSError as e:   # (unreadable: permissions, a folder of that name)
+        raise BadInput(f"{path} cannot be read ({e.strerror}): make it readable, or pass another --data-dir") from None
     if not texts:
         raise BadInput(f"{path} holds no examples")
     return texts, labels

@@ -6,6 +6,7 @@ columns, or a JSON Lines file (one object per line).
 """
 
 import csv
+import decimal
 import json
 import math
 import os
@@ -68,10 +69,15 @@ def _text_columns(path, keys, text, pair, label):
 
 
 def class_name(v):
-    """A label's class: a whole number by its value ("1", "1.0" and "01" are one class, "1"), any
-    other string as it is."""
-    n = as_number(v)
-    return str(int(n)) if n is not None and math.isfinite(n) and n == int(n) else v
+    """A label's class: a number by its exact value ("1", "1.0" and "01" are one class, "1"; "0.5" and
+    "0.50" one, "0.5"; ids of 20 digits stay apart), any other string as it is."""
+    try:
+        d = decimal.Decimal(v.strip())
+    except decimal.InvalidOperation:
+        return v
+    if not d.is_finite():
+        return v
+    return str(int(d)) if d == d.to_integral_value() else format(d.normalize(), "f")
 
 
 def label_kind(path, lines, raw, task_type=None):
@@ -87,7 +93,8 @@ def label_kind(path, lines, raw, task_type=None):
         line, v = next((line, v) for line, v, ok in zip(lines, raw, numeric) if not ok)
         raise BadInput(f"{path}, line {line}: label {v!r} is not a number, while other labels are: fix it, or pass "
                        "--task-type classification to treat every label as a class name")
-    names = sorted({class_name(v) for v in raw}, key=lambda c: (0, float(c), c) if as_number(c) is not None else (1, 0, c))
+    names = sorted({class_name(v) for v in raw}, key=lambda c: (0, decimal.Decimal(c), c) if as_number(c) is not None
+                   and math.isfinite(as_number(c)) else (1, 0, c))
     if len(names) < 2:
         raise BadInput(f"{path}: every label is {names[0]!r}; a classifier needs at least two classes "
                        "(a numeric target: --task-type regression)")

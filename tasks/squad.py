@@ -198,7 +198,21 @@ def main(argv=None):
         p.error(f"{args.pred_file} is not JSON ({e}): pass the {{question id: answer}} file")
     if not isinstance(answers, dict):
         p.error(f"{args.pred_file} is not a {{question id: answer}} object")
-    print(json.dumps(official_output(read_squad(args.data_file), answers), indent=2))
+    bad = next((k for k, v in answers.items() if not isinstance(v, str)), None)
+    if bad is not None:
+        p.error(f"{args.pred_file}: the answer of {bad!r} is {json.dumps(answers[bad])}, not a string "
+                "(an unanswerable question's answer is \"\")")
+    questions = read_squad(args.data_file)
+    missing = [q.id for q in questions if q.id not in answers]
+    if len(missing) == len(questions):
+        p.error(f"{args.pred_file}: none of its {len(answers)} ids is a question of {args.data_file}: "
+                "pass the predictions for this data file")
+    for qid in missing:   # (as the official script prints them)
+        print(f"Missing prediction for {qid}")
+    if missing:
+        print(f"warning: {len(missing)} of {len(questions)} questions have no prediction in {args.pred_file}; "
+              "they are scored as answered with no answer", file=sys.stderr)
+    print(json.dumps(official_output(questions, answers), indent=2))
 
 
 def squad_json(path):

@@ -188,7 +188,8 @@ def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         load_weights.save_checkpoint(train.load_model(str(ckpt)), model, str(ckpt))
     assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == before
-    assert sorted(os.listdir(out)) == ["checkpoint", "results.json"]          # no .tmp or .old leftovers
+    from cli.files import CLAIM   # (the run's claim on its folder: given up when its process ends, or its command returns)
+    assert sorted(os.listdir(out)) == [CLAIM, "checkpoint", "results.json"]   # no .tmp or .old leftovers
     monkeypatch.setattr(load_weights, "save_model", real_save)
     vocab_only = tmp_path / "vocab_model"
     vocab_only.mkdir()
@@ -210,7 +211,7 @@ def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):
         (out / ".tmp-checkpoint-y" / "model.safetensors").write_bytes(b"half")
         recovered_by()
         assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == kept
-        assert sorted(os.listdir(out)) == ["checkpoint", "results.json"]
+        assert sorted(os.listdir(out)) == [CLAIM, "checkpoint", "results.json"]
 
 
 # The unclear cases: run the command as a user would; a non-zero exit, a last line naming the file or
@@ -434,20 +435,31 @@ def test_a_full_disk_is_found_before_training(setup, tmp_path, capsys, monkeypat
 
 
 def test_two_runs_into_one_out_dir_at_once(setup, tmp_path, capsys):
-    """A run claims its --out-dir (<out-dir>.lock); a second run into it while the first lives is
-    refused before any work; a claim left by a process that is gone is taken over."""
+    """A run claims its --out-dir (a file inside it); a second run into it while the first lives is
+    refused before any work, by any path (a symlink); a claim left by a process that is gone is taken
+    over; a file beside the folder that shares its name is the user's and never touched."""
     import subprocess
     import sys
-    out, lock = tmp_path / "out", tmp_path / "out.lock"
+    from cli import errors
+    from cli.files import CLAIM, CLAIM_TEXT
+    out, lock, link = tmp_path / "poetry", tmp_path / "poetry" / CLAIM, tmp_path / "link"
+    (tmp_path / "poetry.lock").write_text("the user's own file")
+    out.mkdir()
+    link.symlink_to(out)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        lock.write_text(str(other.pid))
-        from cli import errors
-        with pytest.raises(SystemExit, match=f"is being written by another run \\(process {other.pid}"):
-            errors.run(lambda: train.main(args_for(setup, out)))
-        assert not out.exists()
+        lock.write_text(f"{CLAIM_TEXT}{other.pid}")
+        for folder in (out, link):
+            with pytest.raises(SystemExit, match=f"is being written by another run \\(process {other.pid}"):
+                errors.run(lambda: train.main(args_for(setup, folder)))
+        assert sorted(os.listdir(out)) == [CLAIM]
     finally:
         other.kill()
         other.wait()
+    lock.write_text("12345")                                              # not a claim this project wrote
+    with pytest.raises(SystemExit, match="is not a claim a run of this project wrote: remove it"):
+        errors.run(lambda: train.main(args_for(setup, out)))
+    lock.write_text(f"{CLAIM_TEXT}{other.pid}")
     train.main(args_for(setup, out))                                      # the claim is stale now: taken over
-    assert (out / "results.json").exists() and lock.read_text() == str(os.getpid())
+    assert (out / "results.json").exists() and lock.read_text() == f"{CLAIM_TEXT}{os.getpid()}\n"
+    assert (tmp_path / "poetry.lock").read_text() == "the user's own file"

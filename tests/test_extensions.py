@@ -267,10 +267,53 @@ def test_calibrate_tool_takes_a_run_to_another_speed_and_only_reads_it(setup, tm
     again = train.main(["--task", "sst2", "--data-dir", setup[0], "--eval-only", "--checkpoint", str(tmp_path / "c" / "checkpoint"),
                         "--device", "cpu", "--out-dir", str(tmp_path / "e")])
     assert again["flops_speedup_no_padding"] == pytest.approx(rec["flops_speedup_no_padding"])   # the shift is saved
-    for extra, says in [([str(tmp_path / "c"), "--target-speedup", "2"], "exists"), ([str(tmp_path / "d")], "name a speed"),
-                        ([str(tmp_path / "d"), "--target-speedup", "1"], "must be > 1")]:
-        with pytest.raises(BadInput, match=says):
-            tool.main(argv + extra)
+    with pytest.raises(BadInput, match="was trained with lambda, not to a speed: pass --target-speedup S"):
+        tool.main(argv + [str(tmp_path / "d")])
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("extra,says", [
+    (["--target-speedup", "nan"], "'nan' is not a finite number"), (["--target-speedup", "inf"], "not a finite number"),
+    (["--target-speedup", "0"], "must be > 1, got 0"), (["--target-speedup", "1"], "must be > 1"),
+    (["--target-speedup", "1000"], "must be <= 50"), (["--threads", "-1"], "must be >= 1"),
+    (["--device", "tpu"], "--device"), (["--out-dir-exists"], "exists: name a new folder")])
+def test_calibrate_tool_refuses_bad_flags_in_one_line(tmp_path, capsys, extra, says):
+    from tools import calibrate as tool
+    out = tmp_path / "new"
+    if extra == ["--out-dir-exists"]:
+        out.mkdir()
+        extra = []
+    with pytest.raises(SystemExit):
+        tool.main(["--run", str(tmp_path), "--out-dir", str(out), *extra])
+    assert says in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_calibrate_tool_refuses_a_broken_record_and_a_folder_being_written(setup, tmp_path):
+    import subprocess
+    import sys
+    from cli.errors import BadInput
+    from cli.files import CLAIM, CLAIM_TEXT, claim
+    from tools import calibrate as tool
+    lam = tmp_path / "lam"
+    run(setup, lam, "sst2", "--skim-delay", "0", "--skim-warmup", "0", steps=2)
+    whole = (lam / "results.json").read_text()
+    for broken in (whole[:len(whole) // 2], json.dumps({"task": "sst2"})):
+        (lam / "results.json").write_text(broken)
+        with pytest.raises(BadInput, match="is not a whole results.json of train.py"):
+            tool.main(["--run", str(lam), "--out-dir", str(tmp_path / "c"), "--target-speedup", "2", "--device", "cpu"])
+    (lam / "results.json").write_text(whole)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:   # another calibration has claimed the new folder (cli.files.claim): refused, nothing written there
+        (tmp_path / "c").mkdir()
+        (tmp_path / "c" / CLAIM).write_text(f"{CLAIM_TEXT}{other.pid}")
+        with pytest.raises(SystemExit):
+            tool.main(["--run", str(lam), "--out-dir", str(tmp_path / "c"), "--target-speedup", "2", "--device", "cpu"])
+        assert os.listdir(tmp_path / "c") == [CLAIM]
+        with pytest.raises(BadInput, match="is being written by another run"):   # (and the claim itself refuses)
+            claim(str(tmp_path / "c"))
+    finally:
+        other.kill()
+        other.wait()
     run(setup, tmp_path / "base", "sst2", "--baseline", steps=2)
     with pytest.raises(BadInput, match="--baseline run"):
         tool.main(["--run", str(tmp_path / "base"), "--out-dir", str(tmp_path / "d"), "--target-speedup", "2"])

@@ -197,3 +197,15 @@ def test_bench_times_an_own_data_checkpoint(own, tmp_path):
     assert [r["batch"] for r in rows] == [1, 4] and all(r["measured"] > 0 for r in rows)
     with pytest.raises(SystemExit):
         bench.parse_args(["--checkpoint", ckpt])                       # custom: its texts need --dev-file
+
+
+def test_class_labels_are_numbers_by_their_exact_value(tmp_path):
+    """--task-type classification: "0.5" and "0.50" are one class; integer ids of 20 digits that differ in
+    their last digit are two (as floats they were one, merging the classes silently)."""
+    labels = lambda ys: [(f"text {i}", y) for i, y in enumerate(ys)]
+    _, y, classes = own_data.read_file(write(str(tmp_path / "a.csv"), labels(["0.5", "0.50", "1.5"]), ("text", "label")),
+                                       task_type="classification")
+    assert classes == ["0.5", "1.5"] and y == [0, 0, 1]
+    ids = ["12345678901234567890", "12345678901234567891", "12345678901234567890"]
+    _, y, classes = own_data.read_file(write(str(tmp_path / "b.csv"), labels(ids), ("text", "label")))
+    assert classes == ids[:2] and y == [0, 1, 0]

@@ -14,7 +14,8 @@ import train
 from model import build, encoder
 from peers import attention_topk, depth, truncate
 from test_flops import measured
-from tiny import make_batch, tiny_config, write_glue, write_model
+from test_bad_input import args_for, setup   # noqa: F401 (setup: the tiny GLUE folder and model, a fixture)
+from tiny import make_batch, tiny_config
 
 
 def model_of(seed=0, **kw):
@@ -118,16 +119,8 @@ def test_record_puts_every_run_on_the_full_models_scale():
     assert rec["flops_speedup_full"] == pytest.approx(1.7) and rec["authors_speedup"] == pytest.approx(3 / 1.8)
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("peers")
-    return write_glue(str(root / "glue")), write_model(str(root / "model"))
-
-
 def run(setup, out, *extra):
-    glue, model = setup
-    train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "2",
-                "--batch-size", "8", "--out-dir", str(out), *extra])
+    train.main(args_for(setup, out, *extra))
     with open(os.path.join(out, "results.json")) as f:
         return json.load(f)
 

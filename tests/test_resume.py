@@ -35,17 +35,17 @@ def outcome(out):
         return res, f.read()
 
 
-def killed_at(n, monkeypatch):
-    """train_step raises KeyboardInterrupt (a kill) when asked for its (n+1)-th step."""
-    step_once, calls = train.train_step, []
+def killed_at(n, monkeypatch, name="train_step"):
+    """train.<name> (train_step, or evaluate_dev) raises KeyboardInterrupt (a kill) at its (n+1)-th call."""
+    once, calls = getattr(train, name), []
 
-    def step(*a, **k):
+    def killed(*a, **k):
         if len(calls) == n:
             raise KeyboardInterrupt
         calls.append(1)
-        return step_once(*a, **k)
-    monkeypatch.setattr(train, "train_step", step)
-    return lambda: monkeypatch.setattr(train, "train_step", step_once)
+        return once(*a, **k)
+    monkeypatch.setattr(train, name, killed)
+    return lambda: monkeypatch.setattr(train, name, once)
 
 
 def test_killed_run_resumes_to_the_same_result(setup, tmp_path, monkeypatch):
@@ -100,19 +100,6 @@ def test_a_checkpoint_carries_the_evaluation_of_its_weights(setup, tmp_path, mon
     assert not [f for f in os.listdir(tmp_path) if f.startswith((".tmp-", ".old-"))]
 
 
-def killed_at_evaluation(n, monkeypatch):
-    """evaluate_dev raises KeyboardInterrupt (a kill) at its (n+1)-th call."""
-    evaluate_once, calls = train.evaluate_dev, []
-
-    def evaluate(*a, **k):
-        if len(calls) == n:
-            raise KeyboardInterrupt
-        calls.append(1)
-        return evaluate_once(*a, **k)
-    monkeypatch.setattr(train, "evaluate_dev", evaluate)
-    return lambda: monkeypatch.setattr(train, "evaluate_dev", evaluate_once)
-
-
 @pytest.mark.parametrize("extra,evaluations", [
     (("--save-every", "5"), 2),                        # killed in the final evaluation, after the save at the last step
     (("--save-every", "5"), 0),                        # killed in epoch 1's evaluation, after the save at its end
@@ -123,7 +110,7 @@ def test_killed_in_an_evaluation_resumes_to_the_same_result(setup, tmp_path, mon
     """Whatever the moment of the kill, the resumed run trains no extra step and ends with the results.json
     and the checkpoint of the run never killed."""
     train.main(argv(setup, tmp_path / "whole", *extra))
-    revive = killed_at_evaluation(evaluations, monkeypatch)
+    revive = killed_at(evaluations, monkeypatch, "evaluate_dev")
     with pytest.raises(KeyboardInterrupt):
         train.main(argv(setup, tmp_path / "killed", *extra))
     revive()

@@ -208,3 +208,27 @@ def test_tiny_model_learns_a_dozen_questions(tmp_path, mode):
     with pytest.raises(SystemExit, match="was fine-tuned on squad_v2, not sst2: pass --task squad_v2"):
         train.main(["--task", "sst2", "--eval-only", "--checkpoint", str(tmp_path / "out" / "checkpoint"),
                     "--data-dir", write_glue(str(tmp_path / "glue")), "--device", "cpu", "--out-dir", str(tmp_path / "o2")])
+
+
+def test_scoring_command_says_what_is_missing_and_refuses_what_matches_nothing(tmp_path, capsys):
+    """tasks/squad.py DATA PRED: each question without a prediction is named (as the official script
+    does) and counted; predictions that match no question, or answers that are not strings, are refused
+    in one line (they gave exact 50 with exit 0, or a traceback)."""
+    data = squad_file(str(tmp_path / "dev.json"), [(CONTEXT, [
+        ("q1", "who made the film ?", ["alice"], False), ("q2", "who is bob ?", [], True),
+        ("q3", "where is bob ?", [], True), ("q4", "when was it made ?", ["1990"], False)])])
+    pred = tmp_path / "pred.json"
+    for answers, says in [({"x1": "alice", "x2": ""}, "none of its 2 ids is a question of"),
+                          ({}, "none of its 0 ids is a question of"),
+                          ({"q1": None}, "the answer of 'q1' is null, not a string"),
+                          ({"q1": 3}, "the answer of 'q1' is 3, not a string"),
+                          ({"q1": ["alice"]}, "not a string"), ({"q1": float("nan")}, "is NaN, not a string")]:
+        pred.write_text(json.dumps(answers))
+        with pytest.raises(SystemExit):
+            squad.main([data, str(pred)])
+        assert says in capsys.readouterr().err.strip().splitlines()[-1]
+    pred.write_text(json.dumps({"q1": "alice", "q2": ""}))
+    squad.main([data, str(pred)])
+    out, err = capsys.readouterr()
+    assert out.splitlines()[:2] == ["Missing prediction for q3", "Missing prediction for q4"]
+    assert "2 of 4 questions have no prediction" in err

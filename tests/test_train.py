@@ -273,3 +273,30 @@ def test_results_name_their_command_and_machine(setup, tmp_path):
     m = json.load(open(tmp_path / "m" / "results.json"))["machine"]
     assert m["command"].startswith("python ") and m["device_name"] and m["cpu_capability"] and m["torch"]
     assert m["commit"] is None or len(m["commit"].removesuffix("-dirty")) == 40   # (None: not run from a git checkout)
+
+
+def test_predictions_never_overwrite_a_users_file_and_never_outlive_their_run(setup, tmp_path, capsys):
+    """A predictions file already in --out-dir (no results.json there: the user's) is not written over
+    without --overwrite, nor an eval-predictions.jsonl by --eval-only; --overwrite without --predictions
+    removes the earlier run's, which would pass for the new run's; a folder of that name is refused before work."""
+    glue, model = setup
+    base = ["--data-dir", glue, "--device", "cpu", "--predictions"]
+    train_args = lambda out, *extra: ["--task", "sst2", "--model", model, "--max-steps", "2", "--out-dir", str(out), *base, *extra]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "predictions.jsonl").write_text("my own predictions\n")
+    with pytest.raises(SystemExit):
+        train.parse_args(train_args(mine))
+    assert "already holds" in capsys.readouterr().err and (mine / "predictions.jsonl").read_text() == "my own predictions\n"
+    out = tmp_path / "run"
+    train.main(train_args(out))
+    (out / "eval-predictions.jsonl").write_text("my own evaluation\n")
+    with pytest.raises(SystemExit):
+        train.parse_args(["--task", "sst2", "--eval-only", "--checkpoint", str(out / "checkpoint"), "--out-dir", str(out), *base])
+    assert "eval-predictions.jsonl" in capsys.readouterr().err
+    train.main(train_args(out, "--overwrite")[:-2] + ["--overwrite"])   # the same folder, --overwrite, no --predictions
+    assert not (out / "predictions.jsonl").exists() and (out / "eval-predictions.jsonl").exists()
+    (tmp_path / "dir" / "predictions.jsonl").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        train.parse_args(train_args(tmp_path / "dir"))
+    assert "is a folder, where the predictions would go" in capsys.readouterr().err

@@ -26,9 +26,10 @@ if __package__ in (None, ""):   # run as `python tools/NAME.py`: the project's m
 import torch
 
 import train
-from cli.args import machine
+from cli.args import check_device, machine, number
 from cli.errors import BadInput, run as run_main
-from cli.files import write_json
+from cli.files import claim, unwritable, write_json
+from cli.progress import log_eval
 from evaluate import evaluate_dev
 from extensions.budget import Budget
 from load_weights import load_model, save_checkpoint
@@ -39,11 +40,18 @@ def parse(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="a folder train.py wrote: results.json and checkpoint/")
     p.add_argument("--out-dir", required=True, help="a new folder for the calibrated checkpoint/ and results.json")
-    p.add_argument("--target-speedup", type=float, help="the FLOPs speedup (no padding) to reach; default: the run's own")
+    p.add_argument("--target-speedup", type=number(float, 1, 50, low_open=True),
+                   help="the FLOPs speedup (no padding) to reach, as train.py takes it; default: the run's own")
     p.add_argument("--data-dir", help="the GLUE layout the run read; default: the run's --data-dir")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    return p.parse_args(argv)
+    p.add_argument("--threads", type=number(int, 1, 1024), help="CPU threads (default: torch's choice)")
+    a = p.parse_args(argv)
+    check_device(p, a.device)
+    if os.path.exists(a.out_dir):
+        p.error(f"--out-dir {a.out_dir} exists: name a new folder (nothing there is overwritten)")
+    if unwritable(a.out_dir):
+        p.error(f"--out-dir {a.out_dir}: {unwritable(a.out_dir)}; pass a folder you can write to")
+    return a
 
 
 def read_run(folder, speedup):
@@ -51,21 +59,25 @@ def read_run(folder, speedup):
     path, checkpoint = os.path.join(folder, "results.json"), os.path.join(folder, "checkpoint")
     if not (os.path.isfile(path) and os.path.isdir(checkpoint)):
         raise BadInput(f"--run {folder}: no results.json and checkpoint/ in it: name a folder train.py wrote")
-    with open(path) as f:
-        run = json.load(f)
+    try:
+        with open(path) as f:
+            run = json.load(f)
+        run["args"]["baseline"], run["history"], run["step"]
+    except (ValueError, KeyError, TypeError) as e:   # cut short, or not train.py's record
+        raise BadInput(f"--run {folder}: {path} is not a whole results.json of train.py ({type(e).__name__}: {e}): "
+                       "name the folder of a finished run") from None
     if run["args"]["baseline"]:
         raise BadInput(f"--run {folder} is a --baseline run: it has no predictors to calibrate")
     speedup = speedup or run["args"].get("target_speedup")
-    if not speedup or speedup <= 1:
-        raise BadInput(f"--target-speedup: {'must be > 1' if speedup else 'the run was trained with lambda: name a speed'}")
+    if not speedup:
+        raise BadInput(f"--run {folder} was trained with lambda, not to a speed: pass --target-speedup S")
     return run, checkpoint, speedup
 
 
 def main(argv=None):
     a = parse(argv)
     run, checkpoint, speedup = read_run(a.run, a.target_speedup)
-    if os.path.exists(a.out_dir):
-        raise BadInput(f"--out-dir {a.out_dir} exists: name a new folder (nothing there is overwritten)")
+    claim(a.out_dir)   # (two calibrations into one new folder at once: the second is refused)
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
@@ -83,7 +95,7 @@ def main(argv=None):
     result.update(classes=classes, epoch=run["epoch"], step=run["step"], train_seconds=run["train_seconds"],
                   budget=dict(run.get("budget", {}), asked=speedup, calibration=budget.calibration))
     record = dict(run, **result, history=run["history"] + [result], calibrated_by=machine(a.device))
-    train.log_eval(print, run["epoch"], result)
+    log_eval(print, run["epoch"], result)
     save_checkpoint(model, checkpoint, os.path.join(a.out_dir, "checkpoint"), record)
     write_json(os.path.join(a.out_dir, "results.json"), record)
     return record

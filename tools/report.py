@@ -230,8 +230,7 @@ def parse_args(argv):
     p.add_argument("--bench", help="print the speed table from this folder of tools/bench.py --json files (results/bench)")
     p.add_argument("--target", help="print the table at fixed speed from this folder of --target-speedup result "
                    "files (results/target-speedup; the baselines from the glue/ folder beside it)")
-    p.add_argument("--peers", help="print the peers table (Transkimmer against what a user could do instead) from "
-                   "this folder of result files (results/peers; with ../target-speedup and ../glue beside it)")
+    p.add_argument("--peers", help="print the peers table from this folder (results/peers; with ../target-speedup, ../glue)")
     p.add_argument("--peers-svg", help="with --peers: also write its chart, metric against FLOPs speedup, to this SVG file")
     p.add_argument("--sweep", nargs="+", default=[], help="print a table of each setting's mean over its seeds "
                    "from these folders of result files (results/sweeps/mrpc-lambda ...)")
@@ -248,6 +247,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.examples is not None and args.examples < 1:
         p.error(f"--examples {args.examples}: pass how many dev examples to show, at least 1")
+    if args.peers_svg and not args.peers:   # (the chart of the peers table)
+        p.error("--peers-svg draws the peers table's chart: pass --peers results/peers too")
     check_outputs(p, [("--out", args.out), ("--svg", args.svg), ("--fig3-svg", args.fig3_svg), ("--peers-svg", args.peers_svg),
                        ("--readme", args.readme)])
     for flag, path, start in [("--out", args.out, "<!DOCTYPE html>"), ("--svg", args.svg, "<svg"), ("--fig3-svg", args.fig3_svg, "<svg"),
@@ -255,8 +256,6 @@ def parse_args(argv):
         if path and os.path.isfile(path) and not args.overwrite and not written_by_report(path, start):   # (ours: redrawn)
             p.error(f"{flag} {path} already exists and is not a page or chart tools/report.py wrote: pass another file "
                     "name, or --overwrite to replace it")
-    if args.peers_svg and not args.peers:
-        p.error("--peers-svg draws the peers table's chart: pass --peers results/peers too")
     if args.readme and not os.path.isfile(args.readme):
         p.error(f"--readme {args.readme}: no such file; pass the README whose marked blocks take the tables")
     for flag, folder in ([("--glue", args.glue), ("--batch1", args.batch1), ("--ablation", args.ablation),
