@@ -267,6 +267,10 @@ CASES = {
                                               load_file(os.path.join(m, "model.safetensors")).items()},
                                              os.path.join(m, "model.safetensors")), [], "not floating point"),
     "encoder as checkpoint": (lambda g, m: None, ["--eval-only", "--checkpoint", "@m"], "has 0 output(s)"),
+    "string eps": (lambda g, m: _json(os.path.join(m, "config.json"), lambda c: {**c, "layer_norm_eps": "1e-12"}), [],
+                   "layer_norm_eps must be a number, got '1e-12'"),
+    "distill layers, eval only": (lambda g, m: None, ["--eval-only", "--checkpoint", "@m", "--distill-layers"],
+                                  "--distill-layers sets how to train"),
     "long field": (lambda g, m: _tsv(g, "SST-2/train.tsv", lambda b: b + ("good " * 40000).encode() + b"\t1\n"), [], None),
 }
 

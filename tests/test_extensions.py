@@ -223,6 +223,17 @@ def test_teacher_distils_and_is_checked(setup, tmp_path, capsys):
     student = train.load_model(str(tmp_path / "layers" / "checkpoint")).config
     with pytest.raises(SystemExit, match="--distill-layers: --teacher .* has 2 layers of 32 and the student 3 of 32"):
         train_flags.check_teacher("sst2", teacher, replace(student, num_hidden_layers=3), ["0", "1"], layers=True)
+    with pytest.raises(SystemExit, match=r"names its classes \['0', '1'\], the data \['neg', 'pos'\]"):
+        train_flags.check_teacher("sst2", teacher, student, ["neg", "pos"])   # (own data whose labels differ)
+    other = tmp_path / "other-vocab"   # the same sizes, another vocabulary: the same ids mean other tokens
+    other.mkdir()
+    tok = json.load(open(os.path.join(teacher, "tokenizer.json")))
+    vocab = tok["model"]["vocab"]
+    a, b = sorted(vocab)[-2:]
+    vocab[a], vocab[b] = vocab[b], vocab[a]
+    json.dump(tok, open(other / "tokenizer.json", "w"))
+    with pytest.raises(SystemExit, match="has another vocabulary than --model"):
+        train_flags.check_teacher("sst2", teacher, student, ["0", "1"], tok_dir=str(other))
     with pytest.raises(SystemExit):
         run(setup, tmp_path / "bad-layers", "sst2", "--distill-layers")
     assert "--distill-layers distils a teacher's layers: pass --teacher too" in capsys.readouterr().err
