@@ -152,3 +152,29 @@ def test_peer_flags_that_contradict_are_one_line(flags, says, capsys):
     with pytest.raises(SystemExit):
         train.parse_args(["--task", "sst2", "--device", "cpu", *flags])
     assert says in capsys.readouterr().err
+
+
+def test_peers_table_and_chart_from_result_files(setup, tmp_path):
+    """tools/report.py --peers: each run's method and speed read from its file, the baseline row from
+    glue/, the best at each speed marked, each row's command, and the chart's panel and lines."""
+    import shutil
+    from tools import report
+    root = tmp_path / "results"
+    for sub in ("peers", "target-speedup", "glue"):
+        (root / sub).mkdir(parents=True)
+    for name, extra in [("layers1", ["--layers", "1"]), ("truncate1.5", ["--truncate-speedup", "1.5"]),
+                        ("topk1.5", ["--topk-speedup", "1.5"]), ("topk2", ["--topk-speedup", "2"])]:
+        run(setup, tmp_path / name, "--baseline", *extra)
+        shutil.copyfile(tmp_path / name / "results.json", root / "peers" / f"sst2-{name}-seed42.json")
+    run(setup, tmp_path / "base", "--baseline")
+    shutil.copyfile(tmp_path / "base" / "results.json", root / "glue" / "sst2-baseline-seed42.json")
+    doc, svg = tmp_path / "peers.md", tmp_path / "peers.svg"
+    doc.write_text("# peers\n<!-- peers-table -->\n<!-- /peers-table -->\nafter\n")
+    report.main(["--peers", str(root / "peers"), "--readme", str(doc), "--peers-svg", str(svg)])
+    rows = [line.split(" | ") for line in doc.read_text().splitlines() if line.startswith("| sst2")]
+    assert [(r[1], r[2]) for r in rows] == [("", "baseline"), ("1.5x", "truncation"), ("1.5x", "attention top-k, fine-tuned"),
+                                           ("2x", "first k layers"), ("2x", "attention top-k, fine-tuned")]
+    assert rows[3][7].startswith("1.9") and rows[3][8] == "2.00x"          # FLOPs (the pooler's too) and the authors' count
+    assert sum(r[-1] == "**best** |" for r in rows) == 2                    # one a speed
+    assert doc.read_text().count("\n- sst2, ") == 4 and doc.read_text().endswith("after\n")   # each row's command
+    assert svg.read_text().count("<polyline") == 1 and ">sst2<" in svg.read_text()   # top-k: the one method at two speeds

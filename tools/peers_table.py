@@ -19,6 +19,7 @@ import statistics
 from tools.tables import _in_glue_order, _mean_std, command_of, device_kind, glue_runs, read_run
 
 MARK = "<!-- written by tools/report.py -->"
+HOSTS = "baseline, retrained here (what top-k prunes)"
 # The methods, in the table's order within a speed, and the colour of each one's line in the chart.
 METHODS = [("Transkimmer, --target-speedup", "#d62728"), ("Transkimmer, --target-speedup + teacher", "#ff7f0e"),
            ("Transkimmer, defaults (lambda)", "#e377c2"), ("first k layers", "#1f77b4"),
@@ -33,19 +34,20 @@ def method_of(r):
     if a.get("target_speedup"):
         return "Transkimmer, --target-speedup" + teacher + recipe(a), a["target_speedup"]
     if peer.get("method") == "layers":
-        return "first k layers" + teacher, round(r["authors_speedup"], 2)
+        return "first k layers" + teacher + recipe(a), round(r["authors_speedup"], 2)
     if peer.get("method") == "truncate":
-        return "truncation", peer["asked"]
+        return "truncation" + recipe(a), peer["asked"]
     if peer.get("method") == "attention-topk":
-        return "attention top-k, " + ("no retraining" if a.get("eval_only") else "fine-tuned"), peer["asked"]
+        return "attention top-k, " + ("no retraining" if a.get("eval_only") else "fine-tuned" + recipe(a)), peer["asked"]
     return ("baseline" if a["baseline"] else "Transkimmer, defaults (lambda)"), None
 
 
 def recipe(a):
-    """How a Transkimmer run departs from the default recipe ("": it does not): where it started
+    """How a run departs from the default recipe ("": it does not): its learning rate, where it started
     (a train.py checkpoint as --model: the fine-tuned baseline), lambda's schedule, distilled layers."""
-    parts = ["from the baseline"] if os.path.basename(os.path.normpath(a["model"])) == "checkpoint" else []
-    if abs(a.get("skim_delay", 1 / 3) - 1 / 3) > 1e-6 or abs(a.get("skim_warmup", 1 / 3) - 1 / 3) > 1e-6:
+    parts = [f"lr {a['lr']:.0e}"] if a.get("lr") != 5e-5 else []
+    parts += ["from the baseline"] if os.path.basename(os.path.normpath(a["model"])) == "checkpoint" else []
+    if not a["baseline"] and (abs(a.get("skim_delay", 1 / 3) - 1 / 3) > 1e-6 or abs(a.get("skim_warmup", 1 / 3) - 1 / 3) > 1e-6):
         parts.append(f"delay {a['skim_delay']:.2g}, ramp {a['skim_warmup']:.2g}")
     if a.get("distill_layers"):
         parts.append("layers distilled")
@@ -55,7 +57,7 @@ def recipe(a):
 def rank(method):
     """A method's place in the table's order within a speed (the recipes not in METHODS after Transkimmer's)."""
     order = [m for m, _ in METHODS]
-    return -1 if method == "baseline" else order.index(method) if method in order else 1.5
+    return -2 if method == "baseline" else -1 if method == HOSTS else order.index(method) if method in order else 1.5
 
 
 def colour(method):
@@ -80,8 +82,9 @@ def collect(peers_folder, target_folder, glue_folder):
     for path in paths:
         r = read_run(path)
         method, asked = method_of(r)
-        if method != "baseline":   # (the peers folder's baselines are the top-k hosts; the row is results/glue's)
-            out.setdefault(r["task"], {}).setdefault((method, asked), []).append(r)
+        if method == "baseline":   # (the baseline row is results/glue's; the peers folder's are top-k's hosts)
+            method = HOSTS
+        out.setdefault(r["task"], {}).setdefault((method, asked), []).append(r)
     for (task, kind), runs in glue_runs(glue_folder).items():
         if task in out:
             out[task][("baseline" if kind == "baseline" else "Transkimmer, defaults (lambda)", None)] = runs
@@ -91,9 +94,11 @@ def collect(peers_folder, target_folder, glue_folder):
 def given(r):
     """What a row's runs were given: learning rate, epochs, and where they started."""
     a = r["args"]
-    start = "the fine-tuned baseline" if a.get("eval_only") else "MiniLM-L6"
-    return f"lr {a.get('lr', 0):.0e}, {a.get('max_steps') or a.get('epochs')} epochs, from {start}" \
-        if not a.get("eval_only") else "evaluation only, on the fine-tuned baseline"
+    if a.get("eval_only"):
+        return "evaluation only, on the fine-tuned baseline"
+    start = "the fine-tuned baseline" if os.path.basename(os.path.normpath(a["model"])) == "checkpoint" else "MiniLM-L6"
+    length = f"{a['max_steps']} steps" if a.get("max_steps") else f"{a['epochs']} epochs"
+    return f"lr {a['lr']:.0e}, {length}, from {start}" + (", teacher" if a.get("teacher") else "")
 
 
 def time_cell(runs):
@@ -166,14 +171,14 @@ def peers_chart(peers_folder, target_folder, glue_folder, panel=300, height=260)
         for v in range(1, int(x1) + 1):
             parts.append(f'<text x="{x(v):.1f}" y="{height - bottom + 13}" text-anchor="middle">{v}x</text>')
         for method, p in pts.items():
-            if method == "baseline":
+            if method in ("baseline", HOSTS):
                 continue
             if len(p) > 1:
                 parts.append(f'<polyline fill="none" stroke="{colour(method)}" points="' + " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in p) + '"/>')
             parts += [f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="3.5" fill="{colour(method)}"/>' for a, b in p]
         for a, b in pts.get("baseline", []):
             parts.append(f'<rect x="{x(a) - 4:.1f}" y="{y(b) - 4:.1f}" width="8" height="8" fill="black"/>')
-    drawn = sorted({m for rows in runs.values() for m, _ in rows if m != "baseline"}, key=lambda m: (rank(m), m))
+    drawn = sorted({m for rows in runs.values() for m, _ in rows if m not in ("baseline", HOSTS)}, key=lambda m: (rank(m), m))
     for j, method in enumerate(["baseline"] + drawn):
         parts.append(f'<rect x="{width - 290}" y="{22 + 16 * j}" width="10" height="10" fill="{colour(method)}"/>'
                      f'<text x="{width - 275}" y="{31 + 16 * j}">{html.escape(method)}</text>')
