@@ -467,3 +467,17 @@ def test_two_runs_into_one_out_dir_at_once(setup, tmp_path, capsys):
     train.main(args_for(setup, out))                                      # the claim is stale now: taken over
     assert (out / "results.json").exists() and lock.read_text() == f"{CLAIM_TEXT}{os.getpid()}\n"
     assert (tmp_path / "poetry.lock").read_text() == "the user's own file"
+
+
+def test_claims_and_advice_in_one_line(tmp_path):
+    """A folder where the claim file goes is no claim of ours; an own-data checkpoint evaluated on a GLUE
+    task is told to pass its --dev-file (there is no --task custom)."""
+    from cli.errors import BadInput
+    from cli.files import CLAIM, claim
+    from cli.train_flags import check_checkpoint_task
+    from model import BertConfig
+    (tmp_path / "out" / CLAIM).mkdir(parents=True)
+    with pytest.raises(BadInput, match="is not a claim a run of this project wrote: remove it"):
+        claim(str(tmp_path / "out"))
+    with pytest.raises(SystemExit, match="fine-tuned on custom, not sst2: pass --dev-file"):
+        check_checkpoint_task("sst2", "ck", BertConfig(finetuning_task="custom"))

@@ -151,3 +151,17 @@ def test_a_damaged_or_foreign_state_is_refused_and_a_killed_runs_state_is_kept(s
         with pytest.raises(Exception, match=says):
             train.main(argv(setup, out, "--resume"))
     assert not os.path.exists(out / "results.json")   # nothing written from a broken state
+
+
+def test_a_run_folder_moved_whole_resumes_where_it_is(setup, tmp_path, monkeypatch):
+    import shutil
+    train.main(argv(setup, tmp_path / "whole"))
+    revive = killed_at(8, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(argv(setup, tmp_path / "killed"))
+    revive()
+    from cli.files import release_claims
+    release_claims()   # (the killed run's process is gone: so is its claim)
+    shutil.move(tmp_path / "killed", tmp_path / "moved")
+    train.main(argv(setup, tmp_path / "moved", "--resume"))
+    assert outcome(tmp_path / "moved") == outcome(tmp_path / "whole")
