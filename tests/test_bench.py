@@ -49,6 +49,12 @@ def test_bench_checkpoint(setup, tmp_path, capsys):
                 "--device", "cpu", "--json", str(js)])
     saved = json.load(open(js))
     assert [r["batch"] for r in saved["rows"]] == [4] and saved["task"] == "sst2" and saved["max_length"] == 64
+    # a save killed between its two renames (cli.files.atomic_folder): the previous checkpoint is put back
+    os.makedirs(os.path.join(out, ".old-checkpoint-x"))
+    os.replace(os.path.join(out, "checkpoint"), os.path.join(out, ".old-checkpoint-x", "previous"))
+    assert bench.main(["--checkpoint", os.path.join(out, "checkpoint"), "--data-dir", glue, "--batch-sizes", "4",
+                       "--num-examples", "16", "--repeats", "1", "--warmup", "0", "--no-train", "--no-reference",
+                       "--device", "cpu"])[0]["kept"] == pytest.approx(1.0)
     base = str(tmp_path / "base")
     train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "1",
                 "--batch-size", "8", "--out-dir", base, "--baseline"])

@@ -53,7 +53,7 @@ from fast.classify import use_classify_path
 from fast.packed import use_packed_path
 from tools import cuda_graphs
 import transkimmer
-from cli.files import atomic_write_text, check_outputs, write_json
+from cli.files import atomic_write_text, check_outputs, recover, write_json
 from load_weights import load_model, load_pretrained, read_config, saved_by_train
 from model import autocast, build, encoder, is_predictor
 from tasks import CUSTOM, OWN_DATA, QA, TASKS, classes_of, read_splits
@@ -300,6 +300,7 @@ def load_models(args, device):
     """The Transkimmer model (a checkpoint, or --model with skimming set by hand later) and the same
     weights without predictors, both in eval mode on the device; and the tokenizer's folder."""
     if args.checkpoint:
+        recover(args.checkpoint)   # (a save killed between its two renames: the previous checkpoint put back)
         skim, tok_dir = load_model(args.checkpoint), args.checkpoint
         if not skim.config.skim:
             raise errors.BadInput(f"--checkpoint {args.checkpoint} is a plain BERT (train.py --baseline): there is "
