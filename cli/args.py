@@ -57,10 +57,15 @@ def device_name(device):
 
 
 def machine(device, command=None):
-    """Where and how a result was made, for results.json and bench files: the command, the project's
-    git commit, the device's name, the CPU kernels torch chose (AVX2 and AVX-512 add in other orders:
-    CPU runs differ between them), torch's version."""
-    return dict(command=command or " ".join(["python"] + sys.argv), commit=commit(),
+    """Where and how a result was made, for results.json and bench files: the command (under torchrun,
+    as torchrun with its process count: rerun as python alone, it would train with another effective
+    batch), the number of processes, the project's git commit, the device's name, the CPU kernels torch
+    chose (AVX2 and AVX-512 add in other orders: CPU runs differ between them), torch's version."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    nodes = world // int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    launcher = ["python"] if world == 1 else ["torchrun", f"--nproc_per_node {world // nodes}"] + (
+        [f"--nnodes {nodes}"] if nodes > 1 else [])
+    return dict(command=command or " ".join(launcher + sys.argv), processes=world, commit=commit(),
                 device_name=device_name(torch.device(device)),
                 cpu_capability=torch.backends.cpu.get_cpu_capability(), torch=torch.__version__)
 

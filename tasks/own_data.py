@@ -114,7 +114,9 @@ def _read_rows(path):
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             if FORMATS[fmt] is not None:
-                reader = csv.DictReader(f, delimiter=FORMATS[fmt])
+                # TSV has no quoting (GLUE's reader neither): a '"' in a text is a character of the text
+                quoting = csv.QUOTE_NONE if fmt == ".tsv" else csv.QUOTE_MINIMAL
+                reader = csv.DictReader(f, delimiter=FORMATS[fmt], quoting=quoting)
                 twice = sorted({c for c in reader.fieldnames or [] if reader.fieldnames.count(c) > 1})
                 if twice:
                     raise BadInput(f"{path}, line 1: the header names {', '.join(map(repr, twice))} twice; "

@@ -152,9 +152,9 @@ def f1_score(prediction, gold):
     return 2 * precision * recall / (precision + recall)
 
 
-def squad_v2_scores(questions, answers):
-    """The official v2.0 metrics as fractions: exact and f1 over all questions (each the max over
-    its gold answers; an unanswerable question's gold is ""), and over HasAns and NoAns alone."""
+def per_question(questions, answers):
+    """Each question's exact match and f1 (the max over its gold answers; an unanswerable question's
+    gold is ""), and whether it has an answer."""
     em, f1, has = [], [], []
     for q in questions:
         golds = [a for a in q.answers if normalize_answer(a)] or [""]
@@ -162,6 +162,13 @@ def squad_v2_scores(questions, answers):
         em.append(max(float(normalize_answer(pred) == normalize_answer(g)) for g in golds))
         f1.append(max(f1_score(pred, g) for g in golds))
         has.append(bool(q.answers))
+    return em, f1, has
+
+
+def squad_v2_scores(questions, answers):
+    """The official v2.0 metrics as fractions: exact and f1 over all questions, and over HasAns and
+    NoAns alone."""
+    em, f1, has = per_question(questions, answers)
     mean = lambda xs: sum(xs) / len(xs) if xs else 0.0
     out = dict(f1=mean(f1), exact=mean(em))
     for name, keep in (("HasAns", True), ("NoAns", False)):
@@ -173,13 +180,16 @@ def squad_v2_scores(questions, answers):
 
 def official_output(questions, answers):
     """What the official evaluate-v2.0.py prints for these answers: percentages, the number of
-    questions, then the HasAns and NoAns groups, each only where it has questions."""
-    s = squad_v2_scores(questions, answers)
-    out = dict(exact=100 * s["exact"], f1=100 * s["f1"], total=len(questions))
-    for name in ("HasAns", "NoAns"):
-        if s[f"{name}_total"]:
-            out.update({f"{name}_exact": 100 * s[f"{name}_exact"], f"{name}_f1": 100 * s[f"{name}_f1"],
-                        f"{name}_total": s[f"{name}_total"]})
+    questions, then the HasAns and NoAns groups, each only where it has questions; each number computed
+    as the script does (100.0 * sum / n), so that it prints the same digits."""
+    em, f1, has = per_question(questions, answers)
+    percent = lambda xs: 100.0 * sum(xs) / len(xs)
+    out = dict(exact=percent(em), f1=percent(f1), total=len(questions))
+    for name, keep in (("HasAns", True), ("NoAns", False)):
+        group = [i for i, h in enumerate(has) if h == keep]
+        if group:
+            out.update({f"{name}_exact": percent([em[i] for i in group]), f"{name}_f1": percent([f1[i] for i in group]),
+                        f"{name}_total": len(group)})
     return out
 
 

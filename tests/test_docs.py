@@ -31,3 +31,12 @@ def test_method_table_names_functions_and_tests_that_exist():
 def test_readme_glue_table_is_what_results_generate():
     block = re.search(r"<!-- glue-table -->\n(.*?)<!-- /glue-table -->", read("README.md"), re.S).group(1)
     assert block == tables.glue_table(os.path.join(ROOT, "results", "glue"))
+
+
+def test_readme_installs_the_cpu_torch_before_the_requirements():
+    """Read top to bottom, the install block must not pull torch's CUDA build first: the CPU build's line
+    comes before `pip install -r requirements.txt`, in the same block."""
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    block = readme.split("## Install", 1)[1].split("```bash", 1)[1].split("```", 1)[0].splitlines()
+    cpu = next(i for i, line in enumerate(block) if "download.pytorch.org/whl/cpu" in line)
+    assert cpu < next(i for i, line in enumerate(block) if "pip install -r requirements.txt" in line)

@@ -209,3 +209,12 @@ def test_class_labels_are_numbers_by_their_exact_value(tmp_path):
     ids = ["12345678901234567890", "12345678901234567891", "12345678901234567890"]
     _, y, classes = own_data.read_file(write(str(tmp_path / "b.csv"), labels(ids), ("text", "label")))
     assert classes == ids[:2] and y == [0, 1, 0]
+
+
+def test_tsv_quotes_are_text(tmp_path):
+    """A TSV file has no quoting, as GLUE's: a balanced quote stays in the text (csv's default removed it,
+    '"Hi" she said .' read as 'Hi she said .'), an unbalanced one is a character, not an unclosed field."""
+    path = tmp_path / "d.tsv"
+    path.write_text('sentence\tlabel\n"Hi" she said .\tpos\nan "odd one\tneg\nplain\tpos\n')
+    texts, labels, classes = own_data.read_file(str(path))
+    assert texts == ['"Hi" she said .', 'an "odd one', "plain"] and labels == [1, 0, 1]

@@ -232,3 +232,13 @@ def test_scoring_command_says_what_is_missing_and_refuses_what_matches_nothing(t
     out, err = capsys.readouterr()
     assert out.splitlines()[:2] == ["Missing prediction for q3", "Missing prediction for q4"]
     assert "2 of 4 questions have no prediction" in err
+
+
+def test_official_output_prints_the_official_scripts_digits(tmp_path):
+    """evaluate-v2.0.py computes 100.0 * sum / n: one exact of 12 is 8.333333333333334 there, where
+    100 * (sum / n) printed 8.333333333333332."""
+    qas = [(f"q{i}", "who made the film ?", ["alice"], False) for i in range(12)]
+    questions = squad.read_squad(squad_file(str(tmp_path / "dev.json"), [(CONTEXT, qas)]))
+    out = squad.official_output(questions, {"q0": "alice"})
+    assert repr(out["exact"]) == "8.333333333333334" and repr(out["HasAns_exact"]) == "8.333333333333334"
+    assert json.dumps(out["exact"]) == "8.333333333333334"

@@ -300,3 +300,14 @@ def test_predictions_never_overwrite_a_users_file_and_never_outlive_their_run(se
     with pytest.raises(SystemExit):
         train.parse_args(train_args(tmp_path / "dir"))
     assert "is a folder, where the predictions would go" in capsys.readouterr().err
+
+
+def test_a_torchrun_run_records_its_launcher_and_process_count(monkeypatch):
+    """Rerunning a torchrun run's recorded command as `python train.py` would train with another effective
+    batch: the record says torchrun and the processes."""
+    from cli.args import machine
+    assert machine("cpu")["command"].startswith("python ") and machine("cpu")["processes"] == 1
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    m = machine("cpu")
+    assert m["command"].startswith("torchrun --nproc_per_node 2 --nnodes 2 ") and m["processes"] == 4
