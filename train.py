@@ -16,7 +16,8 @@ task (imdb, yelp, 20news), SQuAD 2.0 (squad_v2) or your own files; the tasks are
 
 Writes to --out-dir: checkpoint/ (the model at the last evaluation: model.safetensors,
 config.json, and the tokenizer files it used) and results.json (metrics, per-layer kept fraction,
-FLOPs speedups, evaluation wall time, every argument); --eval-only writes eval-results.json.
+FLOPs speedups, evaluation wall time, every argument); --eval-only writes eval-results.json (by
+default beside the results.json of the run whose checkpoint it evaluates).
 Evaluation really prunes tokens. The defaults are a measured recipe that skims (docs/recipe.md);
 the paper's exact settings: --tau 0.1 --lr 2e-5 --predictor-lr 2e-5 --predictor-lr-decay
 --skim-delay 0 --skim-warmup 0. Every flag: cli/train_flags.py (python train.py --help).
@@ -27,7 +28,6 @@ BertModel.encode) -> transkimmer.py (masked_encode: Eqs. 2, 5, 4, 3, 6) -> back 
 
 import gc
 import itertools
-import json
 import math
 import os
 import time
@@ -237,7 +237,8 @@ def main(argv=None):
     if cfg.eval_only:
         result = evaluate()
         write_results(cfg, result, [])
-        log(json.dumps(result, indent=2))
+        log_eval(log, "(--eval-only)", result)
+        log(f"wrote {os.path.join(cfg.out_dir, 'eval-results.json')}")
         return result
     steps_per_epoch = data.num_batches(len(train[0]), cfg.batch_size, world)
     total = cfg.max_steps or steps_per_epoch * cfg.epochs

@@ -12,6 +12,14 @@ import sys
 import torch
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, whose errors are one line naming the flag and the fix: the usage of a command with
+    fifty flags, printed first, would bury it (--help prints it)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def number(kind, low=None, high=None, low_open=False, high_open=False):
     """An argparse type: a finite int or float in a range; a bad value is argparse's one-line error."""
     def parse(text):

@@ -5,6 +5,7 @@ the values train.TrainConfig is built from, once.
 """
 
 import argparse
+import json
 import math
 import os
 import shutil
@@ -12,7 +13,7 @@ import sys
 
 from safetensors import SafetensorError, safe_open
 
-from cli.args import POSITIVE, POSITIVE_INT, check_device, number
+from cli.args import POSITIVE, POSITIVE_INT, OneLineParser, check_device, number
 from cli.files import recover, unwritable
 from cli.resume import STATE
 from data import load_tokenizer
@@ -200,7 +201,8 @@ def check_environment(p, args, results_file):
     if os.path.isfile(os.path.join(out, STATE)) and not (args.overwrite or args.resume or args.eval_only):
         p.error(f"--out-dir {out} holds {STATE}, the state of a killed run: pass --resume to continue it, "
                 "--overwrite to start again over it, or another --out-dir")
-    if os.path.exists(os.path.join(out, results_file)) and not (args.overwrite or args.resume):
+    if os.path.exists(os.path.join(out, results_file)) and not (args.overwrite or args.resume or
+                                                                   (args.eval_only and evaluated(out, args.checkpoint))):
         p.error(f"--out-dir {out} already holds {results_file}: pass another --out-dir, "
                 "or --overwrite to replace it")
     if unwritable(out):
@@ -210,6 +212,17 @@ def check_environment(p, args, results_file):
     if not args.eval_only:
         check_checkpoint_folder(p, args.model, os.path.join(out, "checkpoint"), args.overwrite or args.resume)
         check_free_space(p, args.model, out, args.save_every)
+
+
+def evaluated(out, checkpoint):
+    """Whether out's eval-results.json is an --eval-only record of this checkpoint: evaluating it again
+    replaces it (another file of that name is the user's, kept unless --overwrite)."""
+    try:
+        with open(os.path.join(out, "eval-results.json")) as f:
+            a = json.load(f)["args"]
+        return bool(a["eval_only"]) and os.path.realpath(a["checkpoint"]) == os.path.realpath(checkpoint)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def check_free_space(p, model, out, save_every=None):
@@ -271,7 +284,7 @@ def joined_negatives(p, argv):
 
 def parse(argv, description, default_device):
     """The command line's values as a dict, the task's defaults (paper Table 2) filled in."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     for add in (add_data_flags, add_skim_flags, add_training_flags):
         add(p)
     args = p.parse_args(joined_negatives(p, sys.argv[1:] if argv is None else argv))
@@ -286,7 +299,8 @@ def parse(argv, description, default_device):
     if args.task == "squad_v2" and args.max_length < 32:   # (a window must hold part of the question and the context)
         p.error(f"--max-length {args.max_length}: a SQuAD window holds [CLS] question [SEP] context [SEP]; pass at least 32")
     name = args.task if args.task != CUSTOM else os.path.splitext(os.path.basename(args.train_file or args.dev_file))[0]
-    args.out_dir = args.out_dir or os.path.join("out", name + ("-baseline" if args.baseline else ""))
+    args.out_dir = args.out_dir or (os.path.dirname(os.path.abspath(args.checkpoint)) if args.eval_only else   # (beside
+                                    os.path.join("out", name + ("-baseline" if args.baseline else "")))   # the run's)
     check_environment(p, args, "eval-results.json" if args.eval_only else "results.json")
     return vars(args)
 

@@ -311,3 +311,29 @@ def test_a_torchrun_run_records_its_launcher_and_process_count(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     m = machine("cpu")
     assert m["command"].startswith("torchrun --nproc_per_node 2 --nnodes 2 ") and m["processes"] == 4
+
+
+def test_eval_only_beside_its_run_once_or_again_with_a_summary_line(setup, tmp_path, capsys):
+    """--eval-only writes eval-results.json beside the run it evaluates (not out/<task>), may evaluate
+    again there, and prints one summary line, not the whole record; a refusal is one line, no usage."""
+    glue, model = setup
+    out = tmp_path / "run"
+    train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--max-steps", "2",
+                "--out-dir", str(out)])
+    capsys.readouterr()
+    for _ in range(2):
+        train.main(["--task", "sst2", "--eval-only", "--checkpoint", str(out / "checkpoint"), "--data-dir", glue,
+                    "--device", "cpu"])
+        printed = capsys.readouterr().out.strip().splitlines()
+        assert len(printed) == 2 and printed[0].startswith("eval epoch") and printed[1].endswith("eval-results.json")
+    assert json.load(open(out / "eval-results.json"))["args"]["eval_only"]
+    with pytest.raises(SystemExit):
+        train.parse_args(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--out-dir", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already holds results.json" in err[0]
+
+
+def test_report_page_goes_where_git_does_not_look():
+    from tools import report
+    _, args = report.parse_args(["out/x"])
+    assert args.out == os.path.join("out", "report.html")

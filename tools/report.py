@@ -1,7 +1,7 @@
 """
 What did it learn? One self-contained HTML page from train.py output folders.
 
-    python tools/report.py out/sst2 out/cola ...             # writes report.html
+    python tools/report.py out/sst2 out/cola ...             # writes out/report.html
     python tools/report.py out/sst2-l0.3 out/sst2-l0.8 out/sst2-baseline --out sst2.html
     python tools/report.py out/sst2 --svg kept.svg           # also the layer-wise chart alone
     python tools/report.py results/sweeps/mrpc-lambda/*.json --fig3-svg fig3.svg   # results files; Fig. 3 alone
@@ -237,7 +237,7 @@ def parse_args(argv):
     p.add_argument("--readme", help="with the table flags: write each table into this Markdown file's "
                    "<!-- glue-table --> / <!-- batch1-table --> / <!-- ablation-table --> / "
                    "<!-- lr-grid-table --> / <!-- speed-table --> / <!-- target-table --> / <!-- sweep-table FOLDER-NAME --> block")
-    p.add_argument("--out", default="report.html", help="the HTML page to write")
+    p.add_argument("--out", default=os.path.join("out", "report.html"), help="the HTML page to write (git ignores out/)")
     p.add_argument("--examples", type=int, help="show this many dev examples of each run (default: every "
                    "one its predictions.jsonl holds, from train.py --predictions; else the 8 of results.json)")
     p.add_argument("--svg", help="also write the layer-wise chart alone to this SVG file")
