@@ -261,11 +261,11 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
     teacher = Teacher(cfg.teacher, device, model if cfg.distill_layers else None) if cfg.teacher else None
     history, result, step, t0 = [], None, 0, time.perf_counter()
     if cfg.resume:
-        step, history = resume.load(cfg.out_dir, asdict(cfg), model, opt, sched, skim_start, budget, log)
+        step, history = resume.load(cfg.out_dir, asdict(cfg), model, opt, sched, skim_start, budget, log)   # (log.jsonl too)
         if resume.finished(cfg.out_dir, step, total, budget is not None, log):
             return resume.clear(cfg.out_dir)
     elif master:
-        resume.clear(cfg.out_dir)   # (--overwrite: an earlier run's training state is not this one's)
+        resume.clear(cfg.out_dir, fresh=True)   # (--overwrite: an earlier run's state and curve are not this one's)
     for epoch in range(max(step - 1, 0) // steps_per_epoch, math.ceil(total / steps_per_epoch)):   # (--resume: cli/resume.py)
         train_model.train()
         batches = data.batches(*train[:2], cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch, rank=rank, world=world)
@@ -280,7 +280,7 @@ def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, worl
                 skim_start.watch(step, out.task_loss, world, log)
             step += 1
             if master and (step % cfg.log_every == 0 or step == total):
-                log_step(log, step, total, out, loss, b, sched.get_last_lr()[0], step * cfg.batch_size * world, t0, budget)
+                log_step(log, step, total, out, loss, b, sched.get_last_lr()[0], step * cfg.batch_size * world, t0, budget, cfg.out_dir)
             if master and cfg.save_every and step % cfg.save_every == 0:
                 resume.save(cfg.out_dir, asdict(cfg), step, model, opt, sched, skim_start, budget, history)
         evaluating = (epoch + 1) % cfg.eval_every_epoch == 0 or step >= total

@@ -1,18 +1,49 @@
 """
 What a training run prints: a line every --log-every steps (log_step) and one per evaluation (log_eval).
+Each step's line is also a line of <out-dir>/log.jsonl (the loss curve, drawn by tools/report.py): a
+resumed run continues it from the step it resumes at, a fresh one starts it anew.
 """
 
+import json
+import os
 import time
 
 import transkimmer
 
+LOG = "log.jsonl"
 
-def log_step(log, step, total, out, loss, b, lr, examples, t0, budget):
+
+def log_step(log, step, total, out, loss, b, lr, examples, t0, budget, out_dir=None):
     kept = 1.0 if out.keep_masks is None else transkimmer.kept_fraction(
         transkimmer.kept_per_layer(out.keep_masks), b["attention_mask"].sum(1)).mean().item()
     skim, elapsed = 0.0 if out.skim_loss is None else out.skim_loss.item(), time.perf_counter() - t0
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, LOG), "a") as f:
+            f.write(json.dumps(dict(step=step, loss=loss.item(), task_loss=out.task_loss.item(), skim_loss=skim, kept=kept,
+                                    lr=lr, examples_per_s=examples / elapsed)) + "\n")
     log(f"step {step}/{total} | loss {loss.item():.4f} | task {out.task_loss.item():.4f} | skim loss {skim:.4f} | "
         f"kept {kept:.3f} | lr {lr:.2e} | {examples / elapsed:.1f} ex/s | ETA {(total - step) * elapsed / step / 60:.1f} min" + (budget.status() if budget else ""))
+
+
+def restart_log(out_dir, step=0):
+    """The curve of a run starting at `step`: a fresh run's (0) has none; a resumed one keeps the lines
+    up to the step its state was saved at (those after it, logged before the kill, come again)."""
+    path = os.path.join(out_dir, LOG)
+    if os.path.isfile(path):
+        with open(path) as f:
+            keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+        with open(path, "w") as f:
+            f.writelines(keep)
+
+
+def read_log(out_dir):
+    """The run's curve: a list of the dicts log_step wrote (empty when it has none)."""
+    path = os.path.join(out_dir, LOG)
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def log_eval(log, epoch, result):

@@ -25,6 +25,7 @@ import torch
 
 from cli.errors import BadInput
 from cli.files import atomic_write
+from cli.progress import restart_log
 
 STATE = "training-state.pt"
 MAY_DIFFER = ("resume", "overwrite", "save_every", "log_every", "out_dir")   # what a resumed run may change (the
@@ -96,6 +97,7 @@ def load(out_dir, args, model, opt, sched, skim_start, budget, log=print):
     torch.set_rng_state(state["rng"])
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
+    restart_log(out_dir, state["step"])
     log(f"resumed at step {state['step']}")
     return state["step"], state["history"]
 
@@ -116,9 +118,11 @@ def finished(out_dir, step, total, calibrating, log=print):
     return done
 
 
-def clear(out_dir):
+def clear(out_dir, fresh=False):
     """Remove the training state, and what a save killed half-way left beside it: the run finished, or a
-    new run (--overwrite) replaces the one that saved it."""
+    new run (--overwrite, fresh) replaces the one that saved it, and its loss curve (cli/progress.py)."""
     for path in [state_path(out_dir)] + glob.glob(os.path.join(out_dir, f".tmp-{STATE}*")):
         if os.path.exists(path):
             os.remove(path)
+    if fresh:
+        restart_log(out_dir)

@@ -165,3 +165,26 @@ def test_a_run_folder_moved_whole_resumes_where_it_is(setup, tmp_path, monkeypat
     shutil.move(tmp_path / "killed", tmp_path / "moved")
     train.main(argv(setup, tmp_path / "moved", "--resume"))
     assert outcome(tmp_path / "moved") == outcome(tmp_path / "whole")
+
+
+def test_the_loss_curve_is_kept_and_a_resumed_run_continues_it(setup, tmp_path, monkeypatch):
+    """<out-dir>/log.jsonl: a line a logged step (loss, task and skim loss, kept fraction, lr); a resumed
+    run's curve is the never-killed run's, and tools/report.py draws it."""
+    from cli.progress import read_log
+    from tools import report
+    curve = lambda out: [{k: v for k, v in e.items() if k != "examples_per_s"} for e in read_log(out)]
+    train.main(argv(setup, tmp_path / "whole", "--log-every", "1"))
+    whole = curve(tmp_path / "whole")
+    assert [e["step"] for e in whole] == list(range(1, 16)) and {"loss", "task_loss", "skim_loss", "kept", "lr"} <= set(whole[0])
+    revive = killed_at(8, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(argv(setup, tmp_path / "killed", "--log-every", "1"))
+    revive()
+    assert [e["step"] for e in read_log(tmp_path / "killed")] == list(range(1, 9))   # steps 7, 8 come again
+    train.main(argv(setup, tmp_path / "killed", "--resume", "--log-every", "1"))
+    assert curve(tmp_path / "killed") == whole
+    train.main(argv(setup, tmp_path / "killed", "--overwrite", "--max-steps", "2"))   # a fresh run: a fresh curve
+    assert [e["step"] for e in read_log(tmp_path / "killed")] == [2]
+    report.main([str(tmp_path / "whole"), "--out", str(tmp_path / "r.html")])
+    page = open(tmp_path / "r.html").read()
+    assert "<h2>Training: whole" in page and page.count('class="curve"') == 2

@@ -31,6 +31,7 @@ if __package__ in (None, ""):   # run as `python tools/NAME.py`: the project's m
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cli.files import atomic_write_text, check_outputs
+from cli.progress import read_log
 from tools.peers_table import peers_chart, peers_table
 from tools.tables import (ablation_table, batch1_table, glue_table, read_result, replace_between, speed_table,
                           sweep_table, target_label, target_table)
@@ -60,6 +61,7 @@ def load(folder, examples=None):
         raise ValueError(f"{path} is not a results file of train.py (args: {type(e).__name__}: {e}): "
                          f"pass the folder of a finished run") from None
     res["folder"] = folder
+    res["log"] = [] if folder.endswith(".json") else read_log(folder)   # (cli/progress.py: the loss curve)
     rows = os.path.join(os.path.dirname(path), ("eval-" if path.endswith("eval-results.json") else "") + "predictions.jsonl")
     if not folder.endswith(".json") and os.path.isfile(rows):
         with open(rows) as f:
@@ -162,6 +164,28 @@ def scatter_chart(runs, width=680, height=300):
     return "\n".join(parts)
 
 
+def curve_chart(log, key, label, width=330, height=220):
+    """One quantity of a run's log.jsonl (cli/progress.py) against the step: loss, or the kept fraction."""
+    if not log:
+        return ""
+    steps, values = [e["step"] for e in log], [e[key] for e in log]
+    x0, x1 = min(steps), max(max(steps), min(steps) + 1)
+    y0, y1 = min(0.0, min(values)), max(max(values), 1e-9) * 1.05
+    left, right, top, bottom = 50, 10, 20, 35
+    x = lambda v: left + (width - left - right) * (v - x0) / (x1 - x0)
+    y = lambda v: top + (height - top - bottom) * (1 - (v - y0) / (y1 - y0))
+    return "\n".join([f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+                      f'font-size="11">{MARK}<rect width="{width}" height="{height}" fill="white"/>',
+                      f'<line x1="{left}" x2="{width - right}" y1="{height - bottom}" y2="{height - bottom}" stroke="#999"/>',
+                      f'<line x1="{left}" x2="{left}" y1="{top}" y2="{height - bottom}" stroke="#999"/>',
+                      f'<text x="{(left + width) / 2}" y="{height - 6}" text-anchor="middle">step ({x0} to {x1})</text>',
+                      f'<text x="{left - 4}" y="{y(y1) + 4:.1f}" text-anchor="end">{y1:.2f}</text>',
+                      f'<text x="{left - 4}" y="{y(y0) + 4:.1f}" text-anchor="end">{y0:.2f}</text>',
+                      f'<text x="{left + 6}" y="{top - 6}">{html.escape(label)}</text>',
+                      f'<polyline class="curve" fill="none" stroke="#1f77b4" points="'
+                      + " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(steps, values)) + '"/>', "</svg>"])
+
+
 def table(header, rows):
     out = ["<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>"]
     out += ["<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows]
@@ -192,6 +216,10 @@ def render(runs):
                       [[r["name"], r["folder"], ", ".join(f"{k} {v:.4f}" for k, v in r["metrics"].items()),
                         f"{r['flops_speedup_no_padding']:.2f}x", f"{r['flops_speedup_sequence']:.2f}x",
                         r["num_examples"]] for r in runs]))
+    for r in runs:
+        if r.get("log"):   # the training curve (log.jsonl)
+            body += [f"<h2>Training: {html.escape(r['name'])}</h2>", curve_chart(r["log"], "loss", "loss"),
+                     curve_chart(r["log"], "kept", "kept fraction (training batches)")]
     for r in runs:
         if r.get("examples"):
             body += [f"<h2>Which tokens were skimmed where: {html.escape(r['name'])} (paper Table 5)</h2>", tokens_html(r)]
