@@ -205,3 +205,26 @@ def _alive(pid):
     except PermissionError:
         return True
     return True
+
+
+LOG = "log.jsonl"   # a run's training curve: a JSON line a logged step (cli/progress.py writes it)
+
+
+def restart_log(out_dir, step=0):
+    """The curve of a run starting at `step`: a fresh run's (0) has none; a resumed one keeps the lines
+    up to the step its state was saved at (those after it, logged before the kill, come again)."""
+    path = os.path.join(out_dir, LOG)
+    if os.path.isfile(path):
+        with open(path) as f:
+            keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+        with open(path, "w") as f:
+            f.writelines(keep)
+
+
+def read_log(out_dir):
+    """The run's curve: a list of the dicts log_step wrote (empty when it has none)."""
+    path = os.path.join(out_dir, LOG)
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]

@@ -9,9 +9,7 @@ import os
 import time
 
 import transkimmer
-
-LOG = "log.jsonl"
-
+from cli.files import LOG
 
 def log_step(log, step, total, out, loss, b, lr, examples, t0, budget, out_dir=None):
     kept = 1.0 if out.keep_masks is None else transkimmer.kept_fraction(
@@ -24,26 +22,6 @@ def log_step(log, step, total, out, loss, b, lr, examples, t0, budget, out_dir=N
                                     lr=lr, examples_per_s=examples / elapsed)) + "\n")
     log(f"step {step}/{total} | loss {loss.item():.4f} | task {out.task_loss.item():.4f} | skim loss {skim:.4f} | "
         f"kept {kept:.3f} | lr {lr:.2e} | {examples / elapsed:.1f} ex/s | ETA {(total - step) * elapsed / step / 60:.1f} min" + (budget.status() if budget else ""))
-
-
-def restart_log(out_dir, step=0):
-    """The curve of a run starting at `step`: a fresh run's (0) has none; a resumed one keeps the lines
-    up to the step its state was saved at (those after it, logged before the kill, come again)."""
-    path = os.path.join(out_dir, LOG)
-    if os.path.isfile(path):
-        with open(path) as f:
-            keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
-        with open(path, "w") as f:
-            f.writelines(keep)
-
-
-def read_log(out_dir):
-    """The run's curve: a list of the dicts log_step wrote (empty when it has none)."""
-    path = os.path.join(out_dir, LOG)
-    if not os.path.isfile(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def log_eval(log, epoch, result):

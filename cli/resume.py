@@ -24,8 +24,7 @@ import os
 import torch
 
 from cli.errors import BadInput
-from cli.files import atomic_write
-from cli.progress import restart_log
+from cli.files import atomic_write, restart_log
 
 STATE = "training-state.pt"
 MAY_DIFFER = ("resume", "overwrite", "save_every", "log_every", "out_dir")   # what a resumed run may change (the

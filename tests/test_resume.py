@@ -121,7 +121,7 @@ def test_killed_in_an_evaluation_resumes_to_the_same_result(setup, tmp_path, mon
 
 def test_a_finished_run_killed_before_removing_its_state_is_left_as_it_is(setup, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-    monkeypatch.setattr(train.resume, "clear", lambda out_dir: None)   # killed before removing the state
+    monkeypatch.setattr(train.resume, "clear", lambda out_dir, fresh=False: None)   # killed before removing the state
     train.main(argv(setup, out))
     monkeypatch.undo()
     before = open(out / "results.json").read(), open(out / "checkpoint" / "model.safetensors", "rb").read()
@@ -170,7 +170,7 @@ def test_a_run_folder_moved_whole_resumes_where_it_is(setup, tmp_path, monkeypat
 def test_the_loss_curve_is_kept_and_a_resumed_run_continues_it(setup, tmp_path, monkeypatch):
     """<out-dir>/log.jsonl: a line a logged step (loss, task and skim loss, kept fraction, lr); a resumed
     run's curve is the never-killed run's, and tools/report.py draws it."""
-    from cli.progress import read_log
+    from cli.files import read_log
     from tools import report
     curve = lambda out: [{k: v for k, v in e.items() if k != "examples_per_s"} for e in read_log(out)]
     train.main(argv(setup, tmp_path / "whole", "--log-every", "1"))
