@@ -192,9 +192,12 @@ def _load_into(model, weights_path, may_be_new):
 
 def save_model(model, path):
     """Save weights (model.safetensors) and config (config.json), atomically: a crash leaves either
-    the old files or the new ones, never half-written ones."""
+    the old files or the new ones, never half-written ones. The weights under the family's own names
+    (BERT's: Hugging Face's, so other tools load the encoder and head; the predictors are extra keys)."""
     os.makedirs(path, exist_ok=True)
-    tensors = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
+    family, head = model.config.model_type, model is not encoder(model)
+    name = lambda k: k if head and not k.startswith("bert.") else (f"{family}." * head) + checkpoint_name(k.removeprefix("bert."), family)
+    tensors = {name(k): v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
     atomic_write(os.path.join(path, "model.safetensors"), lambda tmp: save_file(tensors, tmp))
     atomic_write_text(os.path.join(path, "config.json"), json.dumps(model.config.to_dict(), indent=2))
 

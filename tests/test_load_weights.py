@@ -193,3 +193,52 @@ def test_a_head_of_another_size_is_replaced_by_a_fresh_one(ckpt):
         clf = load_pretrained(path, num_labels=2)
     assert clf.classifier.weight.shape == (2, model.config.hidden_size) and not (clf.classifier.weight == 1).all()
     assert _same_outputs(clf.bert, model)                              # the encoder: the checkpoint's
+
+
+def test_saved_checkpoints_use_bert_names_and_older_ones_still_load(tmp_path):
+    """A saved checkpoint holds Hugging Face's names (bert.encoder.layer.0..., classifier.*; the predictors
+    extra keys under bert.), and a checkpoint of the older layout, our own names, still loads."""
+    model = skimming_model(num_labels=2)
+    save_model(model, str(tmp_path / "new"))
+    keys = set(load_file(str(tmp_path / "new" / "model.safetensors")))
+    assert {"bert." + v for v in HF_NAMES.values()} <= keys and {"classifier.weight", "bert.predictors.0.fc1.weight"} <= keys
+    os.makedirs(tmp_path / "old")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "old" / "model.safetensors"))
+    with open(tmp_path / "old" / "config.json", "w") as f, open(tmp_path / "new" / "config.json") as g:
+        f.write(g.read())
+    ids, mask = make_batch([9, 4])
+    model.eval()
+    with torch.no_grad():
+        for folder in ("new", "old"):
+            assert torch.equal(load_model(str(tmp_path / folder)).eval()(ids, mask).logits, model(ids, mask).logits)
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "albert"])
+def test_every_family_saves_and_reloads_under_its_names(tmp_path, family):
+    torch.manual_seed(0)
+    model = build(tiny_config(model_type=family, num_labels=3)).eval()
+    save_model(model, str(tmp_path / "m"))
+    assert all(k.startswith((f"{family}.", "classifier.", "pre_classifier.")) for k in load_file(str(tmp_path / "m" / "model.safetensors")))
+    ids, mask = make_batch([9, 4])
+    with torch.no_grad():
+        assert torch.equal(load_model(str(tmp_path / "m")).eval()(ids, mask).logits, model(ids, mask).logits)
+
+
+def test_transformers_loads_a_saved_checkpoint_with_nothing_missing(tmp_path):
+    """The saved encoder and head load in Hugging Face transformers (skipped where it is not installed) with
+    no weight missing, and give the same logits within 1e-5; a Transkimmer checkpoint loads too, its
+    predictors the only unused keys: such a load runs the dense model."""
+    transformers = pytest.importorskip("transformers")
+    ids, mask = make_batch([9, 4])
+    for skim in (False, True):
+        torch.manual_seed(0)
+        model = (skimming_model(num_labels=2) if skim else build(tiny_config(num_labels=2))).eval()
+        save_model(model, str(tmp_path / str(skim)))
+        hf, info = transformers.AutoModelForSequenceClassification.from_pretrained(str(tmp_path / str(skim)),
+                                                                                 output_loading_info=True)
+        assert not info["missing_keys"] and all(".predictors." in k for k in info["unexpected_keys"])
+        assert bool(info["unexpected_keys"]) == skim
+        dense = build(tiny_config(num_labels=2)).eval()   # the same weights, no predictors
+        dense.load_state_dict({k: v for k, v in model.state_dict().items() if ".predictors." not in k})
+        with torch.no_grad():
+            assert torch.allclose(hf.eval()(input_ids=ids, attention_mask=mask).logits, dense(ids, mask).logits, atol=1e-5)
