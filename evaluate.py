@@ -64,7 +64,7 @@ def evaluate(model, examples, labels, metric_names, device, max_length, batch_si
     if record is None and score is None and recorded:   # one row per example, its tokens' skim layers beside it
         predictions = [dict(ex, prediction=p) for ex, p in zip(recorded, predictions)]
     return dict(metrics=scores, predictions=predictions, kept_fraction_per_layer=per_layer, flops_speedup_no_padding=no_pad,
-                flops_speedup_sequence=seq, eval_seconds=seconds, num_examples=len(labels),
+                flops_speedup_sequence=seq, eval_seconds=seconds, num_examples=len(labels), examples_per_second=len(labels) / seconds,
                 examples=recorded[:8])
 
 

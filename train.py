@@ -3,15 +3,11 @@ Fine-tune and evaluate Transkimmer (or the plain BERT baseline) on a GLUE task, 
 task (imdb, yelp, 20news), SQuAD 2.0 (squad_v2) or your own files; the tasks are in tasks/.
 
     python train.py --task sst2   # Transkimmer on bert-base-uncased, on a GPU, online (fetches the model and SST-2 once)
-    # offline, from local folders; then the plain BERT row to compare against
-    python train.py --task sst2 --data-dir ../shared/data/glue --model /path/to/checkpoint
-    python train.py --task sst2 --baseline --data-dir ../shared/data/glue --model /path/to/checkpoint
-    # to a FLOPs speedup instead of a fixed lambda, distilled from the baseline (extensions/)
-    python train.py --task sst2 --target-speedup 2 --teacher out/sst2-baseline/checkpoint
-    # your own data: CSV, TSV (a header row) or JSON Lines; columns sentence/text, sentence2, label
-    python train.py --train-file train.csv --dev-file dev.csv --model /path/to/checkpoint
+    python train.py --task sst2 --data-dir ../shared/data/glue --model /path/to/checkpoint   # offline, local folders
+    python train.py --task sst2 --baseline --data-dir ../shared/data/glue --model /path/to/checkpoint   # plain BERT
+    python train.py --task sst2 --target-speedup 2 --teacher out/sst2-baseline/checkpoint   # to a speed (extensions/)
+    python train.py --train-file train.csv --dev-file dev.csv --model DIR   # your own CSV, TSV or JSON Lines files
     python train.py --task imdb   # long documents (imdb, yelp, 20news), SQuAD 2.0 (squad_v2): paper Table 4
-    # evaluate a saved model
     python train.py --task sst2 --eval-only --checkpoint out/sst2/checkpoint --data-dir ../shared/data/glue
 
 Writes to --out-dir: checkpoint/ (the model at the last evaluation: model.safetensors,
@@ -47,6 +43,7 @@ from evaluate import evaluate_dev
 from extensions.budget import Budget
 from extensions.distill import Teacher
 from extensions.skim_start import SkimStart
+from fast.packed import packed_inference
 from load_weights import load_model, load_pretrained, save_checkpoint
 from model import autocast, is_predictor
 from tasks import TASKS, classes_of, download, encode_split, head_for, metric_names, read_splits, write_predictions
@@ -94,6 +91,7 @@ class TrainConfig:
     threads: int
     eval_only: bool
     eval_batch_size: int
+    reference_path: bool          # evaluate on transkimmer.pruned_encode, not the packed path (fast/packed.py)
     eval_every_epoch: int
     log_every: int
     out_dir: str
@@ -232,8 +230,10 @@ def main(argv=None):
     model, cfg, tok_dir, dev_sets, train, classes = load(cfg, device)
     cfg, model, ref, peer = peers.setup(cfg, model, tok_dir, dev_sets)   # (the full model's scale; a peer, if asked)
     tokenizer, dev_sets, train = encode_splits(cfg, tok_dir, model, dev_sets, train)
-    evaluate = lambda: peers.record(dict(evaluate_dev(model, dev_sets, metric_names(cfg.task, classes), device, cfg.max_length,
-                                    cfg.eval_batch_size, tokenizer, None if cfg.predictions else 8), classes=classes), ref, peer)
+    def evaluate():   # on the packed path (fast/packed.py: the reference's decisions, faster), unless --reference-path
+        with packed_inference(model, not cfg.reference_path):
+            return peers.record(dict(evaluate_dev(model, dev_sets, metric_names(cfg.task, classes), device, cfg.max_length,
+                                     cfg.eval_batch_size, tokenizer, None if cfg.predictions else 8), classes=classes), ref, peer)
     if cfg.eval_only:
         result = evaluate()
         write_results(cfg, result, [])

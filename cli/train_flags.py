@@ -107,6 +107,9 @@ def add_training_flags(p):
     g = p.add_argument_group("evaluation and output")
     g.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint on the dev set, no training")
     g.add_argument("--eval-batch-size", type=POSITIVE_INT, default=32, help="evaluation batch size")
+    g.add_argument("--reference-path", action="store_true", help="evaluate on the reference inference "
+                   "(transkimmer.pruned_encode, padded batches), not the packed path (fast/packed.py): the same "
+                   "decisions, the logits within float tolerance, slower")
     g.add_argument("--eval-every-epoch", type=POSITIVE_INT, default=1, help="evaluate at the end of every N-th epoch")
     g.add_argument("--log-every", type=POSITIVE_INT, default=50, help="log a line every N steps")
     g.add_argument("--out-dir", default=None, help="output folder (default: out/<task>[-baseline]); training "

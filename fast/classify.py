@@ -47,17 +47,10 @@ def always_keeps(pred, margin=2e-2):
     return gap - float(bound) > margin * (1 + abs(gap))
 
 
-def finish(layer, x, y):
-    """The rest of a BERT layer after attention's output y (its o projection done): x = LN(x + y),
-    then LN(x + FFN(x)), as model.Block computes them."""
-    x = layer.ln1(x + y)
-    return layer.ln2(x + layer.ff2(F.gelu(layer.ff1(x), approximate=layer.gelu)))
-
-
 def attend_one_key(layer, x):
     """A layer entered by one token a row ([CLS]): softmax over one key is 1, so attention returns
     that key's value and queries and keys are not needed. x (B, 1, H)."""
-    return finish(layer, x, layer.attn.o(layer.attn.v(x)))
+    return layer.finish(x, layer.attn.o(layer.attn.v(x)))
 
 
 def attend(layer, x, q, k, v, valid, last):
@@ -69,7 +62,7 @@ def attend(layer, x, q, k, v, valid, last):
     x, q = (x[:, :1], q[:, :1]) if last else (x, q)
     mask = None if valid is None else valid[:, None, None, :]
     y = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=mask)
-    return finish(layer, x, layer.attn.o(y.transpose(1, 2).reshape(B, q.shape[1], H)))
+    return layer.finish(x, layer.attn.o(y.transpose(1, 2).reshape(B, q.shape[1], H)))
 
 
 def run_layer(layer, x, valid, last):

@@ -19,13 +19,16 @@ the keep masks are equal and the logits equal within float tolerance (tests/test
 
     use_packed_path(model)         # a BertForSequenceClassification, Transkimmer or plain, in eval mode
     use_packed_path(model, False)  # back to its own inference
+    with packed_inference(model):  # the packed path inside the block, its weights read at its start
 """
+
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 
 from fast import replace_inference
-from fast.classify import always_keeps, finish, fused_weights, one_sequence, stacked
+from fast.classify import always_keeps, fused_weights, one_sequence, stacked
 from transkimmer import SkimOutput, exit_output
 
 
@@ -50,7 +53,7 @@ def packed_layer(layer, x, qkv_weight, seq, rank, starts, lengths, t_max, last):
     mask = (torch.arange(t_max, device=x.device) < lengths[:, None])[:, None, None, :]   # (B, 1, 1, t_max)
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)               # (B, nh, t_q, hd)
     y = y.transpose(1, 2).reshape(-1, H)
-    return finish(layer, x, layer.attn.o(y if last else y.index_select(0, slot)))
+    return layer.finish(x, layer.attn.o(y if last else y.index_select(0, slot)))
 
 
 def skim(pred, x, seq, pos, lengths):
@@ -93,6 +96,22 @@ def packed_encode(h, attention_mask, layers, predictors, skipped, qkv_weights, f
     if predictors is None:
         return SkimOutput(x[:, None], None, None)
     return exit_output(x[:, None], entered.view(B, T), attention_mask, L)
+
+
+@contextmanager
+def packed_inference(model, on=True):
+    """Inside the block, the model's inference through the packed path (where it applies: a classifier
+    head, an encoder whose inference nothing else has replaced, a peer's say), with its weights as they
+    are at the start; its own inference after (train.py evaluates so between training epochs)."""
+    enc = model.bert if hasattr(model, "bert") else None
+    on = on and enc is not None and model.config.head == "classifier" and "encode" not in enc.__dict__
+    if on:
+        use_packed_path(model)
+    try:
+        yield model
+    finally:
+        if on:
+            use_packed_path(model, False)
 
 
 def use_packed_path(model, on=True):

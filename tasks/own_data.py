@@ -26,10 +26,10 @@ def read_file(path, text=None, pair=None, label="label", classes="infer", task_t
     label strings (the dev file, or a checkpoint's id2label), or None (regression); task_type
     ("classification" or "regression") overrides the inference. Returns (texts, labels, classes),
     labels as glue.read_task gives them. A bad row is an error naming file and line."""
-    rows = list(_read_rows(path))
+    rows = list(read_rows(path))
     if not rows:
         raise BadInput(f"{path} holds no examples")
-    text, pair = _text_columns(path, list(rows[0][1]), text, pair, label)
+    text, pair = text_columns(path, list(rows[0][1]), text, pair, label)
     texts, raw = [], []
     for line, row in rows:
         for flag, column in (("--text-column", text), ("--text-pair-column", pair), ("--label-column", label)):
@@ -55,7 +55,7 @@ def read_file(path, text=None, pair=None, label="label", classes="infer", task_t
     return texts, labels, classes
 
 
-def _text_columns(path, keys, text, pair, label):
+def text_columns(path, keys, text, pair, label):
     """The text and pair columns, the defaults filled in; a column the file lacks is named."""
     text = text or next((c for c in TEXT_COLUMNS if c in keys), None)
     pair = pair or next((c for c in PAIR_COLUMNS if c in keys), None)
@@ -101,7 +101,7 @@ def label_kind(path, lines, raw, task_type=None):
     return names
 
 
-def _read_rows(path):
+def read_rows(path):
     """(line number, dict) for each row; an unreadable file or row is one clear error."""
     fmt = os.path.splitext(path)[1].lower()
     if os.path.isdir(path):

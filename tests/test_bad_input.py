@@ -189,7 +189,7 @@ def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):
         load_weights.save_checkpoint(train.load_model(str(ckpt)), model, str(ckpt))
     assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == before
     from cli.files import CLAIM   # (the run's claim on its folder: given up when its process ends, or its command returns)
-    assert sorted(os.listdir(out)) == [CLAIM, "checkpoint", "results.json"]   # no .tmp or .old leftovers
+    assert sorted(os.listdir(out)) == [CLAIM, "checkpoint", "log.jsonl", "results.json"]   # no .tmp or .old leftovers
     monkeypatch.setattr(load_weights, "save_model", real_save)
     vocab_only = tmp_path / "vocab_model"
     vocab_only.mkdir()
@@ -211,7 +211,7 @@ def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):
         (out / ".tmp-checkpoint-y" / "model.safetensors").write_bytes(b"half")
         recovered_by()
         assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == kept
-        assert sorted(os.listdir(out)) == [CLAIM, "checkpoint", "results.json"]
+        assert sorted(os.listdir(out)) == [CLAIM, "checkpoint", "log.jsonl", "results.json"]
 
 
 # The unclear cases: run the command as a user would; a non-zero exit, a last line naming the file or

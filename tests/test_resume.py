@@ -27,7 +27,7 @@ def outcome(out):
     with open(os.path.join(out, "results.json")) as f:
         res = json.load(f)
     for r in [res] + res["history"]:   # wall times and the command line differ from run to run
-        for k in ("train_seconds", "eval_seconds"):
+        for k in ("train_seconds", "eval_seconds", "examples_per_second"):
             r.pop(k)
     res["args"].pop("resume"), res["args"].pop("out_dir")
     res.pop("machine")

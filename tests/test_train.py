@@ -337,3 +337,26 @@ def test_report_page_goes_where_git_does_not_look():
     from tools import report
     _, args = report.parse_args(["out/x"])
     assert args.out == os.path.join("out", "report.html")
+
+
+def test_evaluation_runs_the_packed_path_and_the_reference_on_asking(setup, tmp_path, monkeypatch):
+    """Evaluation (the end of training, --eval-only) runs fast/packed.py, whose decisions are the reference's:
+    the same metrics and kept fractions as --reference-path, which runs transkimmer.pruned_encode; the
+    examples per second are reported; training after an evaluation runs the eager path again."""
+    import transkimmer
+    glue, model = setup
+    out = tmp_path / "run"
+    skim = ["--target-speedup", "2", "--mu0", "1", "--skim-delay", "0", "--skim-warmup", "0", "--epochs", "2"]
+    res = train.main(["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--batch-size", "8",
+                      "--out-dir", str(out), *skim])
+    assert res["examples_per_second"] > 0 and min(res["kept_fraction_per_layer"]) < 1
+    calls = []
+    real = transkimmer.pruned_encode
+    monkeypatch.setattr(transkimmer, "pruned_encode", lambda *a: calls.append(1) or real(*a))
+    args = ["--task", "sst2", "--eval-only", "--checkpoint", str(out / "checkpoint"), "--data-dir", glue, "--device", "cpu"]
+    fast = train.main(args + ["--out-dir", str(tmp_path / "fast")])
+    assert not calls                                           # the packed path
+    ref = train.main(args + ["--out-dir", str(tmp_path / "ref"), "--reference-path"])
+    assert calls                                               # the reference
+    assert fast["metrics"] == ref["metrics"] and fast["kept_fraction_per_layer"] == pytest.approx(ref["kept_fraction_per_layer"])
+    assert fast["flops_speedup_no_padding"] == pytest.approx(ref["flops_speedup_no_padding"])
