@@ -46,7 +46,7 @@ TASKS = {
 QA = "squad_v2"
 
 
-# Your own data (--train-file, --dev-file): the defaults issue 11 asks for; lambda is the median of
+# Your own data (--train-file, --dev-file): the GLUE defaults at their middle; lambda is the median of
 # Table 2's, so no task is favoured. Metrics: accuracy, or Pearson and Spearman for regression.
 CUSTOM = "custom"
 OWN_DATA = dict(max_length=128, skim_coefficient=statistics.median(TASKS[t]["skim_coefficient"] for t in glue.GLUE),

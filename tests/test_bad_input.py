@@ -1,4 +1,4 @@
-"""Bad input and faults (issue 9): each harmful case found by trying train.py as a new user would.
+"""Bad input and faults: each harmful case found by trying train.py as a new user would.
 A user's mistake ends in one line naming the flag or file, before any work; nothing the user has is
 overwritten or poisoned; a NaN stops the run."""
 

@@ -40,3 +40,35 @@ def test_readme_installs_the_cpu_torch_before_the_requirements():
     block = readme.split("## Install", 1)[1].split("```bash", 1)[1].split("```", 1)[0].splitlines()
     cpu = next(i for i, line in enumerate(block) if "download.pytorch.org/whl/cpu" in line)
     assert cpu < next(i for i, line in enumerate(block) if "pip install -r requirements.txt" in line)
+
+
+FOLDERS = ("tests/", "tools/", "docs/", "fast/", "cli/", "tasks/", "extensions/", "families/", "peers/", "predict/",
+           "results/", "assets/")
+PATH = re.compile(r"(?<![\w./-])((?:%s)[\w./-]*\w)" % "|".join(map(re.escape, FOLDERS)))
+
+
+def named_paths(text):
+    """The project paths a text names (a file under one of FOLDERS), less the patterns: a placeholder in
+    capitals (T for a task, S for a seed), an elision (...), a glob, a module's attribute (hooks.Recorder)."""
+    for m in PATH.finditer(text):
+        path = m.group(1).rstrip(".")
+        if "..." in path or any(c.isupper() for c in path) or text[m.end():m.end() + 1] in "*{<":
+            continue
+        yield path
+
+
+def test_every_path_the_code_and_docs_name_exists():
+    """A file renamed or removed must not live on in a comment or a page (the CUDA-graph tests' old name did):
+    every project path a .py or .md file names exists, or begins the name of one that does (a prefix and "-...")."""
+    import subprocess
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    everything = [os.path.join(d, f) for d, ds, fs in os.walk(ROOT) for f in fs + ds]
+    names = {os.path.relpath(p, ROOT) for p in everything}
+    stale = []
+    for f in files:
+        if f.endswith((".py", ".md")):
+            for path in named_paths(read(f)):
+                module = path.rsplit(".", 1)[0] + ".py"   # (extensions/hooks.Recorder: the module's name)
+                if path not in names and module not in names and not any(n.startswith(path) for n in names):
+                    stale.append(f"{f}: {path}")
+    assert not stale, stale

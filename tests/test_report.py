@@ -422,7 +422,7 @@ def test_report_keeps_the_users_own_page_or_chart(outs, tmp_path, capsys, flag, 
 
 
 def test_fig3_draws_the_target_runs_as_their_own_series(outs):
-    """--target-speedup runs beside a lambda sweep (issue 44): diamonds on a line of their own, named by
+    """--target-speedup runs beside a lambda sweep: diamonds on a line of their own, named by
     the speed asked and the distillation."""
     base = json.load(open(os.path.join(outs[1], "results.json")))
     runs = []

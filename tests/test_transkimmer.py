@@ -327,7 +327,7 @@ def test_overhead_predictor_parameters_bert_base():
     """The paper says "about 7.9% and 6.5%" for parameters and computation; counted, the
     parameters are 6.5 % (12 x (H^2 + H + 2H + 2H + 2) = 7.12 M on 109.5 M) and the computation
     about 8 % at n = 128 (2H^2 against 24H^2 + 4nH per token): the paper's two figures look
-    swapped (docs/METHOD.md). We test the counted values."""
+    swapped (the specification, METHOD.md). We test the counted values."""
     with torch.device("meta"):
         plain = BertModel(BertConfig())
         skim = BertModel(BertConfig(skim=True))

@@ -9,7 +9,7 @@ ran at 0.33-0.66x of dense although the GPU's own work shrank (docs/speed.md). A
 replayed with one launch, however many kernels it holds.
 
 What it computes: exactly what `pruned_encode` computes, the same decisions and the same layers on
-the same kept tokens, and the same SkimOutput (tests/test_graphs.py). Only the shapes differ, so
+the same kept tokens, and the same SkimOutput (tests/test_cuda_graphs.py). Only the shapes differ, so
 that a few graphs serve every batch:
   - the batch's length T and each layer's kept width T' (the batch's largest kept count) are
     rounded up to a multiple of `bucket`; the extra slots are padding, masked out of attention like

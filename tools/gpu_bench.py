@@ -1,5 +1,5 @@
 """
-The GPU bench table in one call, for a GPU lent now and then for about 15 minutes (issue 42):
+The GPU bench table in one call, for a GPU lent now and then for about 15 minutes:
 GPU minutes go to measuring, not to debugging, so every step runs here on the CPU first.
 
     # here: what the GPU machine needs, in one ignored folder (~50 MB): a trained checkpoint in fp16,

@@ -1,5 +1,5 @@
 """
-Many training runs on one GPU at once, in one call of the device tool (issue 44's table at fixed
+Many training runs on one GPU at once, in one call of the device tool (the table at fixed
 speed: a MiniLM run takes 1-5 minutes alone on an H100, where the CPUs here take 15-40).
 
     # here: the pretrained model in fp16 (it loads as fp32) and the tasks' GLUE files, one ignored folder

@@ -282,7 +282,7 @@ def target_label(args):
 
 
 def target_table(folder, glue_folder):
-    """Issue 44's table at fixed speed: per task, the baseline and the defaults (lambda) of glue_folder
+    """The table at fixed speed (docs/target-speedup.md): per task, the baseline and the defaults (lambda) of glue_folder
     (results/glue), then each --target-speedup setting of `folder` (files <task>-target<S>[-teacher...]-seed<N>.json),
     means ± std over seeds, the speedup reached against the one asked, and the paper's DistilBERT row.
     Below it, the command of each setting, read from its first run's record (seeds: the others')."""
