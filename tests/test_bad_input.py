@@ -76,6 +76,7 @@ def test_world_size_without_torchrun(setup, tmp_path, capsys, monkeypatch):
     assert "launch several processes with torchrun" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_out_dir_that_is_a_file_or_holds_a_run(setup, tmp_path, capsys):
     f = tmp_path / "file"
     f.write_text("mine")
@@ -96,6 +97,7 @@ def test_out_dir_that_is_a_file_or_holds_a_run(setup, tmp_path, capsys):
     assert json.loads((out / "results.json").read_text())["args"]["lr"] == 1e-4
 
 
+@pytest.mark.slow
 def test_a_checkpoint_as_the_start_of_another_run(setup, tmp_path, monkeypatch):
     """--model may be a train.py checkpoint (two-stage training: Transkimmer from the fine-tuned baseline);
     one of another task, or a Transkimmer checkpoint under --baseline, is one line before any work."""
@@ -124,6 +126,7 @@ def test_read_only_out_dir_refused_before_training(setup, tmp_path, capsys, monk
     assert "is not writable" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_nan_weight_stops_the_run_and_saves_nothing(setup, tmp_path, capsys):
     glue, model = setup
     broken = tmp_path / "nanmodel"
@@ -142,6 +145,7 @@ def test_nan_weight_stops_the_run_and_saves_nothing(setup, tmp_path, capsys):
     assert not (out / "results.json").exists() and not (out / "checkpoint").exists()
 
 
+@pytest.mark.slow
 def test_results_are_strict_json_and_readable_like_any_file(setup, tmp_path):
     out = tmp_path / "out"
     old = os.umask(0o022)
@@ -275,6 +279,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_unclear_cases_end_in_one_clear_line(setup, tmp_path, case):
     import shutil
@@ -303,6 +308,7 @@ def test_unclear_cases_end_in_one_clear_line(setup, tmp_path, case):
     assert says in last, last
 
 
+@pytest.mark.slow
 def test_evaluate_py_run_as_a_command_names_the_one_that_evaluates():
     import subprocess
     import sys
@@ -312,6 +318,7 @@ def test_evaluate_py_run_as_a_command_names_the_one_that_evaluates():
     assert r.returncode != 0 and "python train.py --eval-only --checkpoint" in r.stderr
 
 
+@pytest.mark.slow
 def test_a_checkpoint_folder_is_replaced_only_when_ours_and_asked(setup, tmp_path, capsys):
     """<out-dir>/checkpoint from a killed run (no results.json) is kept without --overwrite; a folder
     train.py did not write is never replaced; nor is the folder --model reads."""
@@ -438,6 +445,7 @@ def test_a_full_disk_is_found_before_training(setup, tmp_path, capsys, monkeypat
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_two_runs_into_one_out_dir_at_once(setup, tmp_path, capsys):
     """A run claims its --out-dir (a file inside it); a second run into it while the first lives is
     refused before any work, by any path (a symlink); a claim left by a process that is gone is taken

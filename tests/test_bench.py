@@ -21,6 +21,7 @@ def setup(tmp_path_factory):
     return write_glue(str(root / "glue"), n_dev=40), write_model(str(root / "model"))
 
 
+@pytest.mark.slow
 def test_bench_skim_fraction(setup):
     glue, model = setup
     rows = bench.main(["--model", model, "--data-dir", glue, "--batch-sizes", "1,8", "--num-examples", "40",
@@ -33,6 +34,7 @@ def test_bench_skim_fraction(setup):
     assert r["flops"] > 1.0 and r["measured"] > 0 and r["realised"] == pytest.approx(r["measured"] / r["flops"])
 
 
+@pytest.mark.slow
 def test_bench_checkpoint(setup, tmp_path, capsys):
     glue, model = setup
     out = str(tmp_path / "run")
@@ -88,6 +90,7 @@ def test_bench_needs_one_model():
     (["--json", "."], "--json . is a folder: pass a file name"),        # refused before the work, not at its end
     (["--profile", "."], "--profile . is a folder: pass a file name"),
 ])
+@pytest.mark.slow
 def test_bad_arguments_one_line(tmp_path, extra, says):
     import subprocess
     import sys
@@ -100,6 +103,7 @@ def test_bad_arguments_one_line(tmp_path, extra, says):
     assert says in r.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_bench_json_feeds_the_speed_table(setup, tmp_path):
     """bench.py --json records what the README's speed table shows; report.py --bench renders it."""
     from tools import tables
@@ -135,6 +139,7 @@ def test_bench_bf16_end_to_end(setup, capsys):
     assert "--bf16 times inference" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_profile_writes_top_lines(setup, tmp_path):
     glue, model = setup
     path = tmp_path / "profile.txt"
@@ -158,6 +163,7 @@ def test_bench_without_data_dir_fetches_as_train_does(tmp_path, monkeypatch):
                     "--no-reference", "--no-train"])
 
 
+@pytest.mark.slow
 def test_bench_on_long_documents(setup):
     """--task 20news: the texts of a long-document task's test split (documents.py)."""
     glue, model = setup
@@ -167,6 +173,7 @@ def test_bench_on_long_documents(setup):
     assert rows[0]["batch"] == 4 and rows[0]["flops"] > 1.0
 
 
+@pytest.mark.slow
 def test_split_replays_what_pruning_computes(setup):
     """--split's "layers alone on the kept tokens" must compute what the pruned encoder computes for
     the tokens it keeps to the end (else its timing would not bound the pruned path's)."""
@@ -206,6 +213,7 @@ def test_split_rows(setup, tmp_path):
     assert json.load(open(tmp_path / "b.json"))["rows"][0]["split"] == split
 
 
+@pytest.mark.slow
 def test_bench_keeps_the_files_it_would_overwrite(setup, tmp_path, capsys):
     """--json and --profile are measurements: a file already there is refused before any work,
     untouched, unless --overwrite says to replace it."""

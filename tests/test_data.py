@@ -155,6 +155,7 @@ def test_download_model_and_glue(server, tmp_path, monkeypatch):
     assert os.listdir(os.path.join(fresh, "glue")) == ["MRPC"]
 
 
+@pytest.mark.slow
 def test_download_command_fetches_into_the_cache(server, tmp_path, monkeypatch, capsys):
     """python tasks/download.py MODEL --task T: fetched now, printed, read from the cache by a later run;
     nothing named is one argparse line, and a library file run as a command says which command uses it."""

@@ -97,6 +97,7 @@ def sample_examples(n=64, seed=0):
     return [(row[:k].tolist(), [0] * k) for row, k in zip(ids, lengths)]
 
 
+@pytest.mark.slow
 def test_shift_skim_logits_moves_the_skim_bias_alone_and_skims_more():
     model, examples = skimming_model(num_labels=2), sample_examples()
     before = [p.fc2.bias.clone() for p in model.bert.predictors]
@@ -162,6 +163,7 @@ def test_recorder_keeps_the_training_forwards_outputs_in_order():
     assert [z[0, 0].tolist() for z in rec.take()] == [[0.0, 0.0], [1.0, 0.0]] and rec.outputs == []
 
 
+@pytest.mark.slow
 def test_target_speedup_moves_toward_the_budget(setup, tmp_path):
     """A tiny model on tiny data: asked for 3x from the first step, it skims toward it; lambda 0 does not.
     The run reports the speedup reached beside the one asked for."""
@@ -205,6 +207,7 @@ def test_layer_loss():
     assert s[0].grad[0, 2].abs().sum() == 0 and s[0].grad[0, 0].abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_teacher_distils_and_is_checked(setup, tmp_path, capsys):
     """--teacher: a --baseline checkpoint of the same task teaches; the loss logged includes its term.
     Anything else is refused before training, in one line."""
@@ -258,6 +261,7 @@ def test_budget_flags_refused(capsys):
         assert says in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_calibrate_tool_takes_a_run_to_another_speed_and_only_reads_it(setup, tmp_path):
     """tools/calibrate.py: a lambda run, calibrated to 2x on its training set, evaluated; the record is the
     run's with the calibrated evaluation on top and appended; the run's folder is left as it was."""
@@ -299,6 +303,7 @@ def test_calibrate_tool_refuses_bad_flags_in_one_line(tmp_path, capsys, extra, s
     assert says in capsys.readouterr().err.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_calibrate_tool_refuses_a_broken_record_and_a_folder_being_written(setup, tmp_path):
     import subprocess
     import sys

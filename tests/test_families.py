@@ -89,6 +89,7 @@ def test_roberta_tokenizer_pair():
     assert set(types) == {0}                                                  # RoBERTa has one token type
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_trains_and_evaluates_through_train_py(tmp_path, family):
     model = shutil.copytree(os.path.join(FIXTURES, f"{family}_tiny"), tmp_path / family)

@@ -13,6 +13,7 @@ from tiny import write_glue, write_model
 from tools import gpu_train
 
 
+@pytest.mark.slow
 def test_prepare_and_run_on_the_cpu(tmp_path, capsys):
     glue, model = write_glue(str(tmp_path / "glue")), write_model(str(tmp_path / "model"))
     carry, out = str(tmp_path / "carry"), str(tmp_path / "out")
@@ -35,6 +36,7 @@ def test_prepare_and_run_on_the_cpu(tmp_path, capsys):
     assert not os.path.exists(os.path.join(out, "runs"))               # checkpoints are not brought back
 
 
+@pytest.mark.slow
 def test_a_deadline_stops_and_lists(tmp_path):
     glue, model = write_glue(str(tmp_path / "glue")), write_model(str(tmp_path / "model"))
     carry, out = str(tmp_path / "carry"), str(tmp_path / "out")

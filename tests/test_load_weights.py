@@ -224,6 +224,7 @@ def test_every_family_saves_and_reloads_under_its_names(tmp_path, family):
         assert torch.equal(load_model(str(tmp_path / "m")).eval()(ids, mask).logits, model(ids, mask).logits)
 
 
+@pytest.mark.slow
 def test_transformers_loads_a_saved_checkpoint_with_nothing_missing(tmp_path):
     """The saved encoder and head load in Hugging Face transformers (skipped where it is not installed) with
     no weight missing, and give the same logits within 1e-5; a Transkimmer checkpoint loads too, its

@@ -184,6 +184,7 @@ def test_sentence1_and_sentence2_are_text_columns(tmp_path):
     assert texts == [("a", "b"), ("c", "d")]
 
 
+@pytest.mark.slow
 def test_bench_times_an_own_data_checkpoint(own, tmp_path):
     """tools/bench.py --dev-file: a checkpoint trained on your own files, timed on their texts."""
     from tools import bench

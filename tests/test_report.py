@@ -135,6 +135,7 @@ def test_ablation_table_from_result_files(outs, tmp_path, capsys):
     assert rows["sst2-2-the-baseline"][1:3] == ["plain BERT", ""]
 
 
+@pytest.mark.slow
 def test_report_shows_every_dev_example_of_a_predictions_run(tmp_path, capsys):
     """--predictions writes each dev example with its tokens' layers: the report shows all 12 of the tiny
     dev set (results.json keeps 8), or as many as --examples asks; target-speedup runs are named by it."""
@@ -152,6 +153,7 @@ def test_report_shows_every_dev_example_of_a_predictions_run(tmp_path, capsys):
     assert "--examples 0" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_target_table_from_result_files(tmp_path, capsys):
     """--target: per task the baseline and defaults of the glue/ folder beside it, then each target setting
     (seeds averaged, the speedup reached beside the one asked), the paper's row, and each setting's command

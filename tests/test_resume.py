@@ -48,6 +48,7 @@ def killed_at(n, monkeypatch, name="train_step"):
     return lambda: monkeypatch.setattr(train, name, once)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(setup, tmp_path, monkeypatch):
     """Killed in epoch 2 after the save at step 6 (with dropout, Gumbel noise, the budget's multipliers
     and an evaluation behind it), resumed: the same weights, the same results.json."""
@@ -63,6 +64,7 @@ def test_killed_run_resumes_to_the_same_result(setup, tmp_path, monkeypatch):
     assert not os.path.exists(tmp_path / "killed" / STATE)
 
 
+@pytest.mark.slow
 def test_resume_refuses_what_it_cannot_continue(setup, tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):                               # nothing saved there
         train.parse_args(argv(setup, tmp_path / "empty", "--resume"))
@@ -79,6 +81,7 @@ def test_resume_refuses_what_it_cannot_continue(setup, tmp_path, capsys, monkeyp
     assert not os.path.exists(tmp_path / "run" / STATE)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_carries_the_evaluation_of_its_weights(setup, tmp_path, monkeypatch):
     """Killed between the checkpoint's swap and results.json: the new checkpoint holds its own results.json,
     the evaluation of its weights (the old results.json beside it says the step it was written at)."""
@@ -106,6 +109,7 @@ def test_a_checkpoint_carries_the_evaluation_of_its_weights(setup, tmp_path, mon
     (("--save-every", "5", "--epochs", "1"), 0),       # one epoch: the last step is the epoch's end
     (("--save-every", "3", "--max-steps", "6"), 1),   # a run shorter than its epochs, killed in its final evaluation
 ])
+@pytest.mark.slow
 def test_killed_in_an_evaluation_resumes_to_the_same_result(setup, tmp_path, monkeypatch, extra, evaluations):
     """Whatever the moment of the kill, the resumed run trains no extra step and ends with the results.json
     and the checkpoint of the run never killed."""
@@ -119,6 +123,7 @@ def test_killed_in_an_evaluation_resumes_to_the_same_result(setup, tmp_path, mon
     assert not os.path.exists(tmp_path / "killed" / STATE)
 
 
+@pytest.mark.slow
 def test_a_finished_run_killed_before_removing_its_state_is_left_as_it_is(setup, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     monkeypatch.setattr(train.resume, "clear", lambda out_dir, fresh=False: None)   # killed before removing the state
@@ -131,6 +136,7 @@ def test_a_finished_run_killed_before_removing_its_state_is_left_as_it_is(setup,
     assert not os.path.exists(out / STATE)
 
 
+@pytest.mark.slow
 def test_a_damaged_or_foreign_state_is_refused_and_a_killed_runs_state_is_kept(setup, tmp_path, monkeypatch, capsys):
     from cli.resume import MAGIC
     out = tmp_path / "run"
@@ -153,6 +159,7 @@ def test_a_damaged_or_foreign_state_is_refused_and_a_killed_runs_state_is_kept(s
     assert not os.path.exists(out / "results.json")   # nothing written from a broken state
 
 
+@pytest.mark.slow
 def test_a_run_folder_moved_whole_resumes_where_it_is(setup, tmp_path, monkeypatch):
     import shutil
     train.main(argv(setup, tmp_path / "whole"))
@@ -167,6 +174,7 @@ def test_a_run_folder_moved_whole_resumes_where_it_is(setup, tmp_path, monkeypat
     assert outcome(tmp_path / "moved") == outcome(tmp_path / "whole")
 
 
+@pytest.mark.slow
 def test_the_loss_curve_is_kept_and_a_resumed_run_continues_it(setup, tmp_path, monkeypatch):
     """<out-dir>/log.jsonl: a line a logged step (loss, task and skim loss, kept fraction, lr); a resumed
     run's curve is the never-killed run's, and tools/report.py draws it."""

@@ -167,6 +167,7 @@ def dozen(seed=0):
     return paragraphs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [[], ["--baseline"]])
 def test_tiny_model_learns_a_dozen_questions(tmp_path, mode):
     """Trained through train.py (skimming on, or the plain BERT), evaluated with real pruning, it

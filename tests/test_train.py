@@ -28,6 +28,7 @@ def run(setup, tmp_path, task, *extra):
         return out, json.load(f)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", sorted(train.TASKS))
 def test_tiny_run_every_task(setup, tmp_path, task):
     out, res = run(setup, tmp_path, task)
@@ -112,6 +113,7 @@ def test_metrics():
     assert m["spearman"] == pytest.approx(1.0) and 0.9 < m["pearson"] < 1.0
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(tmp_path):
     """DistributedDataParallel on CPU (gloo), an odd number of examples: no rank hangs."""
     import shutil
@@ -185,6 +187,7 @@ def test_epochs_per_task():
     assert epochs("rte", "--baseline") == 10 and epochs("rte", "--epochs", "3") == 3
 
 
+@pytest.mark.slow
 def test_run_reports_its_last_evaluation(setup, tmp_path):
     """Baseline and Transkimmer alike: results.json and the checkpoint are the last epoch's."""
     glue, model = setup
@@ -242,6 +245,7 @@ def test_matthews_for_more_than_two_classes():
     assert metrics.compute_metrics(("matthews",), [0, 1, 2, 0, 1, 2], [0, 1, 2, 1, 2, 0])["matthews"] == pytest.approx(0.25)
 
 
+@pytest.mark.slow
 def test_predictions_file_one_per_dev_example(setup, tmp_path):
     """--predictions: the last evaluation's dev predictions, one per example, as class names; with
     --eval-only beside eval-results.json; results.json does not carry them."""
