@@ -178,3 +178,20 @@ def test_peers_table_and_chart_from_result_files(setup, tmp_path):
     assert sum(r[-1] == "**best** |" for r in rows) == 2                    # one a speed
     assert doc.read_text().count("\n- sst2, ") == 4 and doc.read_text().endswith("after\n")   # each row's command
     assert svg.read_text().count("<polyline") == 1 and ">sst2<" in svg.read_text()   # top-k: the one method at two speeds
+
+
+@pytest.mark.slow
+def test_bench_peers_times_each_run_against_the_full_dense_model(setup, tmp_path):
+    """tools/bench_peers.py: the first k layers, truncation and attention top-k (without retraining: an
+    --eval-only folder) each timed beside the dense baseline; its file feeds the table's time column."""
+    from tools import bench_peers
+    glue, _ = setup
+    run(setup, tmp_path / "base", "--baseline")
+    run(setup, tmp_path / "layers", "--baseline", "--layers", "1")
+    train.main(["--task", "sst2", "--eval-only", "--checkpoint", str(tmp_path / "base" / "checkpoint"), "--topk-speedup",
+                "2", "--data-dir", glue, "--device", "cpu", "--out-dir", str(tmp_path / "topk")])
+    for name in ("layers", "topk"):
+        out = bench_peers.main(["--baseline", str(tmp_path / "base" / "checkpoint"), "--run", str(tmp_path / name),
+                                "--examples", "8", "--repeats", "1", "--json", str(tmp_path / f"{name}.json")])
+        assert [r["batch"] for r in out["rows"]] == [32, 1] and all(r["packed_measured"] > 0 for r in out["rows"])
+        assert json.load(open(tmp_path / f"{name}.json"))["rows"] == out["rows"]
