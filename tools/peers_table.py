@@ -54,14 +54,22 @@ def recipe(a):
     return f" ({', '.join(parts)})" if parts else ""
 
 
+def base_of(method):
+    """The method a variant varies ("first k layers (lr 1e-04)": "first k layers")."""
+    return method if method in dict(METHODS) else method.split(" (")[0]
+
+
 def rank(method):
-    """A method's place in the table's order within a speed (the recipes not in METHODS after Transkimmer's)."""
+    """A method's place in the table's order within a speed: METHODS', each variant after its method."""
     order = [m for m, _ in METHODS]
-    return -2 if method == "baseline" else -1 if method == HOSTS else order.index(method) if method in order else 1.5
+    if method in ("baseline", HOSTS):
+        return -2 if method == "baseline" else -1
+    return order.index(base_of(method)) + (0.5 if method not in order else 0) if base_of(method) in order else 99
 
 
 def colour(method):
-    return "black" if method == "baseline" else dict(METHODS).get(method, "#7f7f7f")
+    """The chart's colour of a method; a variant takes its method's (and a dashed line)."""
+    return "black" if method in ("baseline", HOSTS) else dict(METHODS).get(base_of(method), "#7f7f7f")
 
 
 def full_speedup(r):
@@ -147,7 +155,7 @@ def peers_chart(peers_folder, target_folder, glue_folder, panel=300, height=260)
     method through its speeds (means over seeds), the baseline a black square at 1x."""
     runs = collect(peers_folder, target_folder, glue_folder)
     tasks = _in_glue_order({(t, None) for t in runs})
-    width = panel * len(tasks) + 300
+    width = panel * len(tasks) + 420
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
              f'font-size="11">{MARK}<rect width="{width}" height="{height}" fill="white"/>']
     for i, task in enumerate(tasks):
@@ -174,13 +182,17 @@ def peers_chart(peers_folder, target_folder, glue_folder, panel=300, height=260)
             if method in ("baseline", HOSTS):
                 continue
             if len(p) > 1:
-                parts.append(f'<polyline fill="none" stroke="{colour(method)}" points="' + " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in p) + '"/>')
-            parts += [f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="3.5" fill="{colour(method)}"/>' for a, b in p]
+                dash = "" if method == base_of(method) else ' stroke-dasharray="4 3"'
+                parts.append(f'<polyline fill="none" stroke="{colour(method)}"{dash} points="'
+                             + " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in p) + '"/>')
+            fill = colour(method) if method == base_of(method) else "white"   # (a variant: a hollow point)
+            parts += [f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="3.5" fill="{fill}" stroke="{colour(method)}"/>' for a, b in p]
         for a, b in pts.get("baseline", []):
             parts.append(f'<rect x="{x(a) - 4:.1f}" y="{y(b) - 4:.1f}" width="8" height="8" fill="black"/>')
     drawn = sorted({m for rows in runs.values() for m, _ in rows if m not in ("baseline", HOSTS)}, key=lambda m: (rank(m), m))
     for j, method in enumerate(["baseline"] + drawn):
-        parts.append(f'<rect x="{width - 290}" y="{22 + 16 * j}" width="10" height="10" fill="{colour(method)}"/>'
-                     f'<text x="{width - 275}" y="{31 + 16 * j}">{html.escape(method)}</text>')
+        fill = colour(method) if method == base_of(method) else "white"
+        parts.append(f'<rect x="{width - 410}" y="{22 + 16 * j}" width="10" height="10" fill="{fill}" stroke="{colour(method)}"/>'
+                     f'<text x="{width - 395}" y="{31 + 16 * j}">{html.escape(method)}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
