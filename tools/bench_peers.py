@@ -7,7 +7,7 @@ timed on that. Each batch size is timed in alternating repeats (the machine's no
 the median time of each, and their ratio.
 
     python tools/bench_peers.py --baseline RUN/checkpoint --run out/cola-layers3 --data-dir $D --threads 1 \\
-        --json results/peers/bench/cola-layers3-seed42.json
+        --json results/peers/bench/T-layers3-seed42.json   # (T: the task)
 
 --run: a folder train.py wrote (results.json and checkpoint/), or an --eval-only folder (eval-results.json,
 its --checkpoint). The table (tools/peers_table.py) shows batch 32 and batch 1 of seed 42's file.
