@@ -37,8 +37,8 @@ import data
 import peers
 import transkimmer
 from cli import args as cli_args, errors, resume, train_flags
-from cli.progress import log_eval, log_step
 from cli.files import claim, write_json
+from cli.progress import log_eval, log_step
 from evaluate import evaluate_dev
 from extensions.budget import Budget
 from extensions.distill import Teacher
