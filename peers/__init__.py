@@ -14,6 +14,8 @@ processes over all its layers, over the tokens this run processes (1 / the mean 
 """
 
 import copy
+import json
+import os
 from dataclasses import dataclass, replace
 
 import data
@@ -43,8 +45,12 @@ def setup(cfg, model, tok_dir, dev_sets):
     texts = next(iter(dev_sets.values()))[0]
     lengths = [len(ids) for ids, _ in data.encode(data.load_tokenizer(tok_dir), texts, cfg.max_length)]
     full, peer = copy.deepcopy(model.config), None
+    if cfg.eval_only:   # a checkpoint of the first k layers: measured against the model it was cut from
+        peer = trained_peer(cfg.checkpoint)
+        full.num_hidden_layers = (peer or {}).get("of", full.num_hidden_layers)
     if cfg.layers:
-        model, peer = first_layers(model, cfg.layers), dict(method="layers", layers=cfg.layers)
+        peer = dict(method="layers", layers=cfg.layers, of=full.num_hidden_layers)
+        model = first_layers(model, cfg.layers)
     elif cfg.truncate_speedup:
         L = length_for_speedup(lengths, cfg.truncate_speedup, full, shortest=4)
         cfg, peer = replace(cfg, max_length=L), dict(method="truncate", asked=cfg.truncate_speedup, max_length=L)
@@ -52,6 +58,16 @@ def setup(cfg, model, tok_dir, dev_sets):
         r = ratio_for_speedup(lengths, cfg.topk_speedup, full)
         model, peer = prune_by_attention(model, r), dict(method="attention-topk", asked=cfg.topk_speedup, ratio=r)
     return cfg, model, Reference(full, lengths, model.config, cfg.max_length), peer
+
+
+def trained_peer(checkpoint):
+    """The peer a checkpoint was trained as (the record train.py saves inside it), if the first k layers."""
+    try:
+        with open(os.path.join(checkpoint, "results.json")) as f:
+            peer = json.load(f).get("peer")
+    except (OSError, ValueError):
+        return None
+    return peer if isinstance(peer, dict) and peer.get("method") == "layers" else None
 
 
 def record(result, ref, peer):

@@ -128,8 +128,11 @@ def run(setup, out, *extra):
 def test_each_peer_from_train_flags(setup, tmp_path):
     glue, _ = setup
     res = run(setup, tmp_path / "layers", "--baseline", "--layers", "1")
-    assert res["peer"] == dict(method="layers", layers=1) and len(res["kept_fraction_per_layer"]) == 1
+    assert res["peer"] == dict(method="layers", layers=1, of=2) and len(res["kept_fraction_per_layer"]) == 1
     assert 1.9 < res["flops_speedup_full"] < 2.0 and res["authors_speedup"] == pytest.approx(2.0)
+    again = train.main(["--task", "sst2", "--eval-only", "--checkpoint", str(tmp_path / "layers" / "checkpoint"),
+                        "--data-dir", glue, "--device", "cpu", "--out-dir", str(tmp_path / "layers-ev")])
+    assert again["flops_speedup_full"] == pytest.approx(res["flops_speedup_full"])   # against the model it was cut from
     res = run(setup, tmp_path / "truncate", "--baseline", "--truncate-speedup", "1.5")
     assert res["peer"]["method"] == "truncate" and res["args"]["max_length"] == res["peer"]["max_length"] < 64
     assert res["flops_speedup_full"] == pytest.approx(1.5, rel=0.2)
