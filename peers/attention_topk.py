@@ -43,10 +43,13 @@ def keep_counts(n, ratios):
 
 def ratio_for_speedup(lengths, speedup, cfg, steps=50):
     """The r whose schedule puts the FLOPs on `lengths` at 1/speedup of the dense model's; r = 0 keeps
-    [CLS] alone from layer 1 on, the most this peer can save."""
+    [CLS] alone from layer 1 on, the most this peer can save: a speed out of its reach (by a tenth) is refused."""
     dense = sum(flops.bert_flops(n, cfg) for n in lengths)
     cost = lambda r: sum(flops.transkimmer_flops(n, keep_counts(n, keep_ratios(r, cfg.num_hidden_layers)), cfg)
                          for n in lengths)
+    if dense / cost(0.0) < 0.9 * speedup:
+        raise SystemExit(f"error: --topk-speedup {speedup:g}: with every token in layer 0 and [CLS] alone after it, "
+                         f"this peer saves at most {dense / cost(0.0):.2f}x on this dev set: ask for less")
     lo, hi = 0.0, 1.0
     for _ in range(steps):
         mid = (lo + hi) / 2

@@ -19,7 +19,11 @@ def truncated_flops(lengths, max_length, cfg):
 
 def length_for_speedup(lengths, speedup, cfg, shortest=8):
     """The max length (at least `shortest`, the flag's floor) whose FLOPs on `lengths` come closest to
-    1/speedup of the full-length FLOPs."""
+    1/speedup of the full-length FLOPs; a speed out of its reach (by a tenth) is refused in one line."""
     full = truncated_flops(lengths, max(lengths), cfg)
+    most = full / truncated_flops(lengths, shortest, cfg)
+    if most < 0.9 * speedup:
+        raise SystemExit(f"error: --truncate-speedup {speedup:g}: inputs of {shortest} tokens save at most {most:.2f}x "
+                         "on this dev set: ask for less")
     gap = lambda L: abs(full / truncated_flops(lengths, L, cfg) - speedup)
     return min(range(shortest, max(lengths) + 1), key=gap)

@@ -198,3 +198,13 @@ def test_bench_peers_times_each_run_against_the_full_dense_model(setup, tmp_path
                                 "--examples", "8", "--repeats", "1", "--json", str(tmp_path / f"{name}.json")])
         assert [r["batch"] for r in out["rows"]] == [32, 1] and all(r["packed_measured"] > 0 for r in out["rows"])
         assert json.load(open(tmp_path / f"{name}.json"))["rows"] == out["rows"]
+
+
+def test_a_speed_out_of_a_peers_reach_is_refused_in_one_line():
+    """Truncation cannot go under 4 tokens, top-k keeps every token in layer 0: asked for more than they can
+    give, they say so (they returned the nearest setting, a slower model, without a word)."""
+    cfg, lengths = tiny_config(), [6, 8, 10]
+    with pytest.raises(SystemExit, match=r"--truncate-speedup 4: inputs of 4 tokens save at most 2\.\d\dx"):
+        truncate.length_for_speedup(lengths, 4.0, cfg, shortest=4)
+    with pytest.raises(SystemExit, match=r"--topk-speedup 5: .* saves at most 2\.\d\dx"):
+        attention_topk.ratio_for_speedup(lengths, 5.0, cfg)
