@@ -22,10 +22,19 @@ import torch
 
 import data
 import transkimmer
+from cli.errors import BadInput
 from fast.packed import use_packed_path
 from load_weights import load_model
 from model import autocast
 from tasks import OWN_DATA, TASKS, classes_of
+
+
+def check_head(model):
+    """The model, if a classifier or regressor; span QA is refused in one line."""
+    if model.config.head != "classifier" or not model.config.num_labels:
+        raise BadInput("Classifier takes a classification or regression checkpoint; span QA (squad_v2) "
+                       "is evaluated with train.py --eval-only")
+    return model
 
 
 @dataclass
@@ -39,9 +48,7 @@ class Classifier:
     """A fine-tuned sequence classifier (or regressor) in eval mode on `device`: call it on texts."""
 
     def __init__(self, model, tokenizer, max_length, device="cpu", batch_size=32):
-        if model.config.head != "classifier" or not model.config.num_labels:
-            raise ValueError("Classifier takes a classification or regression checkpoint; span QA (squad_v2) "
-                             "is evaluated with train.py --eval-only")
+        check_head(model)
         self.model, self.tokenizer, self.max_length = use_packed_path(model.to(device).eval()), tokenizer, max_length
         self.device, self.batch_size, self.classes = torch.device(device), batch_size, classes_of(model.config)
 
@@ -50,7 +57,7 @@ class Classifier:
         """A checkpoint/ folder of train.py; max_length: the one it was trained with (its results.json),
         else its task's (paper Table 2)."""
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model = load_model(checkpoint)
+        model = check_head(load_model(checkpoint))
         if max_length is None:
             max_length = TASKS.get(model.config.finetuning_task, OWN_DATA)["max_length"]
             record = os.path.join(checkpoint, "results.json")

@@ -69,3 +69,21 @@ def test_predict_command_over_files(setup, tmp_path, capsys):
     assert "already exists: pass another file, or --overwrite" in capsys.readouterr().err
     predict_main(["--checkpoint", ckpt, "--input", str(tmp_path / "t.tsv"), "--out", str(out), "--overwrite"])
     assert [json.loads(line)["label"] for line in open(out)] == [r["label"] for r in got]
+
+
+@pytest.mark.slow
+def test_predict_command_refuses_what_it_cannot_read_in_one_line(setup, tmp_path):
+    import subprocess
+    import sys
+    from model import build
+    from load_weights import save_model
+    from tiny import tiny_config
+    save_model(build(tiny_config(head="span")), str(tmp_path / "qa"))
+    (tmp_path / "t.txt").write_text("a text\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for ckpt, inp, says in [(tmp_path / "qa", tmp_path / "t.txt", "span QA (squad_v2) is evaluated with train.py --eval-only"),
+                            (tmp_path / "none", tmp_path / "t.txt", "does not exist"),
+                            (tmp_path / "qa", tmp_path / "missing.csv", "missing.csv not found")]:
+        r = subprocess.run([sys.executable, "-m", "predict", "--checkpoint", str(ckpt), "--input", str(inp), "--out",
+                            str(tmp_path / "p.jsonl")], cwd=root, capture_output=True, text=True, timeout=120)
+        assert r.returncode != 0 and "Traceback" not in r.stderr and says in r.stderr.strip().splitlines()[-1], r.stderr
