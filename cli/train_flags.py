@@ -238,8 +238,8 @@ def check_free_space(p, model, out, save_every=None):
         return
     try:   # the fp32 size: 4 bytes per element of every tensor (read from the header alone)
         with safe_open(weights, framework="pt") as f:
-            weights = sum(4 * math.prod(f.get_slice(k).get_shape()) for k in f.keys())
-        need = (2 + (6 if save_every else 0)) * weights + (64 << 20)
+            size = sum(4 * math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+        need = (2 + (6 if save_every else 0)) * size + (64 << 20)
     except (OSError, SafetensorError):
         return   # (a broken file is named by the loader, before any work)
     folder = os.path.abspath(out)

@@ -85,8 +85,7 @@ def topk_encode(enc, ratios, h, attention_mask, prune=None):
     L = len(enc.depth)
     out = torch.cat([h, h.new_zeros(B, 1, H)], dim=1)          # (B, T+1, H); row T: the spare slot
     entered = torch.zeros(B, T + 1, dtype=torch.long, device=h.device)
-    n = attention_mask.sum(1)
-    counts = torch.stack([torch.clamp(torch.ceil(f * n - 1e-9), min=1) for f in ratios], 1).long()  # (B, L)
+    counts = torch.tensor([keep_counts(n, ratios) for n in attention_mask.sum(1).tolist()], device=h.device)  # (B, L)
     now = transkimmer.compact(h, torch.arange(T, device=h.device).expand(B, T), attention_mask.bool())
     for i, layer in enumerate(enc.depth):
         if i > 0:
@@ -106,6 +105,6 @@ def prune_by_attention(model, r):
     if enc.predictors is not None:
         raise SystemExit("error: --topk-speedup prunes a plain BERT by its attention: pass --baseline "
                          "(or a --baseline checkpoint with --eval-only)")
-    enc.encode = types.MethodType(lambda self, h, mask, prune=None: topk_encode(
-        self, keep_ratios(r, len(self.depth)), h, mask), enc)
+    ratios = keep_ratios(r, len(enc.depth))
+    enc.encode = types.MethodType(lambda self, h, mask, prune=None: topk_encode(self, ratios, h, mask), enc)
     return model

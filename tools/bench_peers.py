@@ -4,7 +4,7 @@ is not equal time. Both run their fastest tested path on the same dev examples: 
 (fast/packed.py) for the dense 6-layer baseline, the first k layers, truncation and Transkimmer;
 attention top-k has only its own gathering path (peers/attention_topk.py, padded batches), so it is
 timed on that. Each batch size is timed in alternating repeats (the machine's noise falls on both);
-the median time of each, and their ratio.
+the median time of each, and their ratio (tools/bench.py's interleaved timing).
 
     python tools/bench_peers.py --baseline RUN/checkpoint --run out/cola-layers3 --data-dir $D --threads 1 \\
         --json results/peers/bench/T-layers3-seed42.json   # (T: the task)
@@ -16,9 +16,7 @@ its --checkpoint). The table (tools/peers_table.py) shows batch 32 and batch 1 o
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 if __package__ in (None, ""):   # run as `python tools/NAME.py`: the project's modules are one folder up
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,6 +31,7 @@ from fast.packed import use_packed_path
 from load_weights import load_model
 from peers.attention_topk import prune_by_attention
 from tasks import TASKS, read_splits
+from tools.bench import interleaved, make_batches
 
 
 def read_run(folder):
@@ -46,21 +45,13 @@ def read_run(folder):
     raise BadInput(f"--run {folder}: no results.json or eval-results.json: name a folder train.py wrote")
 
 
-@torch.no_grad()
-def seconds(model, examples, batch_size):
-    """Wall time of the model over the examples in batches."""
-    t0 = time.perf_counter()
-    for b in data.batches(examples, [0] * len(examples), batch_size):
-        model(b["input_ids"], b["attention_mask"], b["token_type_ids"])
-    return time.perf_counter() - t0
-
-
 def main(argv=None):
     p = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--baseline", required=True, help="the full dense model: the checkpoint/ of a --baseline run")
     p.add_argument("--run", required=True, help="the run to time (its folder)")
     p.add_argument("--data-dir", help="the GLUE layout; default: the run's --data-dir")
-    p.add_argument("--batch-sizes", default="32,1")
+    p.add_argument("--batch-sizes", type=lambda text: [POSITIVE_INT(v) for v in text.split(",")], default=[32, 1],
+                   help="comma-separated (default: 32,1)")
     p.add_argument("--examples", type=POSITIVE_INT, default=256, help="dev examples timed at each batch size")
     p.add_argument("--repeats", type=POSITIVE_INT, default=5)
     p.add_argument("--threads", type=POSITIVE_INT)
@@ -77,13 +68,12 @@ def main(argv=None):
     model = prune_by_attention(model, peer["ratio"]) if peer.get("method") == "attention-topk" else use_packed_path(model)
     tok = data.load_tokenizer(a.baseline)
     inputs = [data.encode(tok, texts, TASKS[task]["max_length"]), data.encode(tok, texts, args["max_length"])]
-    rows = []
-    for bs in map(int, a.batch_sizes.split(",")):
-        times = ([], [])
-        for _ in range(a.repeats + 1):   # (the first: warm-up, not counted)
-            for i, m in enumerate((full, model)):
-                times[i].append(seconds(m, inputs[i], bs))
-        dense, ours = (statistics.median(t[1:]) for t in times)
+    rows, cpu = [], torch.device("cpu")
+    for bs in a.batch_sizes:   # (the same examples in both: batch i of one is batch i of the other, cut shorter)
+        pairs = list(zip(*(make_batches(examples, bs, a.examples, cpu) for examples in inputs)))
+        run = lambda m, i: lambda b: m(b[i]["input_ids"], b[i]["attention_mask"], b[i]["token_type_ids"])
+        with torch.no_grad():
+            dense, ours = interleaved([run(full, 0), run(model, 1)], pairs, cpu, a.repeats, warmup=1)
         rows.append(dict(batch=bs, packed_measured=dense / ours, dense_s=dense, run_s=ours))
         print(f"batch {bs}: {dense / ours:.2f}x the full dense model's speed ({dense:.2f} s / {ours:.2f} s)")
     out = dict(task=task, checkpoint=ckpt, baseline=a.baseline, run=a.run, device_name=device_name(torch.device("cpu")),

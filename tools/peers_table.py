@@ -16,7 +16,7 @@ import html
 import os
 import statistics
 
-from tools.tables import _in_glue_order, _mean_std, command_of, device_kind, glue_runs, read_run
+from tools.tables import _in_glue_order, _mean_std, command_of, glue_runs, rate, read_run
 
 MARK = "<!-- written by tools/report.py -->"
 HOSTS = "baseline, retrained here (what top-k prunes)"
@@ -45,7 +45,7 @@ def method_of(r):
 def recipe(a):
     """How a run departs from the default recipe ("": it does not): its learning rate, where it started
     (a train.py checkpoint as --model: the fine-tuned baseline), lambda's schedule, distilled layers."""
-    parts = [f"lr {a['lr']:.0e}"] if a.get("lr") != 5e-5 else []
+    parts = [f"lr {rate(a['lr'])}"] if a.get("lr") != 5e-5 else []
     parts += ["from the baseline"] if os.path.basename(os.path.normpath(a["model"])) == "checkpoint" else []
     if not a["baseline"] and (abs(a.get("skim_delay", 1 / 3) - 1 / 3) > 1e-6 or abs(a.get("skim_warmup", 1 / 3) - 1 / 3) > 1e-6):
         parts.append(f"delay {a['skim_delay']:.2g}, ramp {a['skim_warmup']:.2g}")
@@ -106,7 +106,7 @@ def given(r):
         return "evaluation only, on the fine-tuned baseline"
     start = "the fine-tuned baseline" if os.path.basename(os.path.normpath(a["model"])) == "checkpoint" else "MiniLM-L6"
     length = f"{a['max_steps']} steps" if a.get("max_steps") else f"{a['epochs']} epochs"
-    return f"lr {a['lr']:.0e}, {length}, from {start}" + (", teacher" if a.get("teacher") else "")
+    return f"lr {rate(a['lr'])}, {length}, from {start}" + (", teacher" if a.get("teacher") else "")
 
 
 def time_cell(runs):
