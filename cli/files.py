@@ -215,16 +215,21 @@ def restart_log(out_dir, step=0):
     up to the step its state was saved at (those after it, logged before the kill, come again)."""
     path = os.path.join(out_dir, LOG)
     if os.path.isfile(path):
-        with open(path) as f:
-            keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
-        with open(path, "w") as f:
-            f.writelines(keep)
+        keep = [e for e in read_log(out_dir) if e["step"] <= step]
+        atomic_write_text(path, "".join(json.dumps(e) + "\n" for e in keep))
 
 
 def read_log(out_dir):
-    """The run's curve: a list of the dicts log_step wrote (empty when it has none)."""
+    """The run's curve: a list of the dicts log_step wrote (empty when it has none); a line a kill cut
+    in the middle of its append is left out."""
     path = os.path.join(out_dir, LOG)
     if not os.path.isfile(path):
         return []
+    entries = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for line in f:
+            try:
+                entries.append(json.loads(line))
+            except ValueError:   # (half a line, or a blank one)
+                continue
+    return [e for e in entries if isinstance(e, dict) and "step" in e]

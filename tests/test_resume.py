@@ -196,3 +196,20 @@ def test_the_loss_curve_is_kept_and_a_resumed_run_continues_it(setup, tmp_path, 
     report.main([str(tmp_path / "whole"), "--out", str(tmp_path / "r.html")])
     page = open(tmp_path / "r.html").read()
     assert "<h2>Training: whole" in page and page.count('class="curve"') == 2
+
+
+@pytest.mark.slow
+def test_a_curve_line_cut_by_a_kill_neither_stops_the_resume_nor_the_report(setup, tmp_path, monkeypatch):
+    """A kill in the middle of log.jsonl's append leaves half a line: --resume drops it (its step comes again),
+    and tools/report.py reads the curve around it (both stopped on it with a traceback)."""
+    from cli.files import read_log
+    out = tmp_path / "killed"
+    revive = killed_at(8, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(argv(setup, out, "--log-every", "1"))
+    revive()
+    with open(out / "log.jsonl", "a") as f:
+        f.write('{"step": 9, "lo')
+    assert [e["step"] for e in read_log(out)] == list(range(1, 9))
+    train.main(argv(setup, out, "--resume", "--log-every", "1"))
+    assert [e["step"] for e in read_log(out)] == list(range(1, 16))
