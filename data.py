@@ -17,8 +17,12 @@ import torch
 from tokenizers import Tokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
 
-from cli.errors import BadInput, MissingInput
 
+class InputError(Exception):
+    """Something the user gave is wrong or missing (a file, a folder, a value): one line that names it
+    and the fix. Commands print it as `error: ...` (cli/errors.py); any other exception is a bug."""
+class MissingInput(InputError, FileNotFoundError): pass
+class BadInput(InputError, ValueError): pass
 
 
 # ----------------------------------------------------------------------------------------------

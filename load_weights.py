@@ -11,7 +11,8 @@ used, or we stop with an error naming the key. Tolerated on purpose:
     such as sentence-transformers' MiniLM, have none);
   - fp16 / bf16 tensors: upcast to float32.
 A fine-tuned model is saved as `model.safetensors` + `config.json` (our BertConfig, the skim
-settings included), each written to a temporary file first and then renamed into place.
+settings included): `checkpoint_state` gives both; cli/files.py writes them without ever leaving
+half-written files.
 
 References:
   - nanoGPT `GPT.from_pretrained` and llm.c `train_gpt2.py`: one explicit table, assert every key.
@@ -20,17 +21,13 @@ References:
 import json
 import os
 import re
-import shutil
 import warnings
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 import families
-from cli.errors import BadInput, MissingInput
-from data import TOKENIZER_FILES
-from cli.files import atomic_folder, atomic_write, atomic_write_text, write_json
+from data import BadInput, MissingInput
 from model import BertConfig, build, encoder
 
 # checkpoint key -> our key, applied in order, each at most once. Other families with other names
@@ -137,7 +134,7 @@ def load_pretrained(path, skim=False, num_labels=None, **overrides):
 
 
 def load_model(path):
-    """Reload a model saved by `save_model`: its config as saved, every tensor required."""
+    """Reload a model saved by cli/files.py (`checkpoint_state`): its config as saved, every tensor required."""
     config_path, weights_path = checkpoint_files(path)
     model = build(read_config(config_path))
     _load_into(model, weights_path, may_be_new=())
@@ -190,30 +187,14 @@ def _load_into(model, weights_path, may_be_new):
                            "or for another architecture")
 
 
-def save_model(model, path):
-    """Save weights (model.safetensors) and config (config.json), atomically: a crash leaves either
-    the old files or the new ones, never half-written ones. The weights under the family's own names
-    (BERT's: Hugging Face's, so other tools load the encoder and head; the predictors are extra keys)."""
-    os.makedirs(path, exist_ok=True)
+def checkpoint_state(model):
+    """What a checkpoint holds of `model`: its tensors under the family's own names (BERT's: Hugging
+    Face's, so other tools load the encoder and head; the predictors are extra keys) and config.json's
+    text (our BertConfig, the skim settings included). cli/files.py writes them, atomically."""
     family, head = model.config.model_type, model is not encoder(model)
     name = lambda k: k if head and not k.startswith("bert.") else (f"{family}." * head) + checkpoint_name(k.removeprefix("bert."), family)
     tensors = {name(k): v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write(os.path.join(path, "model.safetensors"), lambda tmp: save_file(tensors, tmp))
-    atomic_write_text(os.path.join(path, "config.json"), json.dumps(model.config.to_dict(), indent=2))
-
-
-def save_checkpoint(model, tokenizer_dir, folder, results=None):
-    """model.safetensors, config.json, every tokenizer file it was trained with (and the results of its
-    evaluation), written as a whole folder and swapped in (cli.files.atomic_folder): a kill leaves the
-    old checkpoint or the new one, never new weights beside an old config or a stale tokenizer."""
-    def fill(tmp):
-        save_model(model, tmp)
-        for f in TOKENIZER_FILES + ("tokenizer_config.json",):
-            if os.path.isfile(os.path.join(tokenizer_dir, f)):
-                shutil.copyfile(os.path.join(tokenizer_dir, f), os.path.join(tmp, f))
-        if results is not None:
-            write_json(os.path.join(tmp, "results.json"), results)
-    atomic_folder(folder, fill)
+    return tensors, json.dumps(model.config.to_dict(), indent=2)
 
 
 if __name__ == "__main__":   # a part of train.py, not a command: say which command uses it

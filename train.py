@@ -37,16 +37,15 @@ import data
 import peers
 import transkimmer
 from cli import args as cli_args, errors, resume, train_flags
-from cli.files import claim, write_json
+from cli.files import claim, save_checkpoint, write_json
 from cli.progress import log_eval, log_step
-from evaluate import evaluate_dev
 from extensions.budget import Budget
 from extensions.distill import Teacher
 from extensions.skim_start import SkimStart
 from fast.packed import packed_inference
-from load_weights import load_model, load_pretrained, save_checkpoint
+from load_weights import load_model, load_pretrained
 from model import autocast, is_predictor
-from tasks import TASKS, classes_of, download, encode_split, head_for, metric_names, read_splits, write_predictions
+from tasks import TASKS, classes_of, download, encode_split, evaluate_dev, head_for, metric_names, read_splits, write_predictions
 
 
 @dataclass(frozen=True)

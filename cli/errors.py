@@ -1,28 +1,18 @@
 """
 Bad input ends in one clear line that names the flag or file and the fix, never a traceback.
 
-Library code raises an InputError (or one of its subclasses, which are also the built-in error
-they describe); `run(main)` prints its message as `error: ...` and exits. Any other exception is
+Library code raises an InputError (data.py; or one of its subclasses, which are also the built-in
+error they describe); `run(main)` prints its message as `error: ...` and exits. Any other exception is
 a bug and keeps its traceback.
 """
 
 import signal
 
+from data import BadInput, InputError, MissingInput   # (the library's own; named here for the commands' code)
+
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-class InputError(Exception):
-    """Something the user gave is wrong or missing (a file, a folder, a value)."""
-
-
-class MissingInput(InputError, FileNotFoundError):
-    pass
-
-
-class BadInput(InputError, ValueError):
-    pass
 
 
 class FetchFailed(InputError, RuntimeError):

@@ -1,7 +1,9 @@
 """
 Writing files so that nothing the user has is ever left half-written: every file goes to a
 temporary name beside its destination and is renamed onto it (atomic on one filesystem), with the
-permissions any file the user writes gets. No torch here: tools/report.py writes its page with it too.
+permissions any file the user writes gets. Checkpoints are written here too (save_checkpoint): the
+library (load_weights.checkpoint_state) says what they hold, this module how it reaches the disk.
+Importing it imports no torch: tools/report.py writes its page with it too.
 """
 
 import atexit
@@ -12,7 +14,6 @@ import os
 import shutil
 import tempfile
 
-from cli.errors import BadInput
 
 
 def permissions(mode):
@@ -99,7 +100,7 @@ def finite(x):
 
 def atomic_folder(folder, fill):
     """Call fill(tmp) for a temporary folder beside `folder`, then swap it in: a kill leaves the old
-    folder or the new one, never a mix (load_weights.save_checkpoint)."""
+    folder or the new one, never a mix (save_checkpoint)."""
     parent = os.path.dirname(os.path.abspath(folder))
     os.makedirs(parent, exist_ok=True)
     recover(folder)
@@ -120,6 +121,32 @@ def atomic_folder(folder, fill):
     finally:
         if old:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def save_model(model, path):
+    """Save weights (model.safetensors) and config (config.json), atomically: a crash leaves either
+    the old files or the new ones, never half-written ones."""
+    from safetensors.torch import save_file       # (torch and the library imported where a checkpoint is
+    from load_weights import checkpoint_state      # written: tools/report.py imports this module without them)
+    tensors, config = checkpoint_state(model)
+    os.makedirs(path, exist_ok=True)
+    atomic_write(os.path.join(path, "model.safetensors"), lambda tmp: save_file(tensors, tmp))
+    atomic_write_text(os.path.join(path, "config.json"), config)
+
+
+def save_checkpoint(model, tokenizer_dir, folder, results=None):
+    """model.safetensors, config.json, every tokenizer file it was trained with (and the results of its
+    evaluation), written as a whole folder and swapped in (atomic_folder): a kill leaves the old
+    checkpoint or the new one, never new weights beside an old config or a stale tokenizer."""
+    from data import TOKENIZER_FILES
+    def fill(tmp):
+        save_model(model, tmp)
+        for f in TOKENIZER_FILES + ("tokenizer_config.json",):
+            if os.path.isfile(os.path.join(tokenizer_dir, f)):
+                shutil.copyfile(os.path.join(tokenizer_dir, f), os.path.join(tmp, f))
+        if results is not None:
+            write_json(os.path.join(tmp, "results.json"), results)
+    atomic_folder(folder, fill)
 
 
 def recover(folder):
@@ -145,6 +172,7 @@ def claim(folder):
     writing into the folder at once would overwrite the first's saves, so it is refused. A claim whose
     process is gone is stale and taken over; a file of that name this project did not write is never
     removed. A folder the claim made and the run left empty is removed at exit."""
+    from cli.errors import BadInput   # (the library's error, imported with torch: only runs, which have it, claim)
     made = not os.path.exists(folder)
     os.makedirs(folder, exist_ok=True)
     lock = os.path.join(folder, CLAIM)

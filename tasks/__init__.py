@@ -10,14 +10,16 @@ The tasks train.py knows, and how each one's data is read and encoded:
 
     read_splits(task, data_dir, ...)          -> dev sets, training set, label strings
     encode_split(task, tokenizer, x, y, len)  -> model inputs and labels, and how to score predictions
+    evaluate_dev(model, dev_sets, ...)        -> evaluate.py's predictions and costs, scored by the task
 """
 
 import json
 import statistics
 
 import data
+import evaluate
 from cli.files import atomic_write_text, write_json
-from tasks import documents, download, glue, own_data, squad
+from tasks import documents, download, glue, metrics, own_data, squad
 
 # Paper Table 2: max length and lambda (skim_coefficient; the paper's "harmony coefficient"). Metrics
 # as GLUE reports them, the first being the table's main one; epochs from the authors' scripts, but RTE's.
@@ -114,6 +116,34 @@ class SpanScore:
 
     def scores(self, answers):
         return squad.squad_v2_scores(self.questions, answers)
+
+
+def evaluate_dev(model, dev_sets, metric_names, device, max_length, batch_size, tokenizer=None, record=8):
+    """The first dev split predicted (evaluate.predict), scored by the task's metric and its cost
+    summarised (evaluate.summarise); the metrics of the others (MNLI mismatched) added. dev_sets: {split:
+    (examples, labels, score)}, as encode_split gives them. With a tokenizer the first `record` examples
+    (None: all, carried by the predictions too) come with the layers each token entered, for tools/report.py."""
+    (_, (examples, labels, score)), *others = dev_sets.items()
+    run = evaluate.predict(model, examples, labels, device, batch_size, score is not None, record if tokenizer else 0)
+    result = dict(score_run(run["predictions"], labels, score, metric_names, run["entered"], tokenizer, record),
+                  **evaluate.summarise(run, model.config, max_length))
+    for split, (examples, labels, score) in others:
+        run = evaluate.predict(model, examples, labels, device, batch_size, score is not None)
+        result[f"metrics_{split}"] = score_run(run["predictions"], labels, score, metric_names)["metrics"]
+    return result
+
+
+def score_run(preds, labels, score, metric_names, entered=(), tokenizer=None, record=8):
+    """The metrics of predictions (span QA: of the answers the windows' logits give), the predictions
+    as written (--predictions) and the first 8 examples' tokens with the layers each entered."""
+    predictions = preds.tolist() if score is None else score.answers(preds)
+    scores = metrics.compute_metrics(metric_names, preds, labels) if score is None else score.scores(predictions)
+    examples = [dict(tokens=[tokenizer.id_to_token(t) for t in ids], skim_layer=layers, label=labels[i],   # span QA: the
+                     prediction=preds[i].item() if score is None else preds[i].argmax(0).tolist())   # answer's positions
+                for i, (ids, layers) in enumerate(entered)]
+    if record is None and score is None and examples:   # one row per example, its tokens' skim layers beside it
+        predictions = [dict(ex, prediction=p) for ex, p in zip(examples, predictions)]
+    return dict(metrics=scores, predictions=predictions, examples=examples[:8])
 
 
 def write_predictions(path, predictions, classes):

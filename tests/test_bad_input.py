@@ -176,7 +176,7 @@ def test_non_finite_regression_label_names_file_and_line(tmp_path):
 def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):
     """A crash while saving leaves the previous checkpoint whole and no temporary folders; a new save
     leaves no stale tokenizer file from the old one."""
-    import load_weights
+    import cli.files
     glue, model = setup
     out = tmp_path / "out"
     train.main(args_for(setup, out))
@@ -187,14 +187,14 @@ def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):
     def dies_after_the_weights(model, path):
         real_save(model, path)
         raise KeyboardInterrupt          # killed between the weights and the rest
-    real_save = load_weights.save_model
-    monkeypatch.setattr(load_weights, "save_model", dies_after_the_weights)
+    real_save = cli.files.save_model
+    monkeypatch.setattr(cli.files, "save_model", dies_after_the_weights)
     with pytest.raises(KeyboardInterrupt):
-        load_weights.save_checkpoint(train.load_model(str(ckpt)), model, str(ckpt))
+        cli.files.save_checkpoint(train.load_model(str(ckpt)), model, str(ckpt))
     assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == before
     from cli.files import CLAIM   # (the run's claim on its folder: given up when its process ends, or its command returns)
     assert sorted(os.listdir(out)) == [CLAIM, "checkpoint", "log.jsonl", "results.json"]   # no .tmp or .old leftovers
-    monkeypatch.setattr(load_weights, "save_model", real_save)
+    monkeypatch.setattr(cli.files, "save_model", real_save)
     vocab_only = tmp_path / "vocab_model"
     vocab_only.mkdir()
     for name in ("config.json", "model.safetensors"):
@@ -202,7 +202,7 @@ def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):
     from tiny import VOCAB
     (vocab_only / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
     (vocab_only / "tokenizer_config.json").write_text('{"do_lower_case": false}')
-    load_weights.save_checkpoint(train.load_model(str(ckpt)), str(vocab_only), str(ckpt))
+    cli.files.save_checkpoint(train.load_model(str(ckpt)), str(vocab_only), str(ckpt))
     assert sorted(os.listdir(ckpt)) == ["config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
     # killed (SIGKILL, no cleanup) between the two renames of the swap: the next save recovers, and so
     # does the next command that names the folder, before any work (here --eval-only --checkpoint)

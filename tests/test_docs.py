@@ -72,3 +72,22 @@ def test_every_path_the_code_and_docs_name_exists():
                 if path not in names and module not in names and not any(n.startswith(path) for n in names):
                     stale.append(f"{f}: {path}")
     assert not stale, stale
+
+
+CORE = ("transkimmer", "model", "data", "load_weights", "flops", "evaluate")
+
+
+def test_the_core_imports_only_the_core_and_families():
+    """The library modules import each other, families/ (the backbones' adapters), the standard library
+    and the dependencies; never cli/, tasks/, extensions/, fast/ or any other of the project's folders,
+    where the commands live and import the core (train.py wires them together)."""
+    import ast
+    folders = {d for d in os.listdir(ROOT) if os.path.isdir(os.path.join(ROOT, d)) and not d.startswith(".")}
+    for name in CORE:
+        tree = ast.parse(open(os.path.join(ROOT, name + ".py")).read())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            for imported in names:
+                top = imported.split(".")[0]
+                assert top not in folders - {"families"}, f"{name}.py imports {imported} (line {node.lineno})"

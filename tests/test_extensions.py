@@ -113,9 +113,9 @@ def test_shift_skim_logits_moves_the_skim_bias_alone_and_skims_more():
 
 
 def test_decided_speedup_is_what_evaluation_reports():
-    from evaluate import evaluate
+    from evaluate import predict, summarise
     model, examples = skimming_model(num_labels=2), sample_examples()
-    result = evaluate(model, examples, [0] * len(examples), ["accuracy"], torch.device("cpu"), 32, batch_size=16)
+    result = summarise(predict(model, examples, [0] * len(examples), torch.device("cpu"), batch_size=16), model.config, 32)
     assert decided_speedup(model, examples, torch.device("cpu")) == pytest.approx(result["flops_speedup_no_padding"])
 
 

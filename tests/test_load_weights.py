@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-import load_weights
 from tiny import make_batch, skimming_model, tiny_config
-from load_weights import load_model, load_pretrained, rename, save_model
+from cli.files import save_model
+from load_weights import load_model, load_pretrained, rename
 from model import build
 from tiny import write_hf_checkpoint
 
@@ -151,7 +151,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     def crash(tensors, filename):
         open(filename, "wb").write(b"partial")
         raise RuntimeError("disk full")
-    monkeypatch.setattr(load_weights, "save_file", crash)
+    monkeypatch.setattr("safetensors.torch.save_file", crash)
     with pytest.raises(RuntimeError, match="disk full"):
         save_model(model, path)
     assert open(os.path.join(path, "model.safetensors"), "rb").read() == before

@@ -30,10 +30,10 @@ from cli.args import check_device, machine, number
 from cli.errors import BadInput, run as run_main
 from cli.files import claim, unwritable, write_json
 from cli.progress import log_eval
-from evaluate import evaluate_dev
 from extensions.budget import Budget
-from load_weights import load_model, save_checkpoint
-from tasks import classes_of, metric_names, read_splits
+from cli.files import save_checkpoint
+from load_weights import load_model
+from tasks import classes_of, evaluate_dev, metric_names, read_splits
 
 
 def parse(argv):
