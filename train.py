@@ -27,7 +27,8 @@ import itertools
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from collections import namedtuple
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.distributed as dist
@@ -38,77 +39,82 @@ import peers
 import transkimmer
 from cli import args as cli_args, errors, resume, train_flags
 from cli.files import claim, save_checkpoint, write_json
-from cli.progress import log_eval, log_step
+from cli.progress import log_eval, log_start, log_step
 from extensions.budget import Budget
 from extensions.distill import Teacher
-from extensions.skim_start import SkimStart
+from extensions.schedule import Schedule
 from fast.packed import packed_inference
 from load_weights import load_model, load_pretrained
-from model import autocast, is_predictor
+from model import BertConfig, autocast, is_predictor
 from tasks import TASKS, classes_of, download, encode_split, evaluate_dev, head_for, metric_names, read_splits, write_predictions
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every setting of a run, built once from the command line (parse_args); results.json records
-    it as "args". Defaults and help: cli/train_flags.py. None: the task's default (paper Table 2)."""
-    task: str                     # a key of tasks.TASKS, or "custom" (your own files)
-    data_dir: str                 # GLUE layout; None: download into cache_dir
-    max_length: int               # tokens per example (truncation)
-    cache_dir: str
-    train_file: str               # your own data (CSV, TSV, JSON Lines); text/pair/label columns:
-    dev_file: str
-    text_column: str
-    text_pair_column: str
-    label_column: str
-    task_type: str                # your own data: "classification" or "regression" (None: from the labels)
-    model: str                    # pretrained checkpoint folder or hub name
-    baseline: bool                # the plain BERT, no skimming
-    checkpoint: str               # with eval_only: a folder this script wrote
-    skim_coefficient: float       # lambda, Eq. 7 (the paper's harmony coefficient)
-    tau: float                    # Gumbel-softmax temperature, Eq. 5
-    mu0: float                    # the predictors' unbalanced bias, Eq. 9
-    predictor_width: int          # the predictor MLP's hidden width (None: hidden size, Eq. 2)
-    predictor_lr: float           # None: default_predictor_lr(steps, width)
-    predictor_lr_decay: bool      # decay it with the backbone's (paper) instead of holding it
-    skim_delay: float             # fraction of the steps with lambda 0 ...
-    skim_after_loss_drop: float   # ... (option: and until the task loss fell this fraction) ...
-    skim_warmup: float            # ... then this fraction of the steps ramping lambda up
-    target_speedup: float         # instead of lambda: train to this FLOPs speedup (extensions/budget.py) ...
-    budget_rate: float            # ... its multipliers' ascent rate
-    teacher: str                  # distil from this dense checkpoint of the task (extensions/distill.py) ...
-    distill_layers: bool          # ... its layers' hidden states too
-    lr: float                     # AdamW, BERT weights and head, linear decay
-    batch_size: int
-    epochs: int
-    max_steps: int                # overrides epochs
-    warmup: float
-    weight_decay: float
-    clip: float
-    seed: int
-    device: str
-    threads: int
-    eval_only: bool
-    eval_batch_size: int
-    reference_path: bool          # evaluate on transkimmer.pruned_encode, not the packed path (fast/packed.py)
-    eval_every_epoch: int
-    log_every: int
-    out_dir: str
-    overwrite: bool
-    predictions: bool             # also write the dev predictions (tasks.write_predictions)
-    save_every: int               # write the training state every N steps (cli/resume.py) ...
-    resume: bool                  # ... and continue a killed run from it
-    layers: int                   # peers/ (what a user could do instead, at equal FLOPs): the first k layers ...
-    truncate_speedup: float       # ... the --max-length that saves this much ...
-    topk_speedup: float           # ... keep the tokens that receive the most attention, to this speedup
+    """Every setting of a run, with its default, built once from the command line (parse_args; the
+    flags' help: cli/train_flags.py); results.json records it as "args". None: the task's default
+    (paper Table 2: max_length, skim_coefficient, epochs), or as the comment says."""
+    task: str = None              # a key of tasks.TASKS, or "custom" (your own files)
+    data_dir: str = None          # GLUE layout; None: download into cache_dir
+    max_length: int = None        # tokens per example (truncation)
+    cache_dir: str = download.DEFAULT_CACHE
+    train_file: str = None        # your own data (CSV, TSV, JSON Lines); text/pair/label columns:
+    dev_file: str = None
+    text_column: str = None
+    text_pair_column: str = None
+    label_column: str = None
+    task_type: str = None         # your own data: "classification" or "regression" (None: from the labels)
+    model: str = 'bert-base-uncased'   # pretrained checkpoint folder or hub name
+    baseline: bool = False        # the plain BERT, no skimming
+    checkpoint: str = None        # with eval_only: a folder this script wrote
+    skim_coefficient: float = None   # lambda, Eq. 7 (the paper's harmony coefficient)
+    tau: float = BertConfig.skim_tau   # Gumbel-softmax temperature, Eq. 5
+    mu0: float = BertConfig.skim_mu0   # the predictors' unbalanced bias, Eq. 9
+    predictor_width: int = None   # the predictor MLP's hidden width (None: hidden size, Eq. 2)
+    predictor_lr: float = None    # None: default_predictor_lr(steps, width)
+    predictor_lr_decay: bool = False   # decay it with the backbone's (paper) instead of holding it
+    skim_delay: float = 1 / 3     # fraction of the steps with lambda 0 ...
+    skim_after_loss_drop: float = 0.0   # ... (option: and until the task loss fell this fraction) ...
+    skim_warmup: float = 1 / 3    # ... then this fraction of the steps ramping lambda up
+    target_speedup: float = None  # instead of lambda: train to this FLOPs speedup (extensions/budget.py) ...
+    budget_rate: float = Budget.rate   # ... its multipliers' ascent rate
+    teacher: str = None           # distil from this dense checkpoint of the task (extensions/distill.py) ...
+    distill_layers: bool = False  # ... its layers' hidden states too
+    lr: float = 5e-05             # AdamW, BERT weights and head, linear decay
+    batch_size: int = 32
+    epochs: int = None
+    max_steps: int = None         # overrides epochs
+    warmup: float = 0.0
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    seed: int = 42
+    device: str = None
+    threads: int = None
+    eval_only: bool = False
+    eval_batch_size: int = 32
+    reference_path: bool = False  # evaluate on transkimmer.pruned_encode, not the packed path (fast/packed.py)
+    eval_every_epoch: int = 1
+    log_every: int = 50
+    out_dir: str = None
+    overwrite: bool = False
+    predictions: bool = False     # also write the dev predictions (tasks.write_predictions)
+    save_every: int = None        # write the training state every N steps (cli/resume.py) ...
+    resume: bool = False          # ... and continue a killed run from it
+    layers: int = None            # peers/ (what a user could do instead, at equal FLOPs): the first k layers ...
+    truncate_speedup: float = None   # ... the --max-length that saves this much ...
+    topk_speedup: float = None    # ... keep the tokens that receive the most attention, to this speedup
 
 
 def parse_args(argv=None):
-    return TrainConfig(**train_flags.parse(argv, __doc__, "cuda" if torch.cuda.is_available() else "cpu"))
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    return TrainConfig(**train_flags.parse(argv, __doc__, "cuda" if torch.cuda.is_available() else "cpu", defaults))
+
+
+Process = namedtuple("Process", "rank world device log")   # this one of the run's (torchrun: one per GPU); rank 0 logs
 
 
 def setup(cfg):
-    """torchrun's processes (one per GPU), threads, seed. Returns (rank, world, device)."""
+    """torchrun's processes (one per GPU), threads, seed."""
     rank, world, device = 0, 1, torch.device(cfg.device)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -118,7 +124,7 @@ def setup(cfg):
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    return rank, world, device
+    return Process(rank, world, device, print if rank == 0 else (lambda *a, **k: None))
 
 
 # ---- Loading: the model, its tokenizer, the data
@@ -192,19 +198,17 @@ def optimizer_for(model, total, lr, predictor_lr, weight_decay, warmup, predicto
 
 # ---- Training
 
-def train_step(model, b, opt, sched, skim_coefficient, clip, step, budget=None, teacher=None):
-    """One optimiser step on batch b with lambda = skim_coefficient; returns the model's output
-    and the loss (Eq. 7). Options (extensions/): a FLOPs budget's term in lambda's place, a teacher."""
+def train_step(model, b, opt, sched, skim_coefficient, terms, clip, step):
+    """One optimiser step on batch b; returns the model's output and the loss: the task loss, each
+    extension's term added (extensions/: a teacher's distillation, a FLOPs budget's penalty), then Eq. 7
+    with lambda = skim_coefficient (None: no skim loss, for the baseline or with a budget in its place)."""
     with autocast(b["input_ids"].device):
         out = model(b["input_ids"], b["attention_mask"], b["token_type_ids"], labels=b["labels"])
-        task_loss = out.task_loss if teacher is None else out.task_loss + teacher.loss(out, b)
+        task_loss = out.task_loss
+        for term in terms:
+            task_loss = task_loss + term.loss(out, b)
     opt.zero_grad(set_to_none=True)
-    if out.skim_loss is None:
-        loss = task_loss
-    elif budget is None:
-        loss = transkimmer.total_loss(task_loss, out.skim_loss, skim_coefficient)     # Eq. 7
-    else:
-        loss = task_loss + budget.penalty(out.keep_masks, b["attention_mask"])
+    loss = task_loss if skim_coefficient is None else transkimmer.total_loss(task_loss, out.skim_loss, skim_coefficient)  # Eq. 7
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     # A NaN or inf stops the run before it reaches the weights (one host sync per step): the last
@@ -215,108 +219,105 @@ def train_step(model, b, opt, sched, skim_coefficient, clip, step, budget=None, 
                          "check the data's labels and the weights of the checkpoint and of any --teacher)")
     opt.step()
     sched.step()
-    if budget is not None:
-        budget.ascend()
+    for term in terms:
+        term.after_step()
     return out, loss
+
+
+def loss_terms(cfg, model, schedule, device):
+    """The extensions' loss terms the settings ask for: a teacher's distillation, a budget in lambda's place."""
+    terms = [Teacher(cfg.teacher, device, model if cfg.distill_layers else None)] if cfg.teacher else []
+    if cfg.target_speedup and not cfg.baseline:
+        terms.append(Budget(cfg.target_speedup, model.config, schedule, cfg.budget_rate))
+    return terms
 
 
 def main(argv=None):
     cfg = parse_args(argv)
-    rank, world, device = setup(cfg)
-    if rank == 0:
+    proc = setup(cfg)
+    if proc.rank == 0:
         claim(cfg.out_dir)   # two runs into one folder at once: the second is refused (cli/files.py)
-    log = print if rank == 0 else (lambda *a, **k: None)
-    model, cfg, tok_dir, dev_sets, train, classes = load(cfg, device)
+    model, cfg, tok_dir, dev_sets, train, classes = load(cfg, proc.device)
     cfg, model, ref, peer = peers.setup(cfg, model, tok_dir, dev_sets)   # (the full model's scale; a peer, if asked)
     tokenizer, dev_sets, train = encode_splits(cfg, tok_dir, model, dev_sets, train)
     def evaluate():   # on the packed path (fast/packed.py: the reference's decisions, faster), unless --reference-path
         with packed_inference(model, not cfg.reference_path):
-            return peers.record(dict(evaluate_dev(model, dev_sets, metric_names(cfg.task, classes), device, cfg.max_length,
+            return peers.record(dict(evaluate_dev(model, dev_sets, metric_names(cfg.task, classes), proc.device, cfg.max_length,
                                      cfg.eval_batch_size, tokenizer, None if cfg.predictions else 8), classes=classes), ref, peer)
     if cfg.eval_only:
         result = evaluate()
         write_results(cfg, result, [])
-        log_eval(log, "(--eval-only)", result)
-        log(f"wrote {os.path.join(cfg.out_dir, 'eval-results.json')}")
+        log_eval(proc.log, "(--eval-only)", result)
+        proc.log(f"wrote {os.path.join(cfg.out_dir, 'eval-results.json')}")
         return result
-    steps_per_epoch = data.num_batches(len(train[0]), cfg.batch_size, world)
+    log_start(proc, cfg, model, train, dev_sets, classes)
+    save = lambda out: save_checkpoint(model, tok_dir, os.path.join(cfg.out_dir, "checkpoint"), out)
+    return fit(cfg, model, train, lambda cfg, history, **record: evaluate_and_save(cfg, evaluate, save, history, proc.log, **record),
+               proc)
+
+
+def fit(cfg, model, train, evaluate, proc):
+    """The training loop: the run's steps, and every --eval-every-epoch epochs and at the end
+    evaluate(cfg, history, **record) (main's: evaluated, logged, the checkpoint and results.json replaced)."""
+    (rank, world, device, log), t0, result = proc, time.perf_counter(), None
+    steps_per_epoch = data.num_batches(len(train.examples), cfg.batch_size, world)
     total = cfg.max_steps or steps_per_epoch * cfg.epochs
     cfg = replace(cfg, predictor_lr=cfg.predictor_lr or default_predictor_lr(total, model.config.predictor_width))
-    skim = f"lambda={cfg.skim_coefficient}" if not cfg.target_speedup else f"to {cfg.target_speedup:g}x FLOPs"
-    log(f"{cfg.task}: {len(train[0])} train / {len(next(iter(dev_sets.values()))[0])} dev examples, {total} steps, "
-        f"{'baseline BERT' if cfg.baseline else f'Transkimmer {skim} tau={cfg.tau}'}, "
-        f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, device {device}, {world} process(es); "
-        + (f"classes {', '.join(classes)}" if classes else "regression" if model.config.num_labels == 1 else "span QA"))
-    return fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, world, device, log)
-
-
-def fit(cfg, model, train, total, steps_per_epoch, evaluate, tok_dir, rank, world, device, log):
-    """The training loop: `total` steps, evaluating (checkpoint, results.json) every --eval-every-epoch epochs and at the end."""
-    distributed, master = world > 1, rank == 0
-    train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if distributed else model
     opt, sched = optimizer_for(model, total, cfg.lr, cfg.predictor_lr, cfg.weight_decay, cfg.warmup, cfg.predictor_lr_decay)
-    skim_start = SkimStart(total, cfg.skim_delay, cfg.skim_after_loss_drop)
-    budget = Budget(cfg.target_speedup, model.config, cfg.budget_rate) if cfg.target_speedup and not cfg.baseline else None
-    teacher = Teacher(cfg.teacher, device, model if cfg.distill_layers else None) if cfg.teacher else None
-    history, result, step, t0 = [], None, 0, time.perf_counter()
-    if cfg.resume:
-        step, history = resume.load(cfg.out_dir, asdict(cfg), model, opt, sched, skim_start, budget, log)   # (log.jsonl too)
-        if resume.finished(cfg.out_dir, step, total, budget is not None, log):
-            return resume.clear(cfg.out_dir)
-    elif master:
-        resume.clear(cfg.out_dir, fresh=True)   # (--overwrite: an earlier run's state and curve are not this one's)
-    for epoch in range(max(step - 1, 0) // steps_per_epoch, math.ceil(total / steps_per_epoch)):   # (--resume: cli/resume.py)
+    schedule = Schedule(total, cfg.skim_delay, cfg.skim_warmup, cfg.skim_after_loss_drop)   # what is asked of skimming
+    terms = loss_terms(cfg, model, schedule, device)
+    step, history = resume.start(cfg, model, opt, sched, schedule, terms, total, proc)   # (or continue a killed run)
+    if step is None:
+        return None
+    train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
+    for epoch in range(max(step - 1, 0) // steps_per_epoch, math.ceil(total / steps_per_epoch)):
         train_model.train()
-        batches = data.batches(*train[:2], cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch, rank=rank, world=world)
+        batches = data.batches(train.examples, train.labels, cfg.batch_size, shuffle=True, seed=cfg.seed, epoch=epoch,
+                               rank=rank, world=world)
         for b in itertools.islice(batches, step - epoch * steps_per_epoch, total - epoch * steps_per_epoch):
             b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
-            skim_coefficient = transkimmer.skim_coefficient_at(step, total, cfg.skim_coefficient, cfg.skim_delay,
-                                                               cfg.skim_warmup, skim_start.start)   # lambda now
-            if budget:
-                budget.at(step, total, cfg.skim_delay, cfg.skim_warmup, skim_start.start)
-            out, loss = train_step(train_model, b, opt, sched, skim_coefficient, cfg.clip, step, budget, teacher)
-            if skim_start.waiting:   # (--skim-after-loss-drop: one host sync a step until skimming starts)
-                skim_start.watch(step, out.task_loss, world, log)
+            ramp = schedule.at(step)   # 0 -> 1
+            skim_coefficient = None if cfg.baseline or cfg.target_speedup else cfg.skim_coefficient * ramp   # lambda now
+            out, loss = train_step(train_model, b, opt, sched, skim_coefficient, terms, cfg.clip, step)
+            schedule.watch(step, out.task_loss, world, log)   # (--skim-after-loss-drop)
             step += 1
-            if master and (step % cfg.log_every == 0 or step == total):
-                log_step(log, step, total, out, loss, b, sched.get_last_lr()[0], step * cfg.batch_size * world, t0, budget, cfg.out_dir)
-            if master and cfg.save_every and step % cfg.save_every == 0:
-                resume.save(cfg.out_dir, asdict(cfg), step, model, opt, sched, skim_start, budget, history)
+            if rank == 0 and (step % cfg.log_every == 0 or step == total):
+                log_step(log, step, total, out, loss, b, sched.get_last_lr()[0], step * cfg.batch_size * world, t0,
+                         "".join(t.status() for t in terms), cfg.out_dir)
+            if rank == 0 and cfg.save_every and step % cfg.save_every == 0:
+                resume.save(cfg.out_dir, asdict(cfg), step, model, opt, sched, schedule, terms, history)
         evaluating = (epoch + 1) % cfg.eval_every_epoch == 0 or step >= total
-        if master and evaluating:
-            result = evaluate_and_save(cfg, model, tok_dir, evaluate, history, epoch + 1, step, t0, skim_start, budget, log)
-            if budget and step >= total:   # inference's decisions to the budget, then evaluated again (extensions/budget.py)
-                budget.calibrate(model, train[0], device, log)
-                result = evaluate_and_save(cfg, model, tok_dir, evaluate, history, epoch + 1, step, t0, skim_start, budget, log)
-        if distributed and evaluating:
+        if rank == 0 and evaluating:
+            record = lambda: dict(epoch=epoch + 1, step=step, train_seconds=time.perf_counter() - t0, **schedule.record(),
+                                  **{k: v for t in terms for k, v in t.record().items()})
+            result = evaluate(cfg, history, **record())
+            if step >= total and any([t.finish(model, train.examples, device, log) for t in terms]):   # (a budget calibrates)
+                result = evaluate(cfg, history, **record())
+        if world > 1 and evaluating:
             dist.barrier()
         if step >= total:
             break
-    if distributed:   # DDP's reducer holds the process group: free it first, so that no rank tears down
+    if world > 1:   # DDP's reducer holds the process group: free it first, so that no rank tears down
         del train_model   # gloo's connections while the other still has them open (a peer's
         gc.collect()      # "connection closed" in gloo's threads aborts the process)
         dist.barrier()
         dist.destroy_process_group()
-    if master:
+    if rank == 0:
         resume.clear(cfg.out_dir)   # (finished: nothing left to resume)
     return result
 
 
-def evaluate_and_save(cfg, model, tok_dir, evaluate, history, epoch, step, t0, skim_start, budget, log):
-    """An evaluation during training: logged, added to the history, the checkpoint and results.json
-    replaced. The run reports its last evaluation, baseline and Transkimmer alike (as the authors'
-    scripts do): picking the epoch with the best dev metric would favour the epoch that skims least
-    and flatter the metric on small dev sets; the history keeps every epoch."""
-    result = evaluate()
-    result.update(epoch=epoch, step=step, train_seconds=time.perf_counter() - t0)
-    if budget:   # the speedup reached against the one asked for
-        result.update(budget=dict(asked=cfg.target_speedup, **budget.state_dict(), calibration=budget.calibration))
+def evaluate_and_save(cfg, evaluate, save, history, log, **record):
+    """An evaluation during training: recorded (epoch, step, ...), logged, added to the history, the
+    checkpoint (save) and results.json replaced. The run reports its last evaluation, baseline and
+    Transkimmer alike (as the authors' scripts do): picking the epoch with the best dev metric would favour
+    the epoch that skims least and flatter the metric on small dev sets; the history keeps every epoch."""
+    result = dict(evaluate(), **record)
+    if "budget" in record:   # the speedup reached against the one asked for
         log(f"FLOPs speedup {result['flops_speedup_no_padding']:.2f}x, asked {cfg.target_speedup:g}x")
-    if cfg.skim_after_loss_drop:
-        result.update(skim_start_step=None if skim_start.waiting else math.ceil(skim_start.start))   # (None: not yet)
     history.append(result)
-    log_eval(log, epoch, result)
-    write_results(cfg, result, history, lambda out: save_checkpoint(model, tok_dir, os.path.join(cfg.out_dir, "checkpoint"), out))
+    log_eval(log, record["epoch"], result)
+    write_results(cfg, result, history, save)
     return result
 
 

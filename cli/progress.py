@@ -1,5 +1,6 @@
 """
-What a training run prints: a line every --log-every steps (log_step) and one per evaluation (log_eval).
+What a training run prints: what it will do (log_start), a line every --log-every steps (log_step) and
+one per evaluation (log_eval).
 Each step's line is also a line of <out-dir>/log.jsonl (the loss curve, drawn by tools/report.py): a
 resumed run continues it from the step it resumes at, a fresh one starts it anew.
 """
@@ -12,7 +13,15 @@ import transkimmer
 from cli.files import LOG
 
 
-def log_step(log, step, total, out, loss, b, lr, examples, t0, budget, out_dir=None):
+def log_start(proc, cfg, model, train, dev_sets, classes):
+    skim = f"lambda={cfg.skim_coefficient}" if not cfg.target_speedup else f"to {cfg.target_speedup:g}x FLOPs"
+    proc.log(f"{cfg.task}: {len(train.examples)} train / {len(next(iter(dev_sets.values())).examples)} dev examples, "
+             f"{'baseline BERT' if cfg.baseline else f'Transkimmer {skim} tau={cfg.tau}'}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M "
+             f"parameters, device {proc.device}, {proc.world} process(es); " + (f"classes {', '.join(classes)}" if classes else
+             "regression" if model.config.num_labels == 1 else "span QA"))
+
+
+def log_step(log, step, total, out, loss, b, lr, examples, t0, status, out_dir=None):
     kept = 1.0 if out.keep_masks is None else transkimmer.kept_fraction(
         transkimmer.kept_per_layer(out.keep_masks), b["attention_mask"].sum(1)).mean().item()
     skim, elapsed = 0.0 if out.skim_loss is None else out.skim_loss.item(), time.perf_counter() - t0
@@ -21,7 +30,7 @@ def log_step(log, step, total, out, loss, b, lr, examples, t0, budget, out_dir=N
             f.write(json.dumps(dict(step=step, loss=loss.item(), task_loss=out.task_loss.item(), skim_loss=skim, kept=kept,
                                     lr=lr, examples_per_s=examples / elapsed)) + "\n")
     log(f"step {step}/{total} | loss {loss.item():.4f} | task {out.task_loss.item():.4f} | skim loss {skim:.4f} | "
-        f"kept {kept:.3f} | lr {lr:.2e} | {examples / elapsed:.1f} ex/s | ETA {(total - step) * elapsed / step / 60:.1f} min" + (budget.status() if budget else ""))
+        f"kept {kept:.3f} | lr {lr:.2e} | {examples / elapsed:.1f} ex/s | ETA {(total - step) * elapsed / step / 60:.1f} min" + status)
 
 
 def log_eval(log, epoch, result):

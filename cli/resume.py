@@ -2,8 +2,8 @@
 --save-every N and --resume: a killed run continues where it stopped, to the same result.
 
 Every N optimiser steps training writes <out-dir>/training-state.pt, atomically: the weights, the
-optimiser's and the schedule's states, the step, lambda's start (--skim-after-loss-drop), the budget's
-multipliers (--target-speedup), the random number generators, the evaluations so far and the run's
+optimiser's and the lr schedule's states, the step, the skim schedule's (lambda's start with
+--skim-after-loss-drop), the loss terms' (the budget's multipliers), the random number generators, the evaluations so far and the run's
 settings. --resume reads it back (the settings must be the same) and skips the batches already
 trained on: the data's order is a function of (seed, epoch) alone (data.batches). So on the same
 machine the resumed run ends with the weights and results.json of a run never killed, bit for bit
@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+from dataclasses import asdict
 
 import torch
 
@@ -29,19 +30,19 @@ from cli.files import atomic_write, restart_log
 STATE = "training-state.pt"
 MAY_DIFFER = ("resume", "overwrite", "save_every", "log_every", "out_dir")   # what a resumed run may change (the
 # folder moved as a whole: its state continues the run wherever it is)
-MAGIC = b"transkimmer training state v1\n"   # then the SHA-256 of the rest, then torch.save's bytes
-KEYS = ("args", "step", "model", "opt", "sched", "skim_start", "budget", "history", "rng", "cuda_rng")
+MAGIC = b"transkimmer training state v2\n"   # then the SHA-256 of the rest, then torch.save's bytes
+KEYS = ("args", "step", "model", "opt", "sched", "schedule", "terms", "history", "rng", "cuda_rng")
 
 
 def state_path(out_dir):
     return os.path.join(out_dir, STATE)
 
 
-def save(out_dir, args, step, model, opt, sched, skim_start, budget, history):
-    """The training state after `step` optimiser steps, written atomically (a kill leaves the last one)."""
+def save(out_dir, args, step, model, opt, sched, schedule, terms, history):
+    """The training state after `step` optimiser steps, written atomically (a kill leaves the last one):
+    the skim schedule's and each loss term's (extensions/) with the model's and the optimiser's."""
     state = dict(args=args, step=step, model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
-                 skim_start=dict(first=list(skim_start.first), last=list(skim_start.last), start=skim_start.start),
-                 budget=budget.state_dict() if budget else None, history=history, rng=torch.get_rng_state(),
+                 schedule=schedule.state_dict(), terms=[t.state_dict() for t in terms], history=history, rng=torch.get_rng_state(),
                  cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -73,7 +74,7 @@ def read(path):
     return state
 
 
-def load(out_dir, args, model, opt, sched, skim_start, budget, log=print):
+def load(out_dir, args, model, opt, sched, schedule, terms, log=print):
     """Put a saved training state back; returns (step, history). Refused, in one line, when the
     state was saved by a run with other settings: it would not continue that run."""
     path = state_path(out_dir)
@@ -89,16 +90,30 @@ def load(out_dir, args, model, opt, sched, skim_start, budget, log=print):
                        "with --overwrite") from None
     opt.load_state_dict(state["opt"])
     sched.load_state_dict(state["sched"])
-    skim_start.first, skim_start.start = state["skim_start"]["first"], state["skim_start"]["start"]
-    skim_start.last.extend(state["skim_start"]["last"])
-    if budget:
-        budget.load_state_dict(state["budget"])
+    schedule.load_state_dict(state["schedule"])
+    for term, term_state in zip(terms, state["terms"]):
+        term.load_state_dict(term_state)
     torch.set_rng_state(state["rng"])
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     restart_log(out_dir, state["step"])
     log(f"resumed at step {state['step']}")
     return state["step"], state["history"]
+
+
+def start(cfg, model, opt, sched, schedule, terms, total, proc):
+    """train.fit's start: continue the killed run in cfg.out_dir (--resume) or start afresh.
+    Returns (the step to start at, the evaluations so far); step None: the run had finished."""
+    proc.log(f"{total} steps of {cfg.batch_size} examples" + (f" x {proc.world} processes" if proc.world > 1 else ""))
+    if not cfg.resume:
+        if proc.rank == 0:
+            clear(cfg.out_dir, fresh=True)   # (--overwrite: an earlier run's state and curve are not this one's)
+        return 0, []
+    step, history = load(cfg.out_dir, asdict(cfg), model, opt, sched, schedule, terms, proc.log)   # (log.jsonl too)
+    if finished(cfg.out_dir, step, total, cfg.target_speedup and not cfg.baseline, proc.log):
+        clear(cfg.out_dir)
+        return None, history
+    return step, history
 
 
 def finished(out_dir, step, total, calibrating, log=print):

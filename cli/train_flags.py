@@ -1,6 +1,6 @@
 """
-train.py's command line: every flag with its help, grouped, its defaults, and every check that can
-be made before any work (a bad combination is argparse's one-line error). `parse(argv)` returns
+train.py's command line: every flag with its help, grouped (the defaults are train.TrainConfig's),
+and every check that can be made before any work (a bad combination is argparse's one-line error). `parse(argv)` returns
 the values train.TrainConfig is built from, once.
 """
 
@@ -17,9 +17,7 @@ from cli.args import POSITIVE, POSITIVE_INT, OneLineParser, check_device, number
 from cli.files import recover, unwritable
 from cli.resume import STATE
 from data import load_tokenizer
-from extensions.budget import Budget
 from load_weights import checkpoint_files, read_config, saved_by_train
-from model import BertConfig
 from tasks import CUSTOM, OWN_DATA, TASKS, classes_of, download, head_for
 from tasks.glue import as_number
 
@@ -37,7 +35,7 @@ def add_data_flags(p):
     g.add_argument("--data-dir", help="folder in the GLUE layout (<dir>/SST-2/train.tsv, ...), or holding the "
                    "unpacked archive of a long-document task; default: download the task once into --cache-dir")
     g.add_argument("--max-length", type=number(int, 8), help="truncate to this many tokens (default: paper Table 2)")
-    g.add_argument("--cache-dir", default=download.DEFAULT_CACHE, help="where downloads are kept")
+    g.add_argument("--cache-dir", help="where downloads are kept")
     g.add_argument("--train-file", help="your own training data: .csv, .tsv (a header row names the columns) or "
                    ".jsonl (one JSON object per line); string labels are classes, fractional numbers regression")
     g.add_argument("--dev-file", help="your own evaluation data, in the same form")
@@ -47,7 +45,7 @@ def add_data_flags(p):
     g.add_argument("--task-type", choices=("classification", "regression"), help="with --train-file: what the labels "
                    "are (default: from their values: whole numbers or strings are classes, any fraction regression)")
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="bert-base-uncased",
+    g.add_argument("--model",
                    help="checkpoint folder (config.json, model.safetensors, tokenizer.json) or a hub name")
     g.add_argument("--baseline", action="store_true", help="fine-tune the plain BERT, no skimming")
     g.add_argument("--teacher", help="distil from this checkpoint of a --baseline run of the same task (its "
@@ -67,14 +65,14 @@ def add_data_flags(p):
 def add_skim_flags(p):
     g = p.add_argument_group("skimming")
     g.add_argument("--skim-coefficient", type=number(float, 0), help="lambda of Eq. 7, the paper's harmony coefficient (default: Table 2)")
-    g.add_argument("--tau", type=POSITIVE, default=BertConfig.skim_tau, help="Gumbel-softmax temperature, Eq. 5 "
+    g.add_argument("--tau", type=POSITIVE, help="Gumbel-softmax temperature, Eq. 5 "
                    "(paper: 0.1, which cannot start training; see model.py)")
     g.add_argument("--target-speedup", type=number(float, 1, 50, low_open=True), help="instead of lambda, train to "
                    "this FLOPs speedup (no padding, predictors counted), e.g. 2; calibrated on the training set at the end: "
                    "extensions/budget.py")
-    g.add_argument("--budget-rate", type=POSITIVE, default=Budget.rate, help="with --target-speedup: how fast the "
+    g.add_argument("--budget-rate", type=POSITIVE, help="with --target-speedup: how fast the "
                    "Lagrange multiplier follows the gap between the FLOPs and the budget (per step)")
-    g.add_argument("--mu0", type=number(float), default=BertConfig.skim_mu0, help="unbalanced bias mean of the predictors, Eq. 9")
+    g.add_argument("--mu0", type=number(float), help="unbalanced bias mean of the predictors, Eq. 9")
     g.add_argument("--predictor-width", type=number(int, 1, 1 << 16), help="hidden width of the predictor MLP (default: the "
                    "model's hidden size, as Eq. 2; smaller is cheaper at batch 1)")
     g.add_argument("--predictor-lr", type=POSITIVE, help="learning rate of the skim predictors (default: "
@@ -82,37 +80,37 @@ def add_skim_flags(p):
                    "paper: one lr for all, pass --lr's value)")
     g.add_argument("--predictor-lr-decay", action="store_true", help="decay the predictors' lr with the "
                    "backbone's (paper) instead of holding it constant")
-    g.add_argument("--skim-delay", type=number(float, 0, 1, high_open=True), default=1 / 3,
+    g.add_argument("--skim-delay", type=number(float, 0, 1, high_open=True),
                    help="fraction of the steps trained with lambda 0 first, as the baseline is (paper: 0)")
-    g.add_argument("--skim-after-loss-drop", type=number(float, 0, 1, high_open=True), default=0.0, help="start "
+    g.add_argument("--skim-after-loss-drop", type=number(float, 0, 1, high_open=True), help="start "
                    "lambda's ramp no earlier than --skim-delay and only once the task loss has fallen this fraction "
                    "below its level over the first twelfth of the steps (option, e.g. 0.05; default 0: at --skim-delay)")
-    g.add_argument("--skim-warmup", type=number(float, 0, 1), default=1 / 3, help="fraction of the steps over which "
+    g.add_argument("--skim-warmup", type=number(float, 0, 1), help="fraction of the steps over which "
                    "lambda then ramps linearly from 0 to its value (paper: 0)")
 
 
 def add_training_flags(p):
     g = p.add_argument_group("optimisation")
-    g.add_argument("--lr", type=POSITIVE, default=5e-5, help="AdamW learning rate of the BERT weights and the head, "
+    g.add_argument("--lr", type=POSITIVE, help="AdamW learning rate of the BERT weights and the head, "
                    "linear decay to 0 (paper: 2e-5)")
-    g.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="training batch size (per process)")
+    g.add_argument("--batch-size", type=POSITIVE_INT, help="training batch size (per process)")
     g.add_argument("--epochs", type=POSITIVE_INT, help="epochs (default: 3; 5 for MRPC and WNLI, 10 for RTE)")
     g.add_argument("--max-steps", type=POSITIVE_INT, help="stop after this many optimiser steps (overrides --epochs)")
-    g.add_argument("--warmup", type=number(float, 0, 1, high_open=True), default=0.0, help="fraction of steps with linear warm-up")
-    g.add_argument("--weight-decay", type=number(float, 0), default=0.01, help="AdamW weight decay (not on biases, LayerNorms)")
-    g.add_argument("--clip", type=POSITIVE, default=1.0, help="gradient norm clipping")
-    g.add_argument("--seed", type=number(int, 0, 2**32 - 1), default=42, help="seed for initialisation, shuffling and sampling")
-    g.add_argument("--device", default=None, help="cuda, cpu, cuda:1, ... (default: cuda if there is one)")
+    g.add_argument("--warmup", type=number(float, 0, 1, high_open=True), help="fraction of steps with linear warm-up")
+    g.add_argument("--weight-decay", type=number(float, 0), help="AdamW weight decay (not on biases, LayerNorms)")
+    g.add_argument("--clip", type=POSITIVE, help="gradient norm clipping")
+    g.add_argument("--seed", type=number(int, 0, 2**32 - 1), help="seed for initialisation, shuffling and sampling")
+    g.add_argument("--device", help="cuda, cpu, cuda:1, ... (default: cuda if there is one)")
     g.add_argument("--threads", type=number(int, 1, 1024), help="CPU threads for torch (default: torch's choice)")
     g = p.add_argument_group("evaluation and output")
     g.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint on the dev set, no training")
-    g.add_argument("--eval-batch-size", type=POSITIVE_INT, default=32, help="evaluation batch size")
+    g.add_argument("--eval-batch-size", type=POSITIVE_INT, help="evaluation batch size")
     g.add_argument("--reference-path", action="store_true", help="evaluate on the reference inference "
                    "(transkimmer.pruned_encode, padded batches), not the packed path (fast/packed.py): the same "
                    "decisions, the logits within float tolerance, slower")
-    g.add_argument("--eval-every-epoch", type=POSITIVE_INT, default=1, help="evaluate at the end of every N-th epoch")
-    g.add_argument("--log-every", type=POSITIVE_INT, default=50, help="log a line every N steps")
-    g.add_argument("--out-dir", default=None, help="output folder (default: out/<task>[-baseline]); training "
+    g.add_argument("--eval-every-epoch", type=POSITIVE_INT, help="evaluate at the end of every N-th epoch")
+    g.add_argument("--log-every", type=POSITIVE_INT, help="log a line every N steps")
+    g.add_argument("--out-dir", help="output folder (default: out/<task>[-baseline]); training "
                    "writes results.json and checkpoint/, --eval-only writes eval-results.json")
     g.add_argument("--overwrite", action="store_true", help="replace the results (and checkpoint) already in --out-dir")
     g.add_argument("--save-every", type=POSITIVE_INT, help="write the training state (weights, optimiser, "
@@ -150,7 +148,7 @@ def check_combinations(p, args):
         p.error("--target-speedup replaces lambda (--skim-coefficient): pass one of them")
     if args.distill_layers and not args.teacher and not args.eval_only:
         p.error("--distill-layers distils a teacher's layers: pass --teacher too")
-    if args.budget_rate != Budget.rate and not args.target_speedup:
+    if args.budget_rate != p.get_default("budget_rate") and not args.target_speedup:
         p.error("--budget-rate sets how --target-speedup meets its budget: pass --target-speedup too")
     if args.skim_delay + args.skim_warmup > 1 + 1e-9:   # (1e-9: sums such as 0.6 + 0.4 in floating point)
         p.error(f"--skim-delay {args.skim_delay:g} + --skim-warmup {args.skim_warmup:g} > 1: lambda would still be "
@@ -285,11 +283,13 @@ def joined_negatives(p, argv):
     return out
 
 
-def parse(argv, description, default_device):
-    """The command line's values as a dict, the task's defaults (paper Table 2) filled in."""
+def parse(argv, description, default_device, defaults):
+    """The command line's values as a dict, each flag not given its value in `defaults` (train.TrainConfig's),
+    the task's defaults (paper Table 2) filled in where that is None."""
     p = OneLineParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     for add in (add_data_flags, add_skim_flags, add_training_flags):
         add(p)
+    p.set_defaults(**defaults)
     args = p.parse_args(joined_negatives(p, sys.argv[1:] if argv is None else argv))
     check_combinations(p, args)
     if args.dev_file:

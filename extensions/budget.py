@@ -16,7 +16,7 @@ skim loss does. The target is t = 1/S. As in CoFi (Xia et al., ACL 2022), traini
 by one step of gradient ascent on the multipliers per training step: l1 += rate (c - t) grows while
 the model is too slow and shrinks (below 0: it pays to keep tokens) once it is too fast; l2, the
 quadratic's weight, only grows, damping the swing. t follows lambda's schedule (the recipe,
-transkimmer.skim_coefficient_at): 1 (no skimming asked) while lambda would be 0, then a linear ramp
+schedule.py): 1 (no skimming asked) while lambda would be 0, then a linear ramp
 to 1/S, then held, so the model meets the budget gradually and trains its last third at it.
 
 Three other ways to read c were measured and dropped (docs/target-speedup.md): the multipliers on the
@@ -43,6 +43,7 @@ import torch.distributed as dist
 import data
 import flops
 import transkimmer
+from extensions import LossTerm
 from model import autocast, encoder
 
 
@@ -54,9 +55,8 @@ def relative_flops(masks, attention_mask, cfg):
     return flops.transkimmer_flops(lengths, kept, cfg).sum() / flops.bert_flops(lengths, cfg).sum()
 
 
-def target_at(step, total, target_speedup, delay, warmup, start=None):
-    """t: the relative FLOPs asked for at this step, 1 before the ramp, 1/S after it."""
-    ramp = transkimmer.skim_coefficient_at(step, total, 1.0, delay, warmup, start)   # 0 -> 1
+def target_at(ramp, target_speedup):
+    """t: the relative FLOPs asked for at the schedule's ramp (schedule.py): 1 before it, 1/S after it."""
     return 1.0 - ramp * (1.0 - 1.0 / target_speedup)
 
 
@@ -100,21 +100,29 @@ def calibrate(model, examples, target_speedup, device, span=8.0, steps=12):
     return dict(shift=best, sample=len(examples), sample_speedup_before=tried[0.0], sample_speedup=tried[best])
 
 
-class Budget:
-    """The Lagrangian's multipliers and their ascent, for a model whose config is `config`. `rate`: how
-    far l1 moves per unit of gap and step (l1 plays lambda's part: the defaults' lambda 0.3 gives 1.1-1.7x);
-    docs/target-speedup.md measures it.
-    Each step: `at` sets the target, `penalty` replaces lambda * Loss_skim in Eq. 7, `ascend` follows."""
+class Budget(LossTerm):
+    """The Lagrangian's multipliers and their ascent, for a model whose config is `config`, following
+    `schedule` (schedule.py). `rate`: how far l1 moves per unit of gap and step (l1 plays lambda's part:
+    the defaults' lambda 0.3 gives 1.1-1.7x); docs/target-speedup.md measures it.
+    A loss term (extensions/__init__.py): each step `loss` sets the target and its penalty replaces
+    lambda * Loss_skim in Eq. 7, the ascent follows the step; after training it calibrates the model."""
 
     rate = 0.1   # measured: CoLA at 2x, seed 42: 0.5 swings l1 between -2 and 3 (Matthews 12.6), 0.1 settles (20.3)
 
-    def __init__(self, target_speedup, config, rate=rate):
-        self.target_speedup, self.config, self.rate = target_speedup, config, rate
+    def __init__(self, target_speedup, config, schedule=None, rate=rate):
+        self.target_speedup, self.config, self.schedule, self.rate = target_speedup, config, schedule, rate
         self.l1 = self.l2 = 0.0
         self.target, self.c, self.calibration = 1.0, None, None
 
-    def at(self, step, total, delay, warmup, start=None):
-        self.target = target_at(step, total, self.target_speedup, delay, warmup, start)
+    def at(self, ramp):
+        self.target = target_at(ramp, self.target_speedup)
+
+    def loss(self, out, batch):
+        self.at(self.schedule.ramp)
+        return self.penalty(out.keep_masks, batch["attention_mask"])
+
+    def after_step(self):
+        self.ascend()
 
     def penalty(self, masks, attention_mask):
         """l1 (c - t) + l2 (c - t)^2 on this batch's keep masks."""
@@ -149,6 +157,13 @@ class Budget:
             log(f"warning: training reached only {c['sample_speedup_before']:.2f}x of the {self.target_speedup:g}x asked; "
                 "a shift this large can cost much of the score (docs/target-speedup.md): compare the evaluation "
                 "before it (results.json's history), and ask for less speed or train longer")
+
+    def finish(self, model, train_examples, device, log):
+        self.calibrate(model, train_examples, device, log)
+        return True   # inference's decisions moved to the budget: evaluated again
+
+    def record(self):
+        return dict(budget=dict(asked=self.target_speedup, **self.state_dict(), calibration=self.calibration))
 
     def status(self):
         return f" | FLOPs {self.c.item():.3f} of dense, target {self.target:.3f}, l1 {self.l1:.2f} l2 {self.l2:.2f}"

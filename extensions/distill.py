@@ -22,6 +22,7 @@ layer computes in the student (a token skimmed before layer i has no state of la
 import torch
 import torch.nn.functional as F
 
+from extensions import LossTerm
 from extensions.hooks import Recorder
 from load_weights import load_model
 from model import encoder
@@ -46,9 +47,10 @@ def layer_loss(student_states, teacher_states, masks):
     return total / len(masks)
 
 
-class Teacher:
+class Teacher(LossTerm):
     """The dense model, read from a checkpoint of train.py; `loss(out, batch)` is D for a batch and the
-    student's output; with `student` given (--distill-layers) the layer loss too."""
+    student's output; with `student` given (--distill-layers) the layer loss too. A loss term
+    (extensions/__init__.py), added to the task loss."""
 
     def __init__(self, checkpoint, device, student=None):
         self.model = load_model(checkpoint).to(device).eval()

@@ -13,6 +13,7 @@ The tasks train.py knows, and how each one's data is read and encoded:
     evaluate_dev(model, dev_sets, ...)        -> evaluate.py's predictions and costs, scored by the task
 """
 
+import collections
 import json
 import statistics
 
@@ -94,14 +95,17 @@ def read_splits(task, data_dir=None, cache_dir=download.DEFAULT_CACHE, with_trai
     return {"dev": tuple(dev)}, train, classes
 
 
+Split = collections.namedtuple("Split", "examples labels score")
+
+
 def encode_split(task, tokenizer, texts, labels, max_length):
     """Model inputs [(ids, type_ids)] and labels for data.batches, and `score`: None to score
     predictions with metrics.compute_metrics (classification, regression), or, for span QA, a
     SpanScore: each window's (T, 2) logits to the answers, and those to the SQuAD v2.0 metrics."""
     if task != QA:
-        return data.encode(tokenizer, texts, max_length), labels, None
+        return Split(data.encode(tokenizer, texts, max_length), labels, None)
     examples, spans, feats = squad.windows(tokenizer, texts, max_length)
-    return examples, spans, SpanScore(texts, feats)
+    return Split(examples, spans, SpanScore(texts, feats))
 
 
 class SpanScore:

@@ -12,6 +12,7 @@ import train
 from cli import train_flags
 from extensions.budget import Budget, calibrate, decided_speedup, relative_flops, shift_skim_logits, target_at
 from extensions.hooks import Recorder
+from extensions.schedule import Schedule
 from extensions.distill import distillation_loss, layer_loss
 from model import BertConfig, build
 from tiny import make_batch, skimming_model, write_glue, write_model
@@ -64,9 +65,10 @@ def test_relative_flops_carries_the_masks_gradient():
 
 def test_target_follows_lambdas_schedule():
     """t: 1 while lambda would be 0, then a linear ramp to 1/S, then held."""
-    t = [target_at(s, 90, 2.0, 1 / 3, 1 / 3) for s in (0, 29, 30, 45, 60, 89)]
+    schedule = Schedule(90, 1 / 3, 1 / 3)
+    t = [target_at(schedule.at(s), 2.0) for s in (0, 29, 30, 45, 60, 89)]
     assert t == pytest.approx([1, 1, 1, 0.75, 0.5, 0.5])
-    assert target_at(0, 90, 4.0, 0, 0) == 0.25   # the paper's schedule: the budget from the first step
+    assert target_at(Schedule(90, 0, 0).at(0), 4.0) == 0.25   # the paper's schedule: the budget from the first step
 
 
 def test_multipliers_ascend_on_the_gap():
@@ -74,9 +76,9 @@ def test_multipliers_ascend_on_the_gap():
     b = Budget(2.0, cfg, rate=0.5)
     masks, am = [torch.ones(1, 4)] * 2, torch.ones(1, 4)
     c = relative_flops(masks, am, cfg).item()
-    b.at(0, 90, 1 / 3, 1 / 3)                               # before the ramp: nothing asked, nothing moves
+    b.at(0.0)                                               # before the ramp: nothing asked, nothing moves
     assert b.penalty(masks, am).item() == 0 and (b.ascend(), b.l1, b.l2) == (None, 0.0, 0.0)
-    b.at(89, 90, 1 / 3, 1 / 3)                              # the budget: t = 0.5, the model too slow
+    b.at(1.0)                                               # the budget: t = 0.5, the model too slow
     b.penalty(masks, am)
     b.ascend()
     assert (b.l1, b.l2) == pytest.approx((0.5 * (c - 0.5), 0.5 * (c - 0.5) ** 2))

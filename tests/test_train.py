@@ -8,7 +8,7 @@ import pytest
 
 from tasks import metrics
 import train
-from extensions.skim_start import SkimStart
+from extensions.schedule import Schedule
 from transkimmer import skim_coefficient_at
 from tiny import write_glue, write_model
 
@@ -148,7 +148,7 @@ def test_skim_start_waits_for_the_task_loss_to_fall():
     lam = lambda step, total, delay, start=None: skim_coefficient_at(step, total, 0.4, delay, 0.5, start)
 
     def start(losses, delay=0.25, drop=0.12, total=120):
-        s = SkimStart(total, delay, drop)       # window: 10 steps, delay: step 30
+        s = Schedule(total, delay, 0.5, drop)   # window: 10 steps, delay: step 30
         for step, loss in enumerate(losses):
             s.update(step, loss)
         return s.start
@@ -160,10 +160,15 @@ def test_skim_start_waits_for_the_task_loss_to_fall():
     early = start([1.0] * 11 + [0.5] * 110, delay=1 / 3, total=121)           # a delay between two steps (40 1/3)
     assert [lam(i, 121, 1 / 3, early) for i in range(121)] == [lam(i, 121, 1 / 3) for i in range(121)]   # the default's, step for step
     assert start([0.7] * 120, drop=0.0) == 30 and lam(60, 120, 0.25, 30) == lam(60, 120, 0.25)
+    s = Schedule(120, 0.25, 0.5, 0.12)                                        # the ramp it gives, times lambda: the same
+    for step, loss in enumerate([1.0] * 50 + [0.5] * 70):                     # lambda, bit for bit
+        assert 0.4 * s.at(step) == lam(step, 120, 0.25, s.start)
+        s.update(step, loss)
+    assert s.record() == dict(skim_start_step=53) and Schedule(120, 0.25, 0.5).record() == {}
 
 
 def test_skim_start_is_recorded_in_results(setup, tmp_path):
-    """train.py wires SkimStart in: a drop the loss cannot make in 3 steps leaves lambda unstarted
+    """train.py wires the Schedule's start in: a drop the loss cannot make in 3 steps leaves lambda unstarted
     (recorded as None); without the option results.json has no such field."""
     _, waits = run(setup, tmp_path / "a", "sst2", "--skim-after-loss-drop", "0.99")
     assert waits["skim_start_step"] is None and waits["args"]["skim_after_loss_drop"] == 0.99

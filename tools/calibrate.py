@@ -89,7 +89,7 @@ def main(argv=None):
                                                  classes_of(model.config), cfg.task_type)
     tokenizer, dev, train_examples = train.encode_splits(cfg, checkpoint, model, dev_sets, train_split)
     budget = Budget(speedup, model.config)
-    budget.calibrate(model, train_examples[0], device, print)
+    budget.calibrate(model, train_examples.examples, device, print)
     result = evaluate_dev(model, dev, metric_names(cfg.task, classes), device, cfg.max_length, cfg.eval_batch_size, tokenizer)
     result.pop("predictions")
     result.update(classes=classes, epoch=run["epoch"], step=run["step"], train_seconds=run["train_seconds"],
