@@ -157,7 +157,7 @@ class Block(nn.Module):
         self.ff2 = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
         self.ln2 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.drop = nn.Dropout(cfg.hidden_dropout_prob)
-        self.gelu = families.GELUS[cfg.hidden_act]
+        self.gelu_approximate = families.GELUS[cfg.hidden_act]
 
     def forward(self, x, keep, skim=False):  # x (B, T, H), keep (B, T) or None
         return self.finish(x, self.attn(x, keep, skim))
@@ -165,7 +165,7 @@ class Block(nn.Module):
     def finish(self, x, a):
         """The layer after its attention a (B, T, H): residual and LayerNorm, feed-forward, residual and LayerNorm."""
         x = self.ln1(x + self.drop(a))
-        return self.ln2(x + self.drop(self.ff2(F.gelu(self.ff1(x), approximate=self.gelu))))  # erf GELU, or tanh
+        return self.ln2(x + self.drop(self.ff2(F.gelu(self.ff1(x), approximate=self.gelu_approximate))))  # erf GELU, or tanh
 
 
 def autocast(device):
@@ -189,9 +189,9 @@ class BertModel(nn.Module):
         super().__init__()
         self.config = cfg
         self.embed = Embeddings(cfg)
-        # shared_layer: one layer, run at every depth (self.depth); the predictors stay one per depth
+        # stack: the layer run at each depth, in order (shared_layer: one, at every depth); predictors: one per depth
         self.layers = nn.ModuleList(Block(cfg) for _ in range(1 if cfg.shared_layer else cfg.num_hidden_layers))
-        self.depth = [self.layers[0]] * cfg.num_hidden_layers if cfg.shared_layer else list(self.layers)
+        self.stack = [self.layers[0]] * cfg.num_hidden_layers if cfg.shared_layer else list(self.layers)
         self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.pooler else None
         self.predictors = None
         if cfg.skim:
@@ -217,17 +217,17 @@ class BertModel(nn.Module):
     def encode(self, h, attention_mask, prune=None):
         """The layers on the embeddings h (B, T, H): plain BERT, or Transkimmer's encoders (Eq. 1),
         the masked one in training and the really pruned one at inference. Returns a SkimOutput
-        (keep masks and skim loss None for plain BERT). tools/cuda_graphs.py replaces this step."""
+        (keep masks and skim loss None for plain BERT). fast/cuda_graphs.py replaces this step."""
         if self.predictors is None:
-            for layer in self.depth:
+            for layer in self.stack:
                 h = layer(h, attention_mask)
             return transkimmer.SkimOutput(h, None, None)
         prune = (not self.training) if prune is None else prune
         if prune and self.training:
             raise ValueError("real pruning is for inference: call model.eval() first")
         if prune:   # inference: tokens really removed
-            return transkimmer.pruned_encode(h, attention_mask, self.depth, self.predictors)
-        return transkimmer.masked_encode(h, attention_mask, self.depth, self.predictors,   # Eq. 4 attention
+            return transkimmer.pruned_encode(h, attention_mask, self.stack, self.predictors)
+        return transkimmer.masked_encode(h, attention_mask, self.stack, self.predictors,   # Eq. 4 attention
                                          self.config.skim_tau, self.training)
 
     def pool(self, h):

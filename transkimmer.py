@@ -241,8 +241,6 @@ def masked_encode(h, attention_mask, layers, predictors, tau, training):
 
 def _flat_rows(idx, T):
     """Row idx[b, j] of sequence b as a row of the flattened (B*T, H) batch: (B*T',) indices."""
-    if idx.shape[0] == 1:   # (one sequence: its own indices; saves three small operations a call)
-        return idx.view(-1)
     return (idx + T * torch.arange(idx.shape[0], device=idx.device)[:, None]).flatten()
 
 
@@ -261,54 +259,42 @@ def scatter_rows_(out, idx, x):
 
 
 def kept_first(keep):
-    """keep (B, T) bool -> (B, T) indices that put each row's kept tokens first, in their original
+    """keep (..., T) bool -> (..., T) indices that put each row's kept tokens first, in their original
     order (a stable sort of "skimmed")."""
-    return torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices
+    return torch.sort((~keep).to(torch.uint8), dim=-1, stable=True).indices
 
 
-def leave_(out, entered, x, pos, valid, i):
+def write_out_(out, entered, x, pos, valid, i):
     """Eq. 3 at inference, in place: the tokens of x (B, T', H) leave having entered i layers. Row j
     of sequence b is written to out[b, pos[b, j]], its original position, and entered records i there;
-    slots where valid (B, T') is False (None: none) hold no token and go to out's last row, the spare
-    slot. A token that goes on to the next layer is written again, over this, when it leaves."""
-    target = pos if valid is None else torch.where(valid, pos, out.shape[1] - 1)
+    slots where valid (B, T') is False hold no token and go to out's last row, the spare slot. A token
+    that goes on to the next layer is written again, over this, when it leaves."""
+    target = torch.where(valid, pos, out.shape[1] - 1)
     scatter_rows_(out, target, x)
     entered.scatter_(1, target, i)
 
 
 class Kept(NamedTuple):
-    """The kept tokens of a batch, moved to the front of each row (compact)."""
+    """The kept tokens of a batch, moved to the front of each row."""
     x: torch.Tensor        # (B, T', H) their states
     pos: torch.Tensor      # (B, T') their original positions
     valid: torch.Tensor    # (B, T') True where a row holds a real kept token (rows are padded to T')
-    full: bool             # no row is short: attention needs no mask at all
-    count: int             # kept tokens in the batch
 
 
 def compact(x, pos, keep):
-    """The Gather of Eq. 1, for a whole batch at once: move each row's kept tokens to the front.
-
-    x (B, T, H) states, pos (B, T) their original positions, keep (B, T) bool. Returns a Kept: the
-    kept tokens in their original order, in (B, T') tensors where T' is the largest kept count of
-    the batch. When some row keeps all T tokens, T' = T: nothing moves (the copy would gain
-    nothing) and valid is keep itself.
-    """
-    if keep.shape[0] == 1:   # one sequence: an index is enough (nonzero syncs with the host once)
-        idx = keep[0].nonzero().squeeze(1)                                   # (T',)
-        if idx.shape[0] < keep.shape[1]:                                     # (nothing skimmed: no copy)
-            x, pos = x.index_select(1, idx), pos.index_select(1, idx)
-        return Kept(x, pos, keep.new_ones(1, idx.shape[0]), True, idx.shape[0])
+    """The Gather of Eq. 1, for a whole batch at once: move each row's kept tokens to the front, in
+    their original order. x (B, T, H) states, pos (B, T) their original positions, keep (B, T) bool.
+    Returns a Kept of (B, T') tensors, T' the largest kept count of the batch."""
     n = keep.sum(1)                                                          # (B,)
-    # The one host-device synchronisation of a layer, and unavoidable: the next tensor's size
-    # depends on the decisions. (max, min, sum) come back together; min tells if any row is short.
-    t_new, t_min, count = (int(v) for v in torch.stack([n.max(), n.min(), n.sum()]).tolist())
-    if t_new == keep.shape[1]:     # (padding before layer 0 always: batches are padded to their longest row)
-        return Kept(x, pos, keep, t_min == t_new, count)
+    t_new = int(n.max())   # the one host-device synchronisation of a layer: the next size depends on the decisions
+    return gather_kept(x, pos, keep, n, t_new)
+
+
+def gather_kept(x, pos, keep, n, t_new):
+    """compact's gather, its sizes known: n (B,) the kept count of each row, t_new their largest."""
     order = kept_first(keep)[:, :t_new]
-    x = gather_rows(x, order)                                                # (B, T', H)
-    pos = pos.gather(1, order)                                               # (B, T')
     valid = torch.arange(t_new, device=x.device) < n[:, None]                # (B, T')
-    return Kept(x, pos, valid, t_min == t_new, count)
+    return Kept(gather_rows(x, order), pos.gather(1, order), valid)
 
 
 def pruned_encode(h, attention_mask, layers, predictors):
@@ -319,30 +305,25 @@ def pruned_encode(h, attention_mask, layers, predictors):
     deterministic ones. Each token leaves (Eq. 3) with its state as it entered the layer that
     skimmed it: it is scattered into `out` at its original position, and `entered` records that
     layer. Returns the same SkimOutput as `masked_encode`, whose keep masks come from `entered`.
+    (fast/ computes the same with the work this reference does not skip skipped: tests/test_fast.py.)
     """
     B, T, H = h.shape
     L = len(layers)
     out = torch.cat([h, h.new_zeros(B, 1, H)], dim=1)      # (B, T+1, H): padding leaves with H^0; row T: spare slot
     entered = torch.zeros(B, T + 1, dtype=torch.long, device=h.device)   # (B, T+1): layers entered
-    pos = torch.arange(T, device=h.device).expand(B, T)
-    now = compact(h, pos, attention_mask.bool())          # padding is skimmed before layer 0
+    tokens = compact(h, torch.arange(T, device=h.device).expand(B, T), attention_mask.bool())   # padding skimmed
     for i, (layer, pred) in enumerate(zip(layers, predictors)):
-        keep = keep_cls(decide(pred(now.x), training=False), now.pos)   # (B, T') bool
-        if not now.full:                                   # (a full batch has no padding slot to mask)
-            keep = keep & now.valid
-        kept = compact(now.x, now.pos, keep)
-        if kept.count < now.count:                         # (a layer that skims nothing: no one leaves)
-            # The tokens skimmed here leave (Eq. 3). Every token is written out, the kept ones too:
-            # they are written again, over this, when they leave later (fewer operations than
-            # picking out the skimmed ones; the same bytes, which went to the spare slot).
-            leave_(out, entered, now.x, now.pos, None if now.full else now.valid, i)
-        valid = None if kept.full else kept.valid
-        now = kept._replace(x=layer(kept.x, valid))        # plain attention on the kept tokens
-    leave_(out, entered, now.x, now.pos, None if now.full else now.valid, L)   # the rest leave with H^L
-    return exit_output(out[:, :T], entered[:, :T], attention_mask, L)
+        keep = keep_cls(decide(pred(tokens.x), training=False), tokens.pos) & tokens.valid   # (B, T') bool
+        # The tokens skimmed here leave (Eq. 3). Every token is written out, the kept ones too: they are
+        # written again, over this, when they leave later (simpler than picking out the skimmed ones).
+        write_out_(out, entered, tokens.x, tokens.pos, tokens.valid, i)
+        tokens = compact(tokens.x, tokens.pos, keep)
+        tokens = tokens._replace(x=layer(tokens.x, tokens.valid))   # plain attention on the kept tokens
+    write_out_(out, entered, tokens.x, tokens.pos, tokens.valid, L)   # the rest leave with H^L
+    return skim_output(out[:, :T], entered[:, :T], attention_mask, L)
 
 
-def exit_output(out, entered, attention_mask, L):
+def skim_output(out, entered, attention_mask, L):
     """The SkimOutput of a pruned encoder from its output (B, T, H) and the number of layers each
     token entered (B, T): the keep masks are m_i = [entered > i]."""
     kept = entered[..., None] > torch.arange(L, device=entered.device)   # (B, T, L): kept entering layer i

@@ -3,11 +3,14 @@ Fast inference paths, each beside the plain reference it speeds up (transkimmer.
 tested equal to it (tests/test_fast.py): the same decisions, the same outputs within float
 tolerance. A learner reads transkimmer.py; these are for users who want the time.
 
-    classify.py   sequence classification: no work the head does not read
-    packed.py     the same on packed tokens (no padding in any Linear), for the dense model too
+    classify.py      sequence classification: no work the head does not read
+    packed.py        the same on packed tokens (no padding in any Linear), for the dense model too
+    cuda_graphs.py   pruned_encode cut into CUDA graphs, one per layer and bucket of kept tokens
 
-Each takes over the inference of one model through replace_inference (below); tools/cuda_graphs.py
-uses it too.
+Each takes over the inference of one model through replace_inference (below). They call the
+reference's primitives (transkimmer.decide, keep_cls, kept_first, gather_kept, write_out_,
+skim_output; model.Block.finish) and add only the work they skip: one sequence indexed, no copy where
+nothing is skimmed, no mask where no row is short, no write-out a classifier does not read.
 """
 
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from fast import replace_inference
-from transkimmer import compact, decide, exit_output
+from transkimmer import Kept, decide, gather_kept, keep_cls, skim_output
 
 
 GELU_MIN = 0.1701   # GELU(u) >= -0.16998 (erf form), >= -0.17005 (tanh form) for every u
@@ -45,6 +45,21 @@ def always_keeps(pred, margin=2e-2):
     bound = GELU_MIN * d[~neg].sum() + (d * gamma)[neg].norm() * d.numel() ** 0.5 + (d * beta)[neg].abs().sum()
     gap = float(pred.fc2.bias[1].detach() - pred.fc2.bias[0].detach())
     return gap - float(bound) > margin * (1 + abs(gap))
+
+
+def compact(x, pos, keep):
+    """transkimmer.compact, skipping the work it can: one sequence is indexed (nonzero), a batch in which
+    some row keeps all T tokens moves nothing (valid is keep itself). Returns (Kept, full): full when no
+    row is short, so that attention needs no mask at all."""
+    if keep.shape[0] == 1:   # one sequence: an index is enough (nonzero syncs with the host once)
+        idx = keep[0].nonzero().squeeze(1)                                   # (T',)
+        if idx.shape[0] < keep.shape[1]:                                     # (nothing skimmed: no copy)
+            x, pos = x.index_select(1, idx), pos.index_select(1, idx)
+        return Kept(x, pos, keep.new_ones(1, idx.shape[0])), True
+    n = keep.sum(1)                                                          # (B,)
+    t_new, t_min = (int(v) for v in torch.stack([n.max(), n.min()]).tolist())   # (the layer's one sync: both at once)
+    kept = Kept(x, pos, keep) if t_new == keep.shape[1] else gather_kept(x, pos, keep, n, t_new)
+    return kept, t_min == t_new
 
 
 def attend_one_key(layer, x):
@@ -85,9 +100,7 @@ def one_sequence(h, layers, predictors, skipped, fused):
         y = F.linear(x, *fused[i])                                  # (1, n, [W] + 3H)
         if not skipped[i]:
             W = pred.fc1.out_features
-            logits = pred.fc2(F.gelu(pred.ln(y[..., :W])))
-            keep = logits[0, :, 1] > logits[0, :, 0]
-            keep[0] = True                                          # [CLS]
+            keep = keep_cls(decide(pred.fc2(F.gelu(pred.ln(y[0, :, :W]))), training=False), pos)   # (n,)
             idx = keep.nonzero().squeeze(1)
             if idx.shape[0] < x.shape[1]:
                 x, pos, y = x[:, idx], pos[idx], y[:, idx]
@@ -111,26 +124,33 @@ def stacked(linears):
     return torch.cat([m.weight for m in linears]).detach(), torch.cat([m.bias for m in linears]).detach()
 
 
+def batch_of_one(h, attention_mask, layers, predictors, skipped, fused):
+    """one_sequence's output where it applies (one sequence, no padding, fused weights), else None."""
+    if h.shape[0] == 1 and fused is not None and bool(attention_mask.all()):
+        x, entered = one_sequence(h, layers, predictors, skipped, fused)
+        return skim_output(x, entered, attention_mask, len(layers))
+    return None
+
+
 def classify_encode(h, attention_mask, layers, predictors, skipped, fused=None):
     """pruned_encode for a classifier: the same decisions and keep masks; the output is the last
     layer's [CLS] state alone, (B, 1, H). skipped[i]: predictor i always keeps (always_keeps)."""
     B, T, _ = h.shape
     L = len(layers)
-    if B == 1 and fused is not None and bool(attention_mask.all()):
-        x, entered = one_sequence(h, layers, predictors, skipped, fused)
-        return exit_output(x, entered, attention_mask, L)
+    one = batch_of_one(h, attention_mask, layers, predictors, skipped, fused)
+    if one is not None:
+        return one
     entered = torch.zeros(B, T + 1, dtype=torch.long, device=h.device)   # (B, T+1): layers entered; T: spare slot
     pos = torch.arange(T, device=h.device).expand(B, T)
-    now = compact(h, pos, attention_mask.bool())                          # padding is skimmed before layer 0
+    tokens, full = compact(h, pos, attention_mask.bool())                # padding is skimmed before layer 0
     for i, (layer, pred) in enumerate(zip(layers, predictors)):
         if not skipped[i]:
-            keep = decide(pred(now.x), training=False)
-            keep[:, 0] = True              # [CLS]: each row's first token (compact keeps the order)
-            now = compact(now.x, now.pos, keep if now.full else keep & now.valid)
-        valid = None if now.full else now.valid
-        entered.scatter_(1, now.pos if valid is None else torch.where(valid, now.pos, T), i + 1)
-        now = now._replace(x=run_layer(layer, now.x, valid, last=i == L - 1))
-    return exit_output(now.x[:, :1], entered[:, :T], attention_mask, L)
+            keep = keep_cls(decide(pred(tokens.x), training=False), tokens.pos)
+            tokens, full = compact(tokens.x, tokens.pos, keep if full else keep & tokens.valid)
+        valid = None if full else tokens.valid
+        entered.scatter_(1, tokens.pos if valid is None else torch.where(valid, tokens.pos, T), i + 1)
+        tokens = tokens._replace(x=run_layer(layer, tokens.x, valid, last=i == L - 1))
+    return skim_output(tokens.x[:, :1], entered[:, :T], attention_mask, L)
 
 
 def use_classify_path(model, on=True):
@@ -145,6 +165,6 @@ def use_classify_path(model, on=True):
     if enc.predictors is None or model.config.head != "classifier":
         raise ValueError("the classification path is for a Transkimmer model with a classifier head")
     skipped = [always_keeps(p) for p in enc.predictors]
-    fused = fused_weights(enc.depth, enc.predictors, skipped)
-    replace_inference(enc, lambda h, mask: classify_encode(h, mask, enc.depth, enc.predictors, skipped, fused))
+    fused = fused_weights(enc.stack, enc.predictors, skipped)
+    replace_inference(enc, lambda h, mask: classify_encode(h, mask, enc.stack, enc.predictors, skipped, fused))
     return model

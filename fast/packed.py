@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from fast import replace_inference
-from fast.classify import always_keeps, fused_weights, one_sequence, stacked
-from transkimmer import SkimOutput, exit_output
+from fast.classify import always_keeps, batch_of_one, fused_weights, stacked
+from transkimmer import SkimOutput, decide, keep_cls, kept_first, skim_output
 
 
 def pack(h, attention_mask):
@@ -59,12 +59,11 @@ def packed_layer(layer, x, qkv_weight, seq, rank, starts, lengths, t_max, last):
 def skim(pred, x, seq, pos, lengths):
     """A predictor's decisions on packed tokens ([CLS] kept): the kept rows, in order, and the new
     lengths; (n, t_max) come back to the host together, the layer's one sync."""
-    logits = pred(x)
-    keep = (logits[:, 1] > logits[:, 0]) | (pos == 0)
+    keep = keep_cls(decide(pred(x), training=False), pos)                     # (N,) bool
     lengths = torch.zeros_like(lengths).index_add_(0, seq, keep.to(lengths.dtype))
     n, t_max = (int(v) for v in torch.stack([keep.sum(), lengths.max()]).tolist())
     if n < x.shape[0]:
-        idx = torch.sort((~keep).to(torch.uint8), stable=True).indices[:n]
+        idx = kept_first(keep)[:n]
         x, seq, pos = x.index_select(0, idx), seq.index_select(0, idx), pos.index_select(0, idx)
     return x, seq, pos, lengths, t_max
 
@@ -72,13 +71,13 @@ def skim(pred, x, seq, pos, lengths):
 def packed_encode(h, attention_mask, layers, predictors, skipped, qkv_weights, fused=None):
     """The classifier's encoder on packed tokens: the last layer's [CLS] state (B, 1, H) and, with
     predictors (None: the plain model), pruned_encode's keep masks and skim loss. One sequence with
-    `fused` weights goes through fast/classify.py's one_sequence (a batch of one has no padding to drop,
-    and there its predictor's first product and q, k, v share one)."""
+    `fused` weights goes through fast/classify.py's one_sequence (batch_of_one: a batch of one has no
+    padding to drop, and there its predictor's first product and q, k, v share one)."""
     B, T, H = h.shape
     L = len(layers)
-    if B == 1 and fused is not None and bool(attention_mask.all()):
-        x, entered = one_sequence(h, layers, predictors, skipped, fused)
-        return exit_output(x, entered, attention_mask, L)
+    one = batch_of_one(h, attention_mask, layers, predictors, skipped, fused)
+    if one is not None:
+        return one
     x, seq, pos = pack(h, attention_mask)
     lengths, t_max = attention_mask.sum(1), T                                  # (a batch is padded to its longest)
     entered = torch.zeros(B * T, dtype=torch.long, device=h.device)
@@ -95,7 +94,7 @@ def packed_encode(h, attention_mask, layers, predictors, skipped, qkv_weights, f
         x = packed_layer(layer, x, qkv_weights[i], seq, rank, starts, lengths, t_max, last=i == L - 1)
     if predictors is None:
         return SkimOutput(x[:, None], None, None)
-    return exit_output(x[:, None], entered.view(B, T), attention_mask, L)
+    return skim_output(x[:, None], entered.view(B, T), attention_mask, L)
 
 
 @contextmanager
@@ -125,7 +124,7 @@ def use_packed_path(model, on=True):
     if model.config.head != "classifier":
         raise ValueError("the packed path is for a model with a classifier head")
     skipped = [always_keeps(p) for p in enc.predictors] if enc.predictors is not None else None
-    fused = fused_weights(enc.depth, enc.predictors, skipped) if enc.predictors is not None else None
-    qkv = [stacked([l.attn.q, l.attn.k, l.attn.v]) for l in enc.depth]
-    replace_inference(enc, lambda h, mask: packed_encode(h, mask, enc.depth, enc.predictors, skipped, qkv, fused))
+    fused = fused_weights(enc.stack, enc.predictors, skipped) if enc.predictors is not None else None
+    qkv = [stacked([l.attn.q, l.attn.k, l.attn.v]) for l in enc.stack]
+    replace_inference(enc, lambda h, mask: packed_encode(h, mask, enc.stack, enc.predictors, skipped, qkv, fused))
     return model

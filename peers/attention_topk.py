@@ -70,32 +70,32 @@ def attend(block, x, valid):
     return block.finish(x, a.o(y.transpose(1, 2).reshape(B, T, H))), received.detach()
 
 
-def top_tokens(received, now, counts):
+def top_tokens(received, tokens, counts):
     """The keep mask (B, T') of the `counts` (B,) tokens of each row that received the most attention;
     [CLS] first, and slots holding no token never."""
-    score = received.masked_fill(~now.valid, -1.0).masked_fill(now.pos == 0, 2.0)   # (scores lie in [0, 1])
+    score = received.masked_fill(~tokens.valid, -1.0).masked_fill(tokens.pos == 0, 2.0)   # (scores lie in [0, 1])
     rank = score.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
-    return (rank < counts[:, None]) & now.valid
+    return (rank < counts[:, None]) & tokens.valid
 
 
 def topk_encode(enc, ratios, h, attention_mask, prune=None):
     """The encoder's layers with attention top-k pruning (replaces BertModel.encode): the kept tokens
-    gathered before each layer (transkimmer.compact), the dropped ones written out (transkimmer.leave_)."""
+    gathered before each layer (transkimmer.compact), the dropped ones written out (transkimmer.write_out_)."""
     B, T, H = h.shape
-    L = len(enc.depth)
+    L = len(enc.stack)
     out = torch.cat([h, h.new_zeros(B, 1, H)], dim=1)          # (B, T+1, H); row T: the spare slot
     entered = torch.zeros(B, T + 1, dtype=torch.long, device=h.device)
     counts = torch.tensor([keep_counts(n, ratios) for n in attention_mask.sum(1).tolist()], device=h.device)  # (B, L)
-    now = transkimmer.compact(h, torch.arange(T, device=h.device).expand(B, T), attention_mask.bool())
-    for i, layer in enumerate(enc.depth):
+    tokens = transkimmer.compact(h, torch.arange(T, device=h.device).expand(B, T), attention_mask.bool())
+    for i, layer in enumerate(enc.stack):
         if i > 0:
-            keep = top_tokens(received, now, counts[:, i])
-            transkimmer.leave_(out, entered, now.x, now.pos, now.valid, i)
-            now = transkimmer.compact(now.x, now.pos, keep)
-        x, received = attend(layer, now.x, now.valid)
-        now = now._replace(x=x)
-    transkimmer.leave_(out, entered, now.x, now.pos, now.valid, L)
-    return transkimmer.exit_output(out[:, :T], entered[:, :T], attention_mask, L)
+            keep = top_tokens(received, tokens, counts[:, i])
+            transkimmer.write_out_(out, entered, tokens.x, tokens.pos, tokens.valid, i)
+            tokens = transkimmer.compact(tokens.x, tokens.pos, keep)
+        x, received = attend(layer, tokens.x, tokens.valid)
+        tokens = tokens._replace(x=x)
+    transkimmer.write_out_(out, entered, tokens.x, tokens.pos, tokens.valid, L)
+    return transkimmer.skim_output(out[:, :T], entered[:, :T], attention_mask, L)
 
 
 def prune_by_attention(model, r):
@@ -105,6 +105,6 @@ def prune_by_attention(model, r):
     if enc.predictors is not None:
         raise SystemExit("error: --topk-speedup prunes a plain BERT by its attention: pass --baseline "
                          "(or a --baseline checkpoint with --eval-only)")
-    ratios = keep_ratios(r, len(enc.depth))
+    ratios = keep_ratios(r, len(enc.stack))
     enc.encode = types.MethodType(lambda self, h, mask, prune=None: topk_encode(self, ratios, h, mask), enc)
     return model

@@ -25,6 +25,6 @@ def first_layers(model, k):
         raise SystemExit("error: --layers keeps a plain BERT's first layers: pass --baseline, "
                          "and a model whose layers are not shared (not ALBERT)")
     enc.layers = nn.ModuleList(enc.layers[:k])
-    enc.depth = list(enc.layers)
+    enc.stack = list(enc.layers)
     model.config.num_hidden_layers = k
     return model

@@ -191,10 +191,10 @@ def test_split_replays_what_pruning_computes(setup):
         for b in batches:
             h = enc.embed(b["input_ids"], b["token_type_ids"])
             cuts = bench.replay_cuts(enc, b)
-            out = transkimmer.pruned_encode(h, b["attention_mask"], enc.depth, enc.predictors)
+            out = transkimmer.pruned_encode(h, b["attention_mask"], enc.stack, enc.predictors)
             to_the_end = out.keep_masks[-1][0].bool()
             cut_somewhere += any(c is not None for c in cuts)
-            x = bench.layers_on_kept(h, cuts, enc.depth)
+            x = bench.layers_on_kept(h, cuts, enc.stack)
             assert x.shape[1] == int(to_the_end.sum())
             torch.testing.assert_close(x[0], out.last_hidden_state[0, to_the_end], rtol=1e-5, atol=1e-5)
     assert cut_somewhere > 3

@@ -5,7 +5,7 @@ test records and replays them as graphs and is skipped without a GPU."""
 import pytest
 import torch
 
-from tools.cuda_graphs import Graphed, bf16_linears, round_up, use_graphs
+from fast.cuda_graphs import Graphed, bf16_linears, round_up, use_graphs
 from model import build
 from tiny import make_batch, skimming_model, tiny_config
 

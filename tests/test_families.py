@@ -69,7 +69,7 @@ def test_distilbert_head_equals_reference():
 def test_albert_shares_one_layer_not_its_predictors():
     model = load_pretrained(os.path.join(FIXTURES, "albert_tiny"), skim=True)
     enc = model
-    assert len(enc.layers) == 1 and len(enc.depth) == 3 and all(l is enc.layers[0] for l in enc.depth)
+    assert len(enc.layers) == 1 and len(enc.stack) == 3 and all(l is enc.layers[0] for l in enc.stack)
     assert len(enc.predictors) == 3 and len({id(p) for p in enc.predictors}) == 3
 
 

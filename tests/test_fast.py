@@ -9,6 +9,7 @@ import torch
 
 from fast.classify import always_keeps, use_classify_path
 from fast.packed import use_packed_path
+import transkimmer
 from model import build
 from tiny import make_batch, skimming_model, tiny_config
 
@@ -77,6 +78,24 @@ def test_cls_alone_needs_no_queries_or_keys(path):
     out = same(model, *make_batch([12], seed=4), path)
     same(model, *make_batch([12, 6, 9], seed=4), path)
     assert [int(m.sum()) for m in out.keep_masks] == [int(out.keep_masks[0].sum()), 1, 1]
+
+
+def test_fast_compact_is_the_references_with_its_shortcuts():
+    """fast.classify.compact gives transkimmer.compact's kept tokens, and says when no row is short
+    (full: attention needs no mask); where a row keeps all T tokens nothing moves (valid is keep itself),
+    and one sequence is indexed."""
+    from fast.classify import compact
+    x = torch.arange(2 * 5, dtype=torch.float32).view(2, 5, 1)
+    pos = torch.arange(5).expand(2, 5)
+    keep = torch.tensor([[1, 0, 1, 0, 1], [1, 1, 0, 0, 0]], dtype=torch.bool)
+    (y, p, valid), full = compact(x, pos, keep)
+    assert all(torch.equal(a, b) for a, b in zip((y, p, valid), transkimmer.compact(x, pos, keep))) and not full
+    assert compact(x, pos, keep[[0, 0]])[1]                                  # no short row: full
+    keep[1] = True                                                           # a row keeps all T: nothing moves
+    (y, p, valid), full = compact(x, pos, keep)
+    assert y is x and p is pos and torch.equal(valid, keep) and not full
+    (y, p, valid), full = compact(x[:1], pos[:1], keep[:1])                  # one sequence: indexed
+    assert p.tolist() == [[0, 2, 4]] and y[0, :, 0].tolist() == [0.0, 2.0, 4.0] and valid.all() and full
 
 
 def test_always_keeps_is_a_proof():

@@ -29,7 +29,7 @@ def test_depth_first_layers_is_the_full_model_cut_and_costs_what_flops_counts():
     enc = encoder(model)
     with torch.no_grad():
         h = enc.embed(ids, torch.zeros_like(ids))
-        for layer in enc.depth[:2]:
+        for layer in enc.stack[:2]:
             h = layer(h, mask)
         got, out = measured(cut, ids, mask)
     assert torch.allclose(encoder(cut)(ids, mask).last_hidden_state, h, atol=1e-6)
@@ -68,9 +68,9 @@ def test_topk_keeps_the_tokens_that_received_the_most_attention():
     enc = encoder(model)
     with torch.no_grad():
         h = enc.embed(ids, torch.zeros_like(ids))
-        x, received = attention_topk.attend(enc.depth[0], h, mask.bool())
-        assert torch.allclose(x, enc.depth[0](h, mask), atol=1e-5)   # the same layer, attention written out
-        p = torch.softmax(enc.depth[0].attn.q(h).view(1, 30, 4, 8).transpose(1, 2) @ enc.depth[0].attn.k(h).view(
+        x, received = attention_topk.attend(enc.stack[0], h, mask.bool())
+        assert torch.allclose(x, enc.stack[0](h, mask), atol=1e-5)   # the same layer, attention written out
+        p = torch.softmax(enc.stack[0].attn.q(h).view(1, 30, 4, 8).transpose(1, 2) @ enc.stack[0].attn.k(h).view(
             1, 30, 4, 8).transpose(1, 2).transpose(-2, -1) / 8 ** 0.5, -1)
         assert torch.allclose(received, p.mean((1, 2)), atol=1e-6)   # the mean over heads and rows
         attention_topk.prune_by_attention(model, 0.5)

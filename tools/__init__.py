@@ -1,1 +1,1 @@
-"""Off the learner's path: benchmarks (bench.py), CUDA graphs (cuda_graphs.py), the results report and the tables the docs show (report.py, tables.py). Run them as `python tools/bench.py ...`."""
+"""Off the learner's path: benchmarks (bench.py; CUDA graphs are in fast/), the results report and the tables the docs show (report.py, tables.py). Run them as `python tools/bench.py ...`."""

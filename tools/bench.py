@@ -24,7 +24,7 @@ attention, our plain BERT and the reference.
 A classifier is also timed through fast/: the classification path (fast/classify.py) and packed
 tokens (fast/packed.py), the latter for the dense model too (its fastest path here): "packed" is the
 pruned packed model against the dense packed one, the fair ratio when both lose their padding.
-With --cuda-graphs (CUDA, inference only) both encoders are also timed as CUDA graphs (tools/cuda_graphs.py)
+With --cuda-graphs (CUDA, inference only) both encoders are also timed as CUDA graphs (fast/cuda_graphs.py)
 in the same passes: the pruned model's speedup when both are graphed, and the graphs' own gain on
 the dense model. Both models then keep their Linear weights in bf16 in all four timings
 (cuda_graphs.bf16_linears: what autocast computes, cast once). With --bf16 both models are cast to
@@ -51,7 +51,7 @@ from tasks import download
 import flops
 from fast.classify import use_classify_path
 from fast.packed import use_packed_path
-from tools import cuda_graphs
+from fast import cuda_graphs
 import transkimmer
 from cli.files import atomic_write_text, check_outputs, recover, write_json
 from load_weights import load_model, load_pretrained, read_config, saved_by_train
@@ -88,7 +88,7 @@ def parse_args(argv=None):
     p.add_argument("--no-train", action="store_true", help="skip the training-step throughput")
     p.add_argument("--split", action="store_true", help="at batch 1, also time the layers alone on the kept tokens, "
                    "with and without the predictors: where the pruned path's time goes")
-    p.add_argument("--cuda-graphs", action="store_true", help="also time both encoders replayed as CUDA graphs (tools/cuda_graphs.py)")
+    p.add_argument("--cuda-graphs", action="store_true", help="also time both encoders replayed as CUDA graphs (fast/cuda_graphs.py)")
     p.add_argument("--graph-bucket", type=POSITIVE_INT, default=16, help="with --cuda-graphs: kept widths are rounded up to a multiple of this")
     p.add_argument("--bf16", action="store_true", help="cast both models to bf16 and time them without autocast "
                    "(inference only: add --no-reference --no-train)")
@@ -279,8 +279,8 @@ def cost_split(skim, dense, batches, device, repeats, warmup, classify=None):
     any implementation of these decisions could get); the same with the predictors computed; and
     the real pruned encoder (and the classification path's, fast/classify.py). Returns dense seconds
     / each one's seconds."""
-    enc, dense_layers = encoder(skim), encoder(dense).depth
-    layers, predictors = enc.depth, enc.predictors
+    enc, dense_layers = encoder(skim), encoder(dense).stack
+    layers, predictors = enc.stack, enc.predictors
     with precision(device):
         states = [enc.embed(b["input_ids"], b["token_type_ids"]) for b in batches]
         cuts = [replay_cuts(enc, b) for b in batches]

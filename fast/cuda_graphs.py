@@ -31,7 +31,7 @@ is how the CPU tests check the steps, and how a machine without CUDA runs this f
 import torch
 
 from fast import replace_inference
-from transkimmer import SkimOutput, decide, exit_output, gather_rows, keep_cls, kept_first, leave_
+from transkimmer import SkimOutput, decide, gather_rows, keep_cls, kept_first, skim_output, write_out_
 
 
 def use_graphs(enc, runner):
@@ -61,7 +61,7 @@ class Graphed:
     -> SkimOutput (pruned: keep masks as pruned_encode gives them; dense: the last hidden state alone)."""
 
     def __init__(self, enc, bucket=16, graphs=True):
-        self.layers, self.predictors, self.bucket, self.graphs = enc.depth, enc.predictors, bucket, graphs
+        self.layers, self.predictors, self.bucket, self.graphs = enc.stack, enc.predictors, bucket, graphs
         # static tensors by (B, padded length, parity, width): layer i reads parity i % 2 and writes
         # the other, so a step never overwrites what it reads; graphs by step and shapes
         self.buffers, self.steps = {}, {}
@@ -94,7 +94,7 @@ class Graphed:
     def layer(self, i, s, t, out, entered):
         """Layer i from state s to state t (t's width: the bucketed kept count): the tokens skimmed
         here leave (Eq. 3), the kept ones are gathered (Eq. 1) and go through the layer."""
-        leave_(out, entered, s["x"], s["pos"], s["valid"], i)   # every token: the kept ones are written again later
+        write_out_(out, entered, s["x"], s["pos"], s["valid"], i)   # every token: the kept ones are written again later
         idx = s["order"][:, :t["x"].shape[1]]
         t["pos"].copy_(s["pos"].gather(1, idx))
         t["valid"].copy_(torch.arange(idx.shape[1], device=idx.device) < s["n"][:, None])
@@ -102,7 +102,7 @@ class Graphed:
 
     def finish(self, s, out, entered):
         """After the last layer: the tokens kept to the end leave with H^L."""
-        leave_(out, entered, s["x"], s["pos"], s["valid"], len(self.layers))
+        write_out_(out, entered, s["x"], s["pos"], s["valid"], len(self.layers))
 
     def run(self, key, fn):
         """fn() eagerly, or its CUDA graph: recorded the first time this key comes, replayed after.
@@ -179,4 +179,4 @@ class Graphed:
                     self.finish(t, out, entered)
             self.run(("layer", i, B, W, width, new), step)
             s, width = t, new
-        return exit_output(out[:, :T].clone(), entered[:, :T], attention_mask, L)
+        return skim_output(out[:, :T].clone(), entered[:, :T], attention_mask, L)
