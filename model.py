@@ -236,7 +236,7 @@ class BertModel(nn.Module):
 
 
 @dataclass
-class ClassifierOutput:
+class HeadOutput:   # what a head returns: classification, regression and span QA alike
     logits: torch.Tensor              # (B, num_labels); span QA: (B, T, 2)
     task_loss: torch.Tensor = None    # when labels are given (Eq. 7 adds the skim loss: train.py)
     skim_loss: torch.Tensor = None    # Eq. 6, with skimming
@@ -263,7 +263,7 @@ class BertForSequenceClassification(nn.Module):
         if labels is not None:
             task_loss = F.mse_loss(logits.squeeze(-1).float(), labels.float()) if self.config.num_labels == 1 \
                 else F.cross_entropy(logits.float(), labels)
-        return ClassifierOutput(logits, task_loss, enc.skim_loss, enc.keep_masks)
+        return HeadOutput(logits, task_loss, enc.skim_loss, enc.keep_masks)
 
 
 class BertForQuestionAnswering(nn.Module):
@@ -286,7 +286,7 @@ class BertForQuestionAnswering(nn.Module):
         if labels is not None:   # mean of the start and end cross-entropies over the window's tokens
             task_loss = (F.cross_entropy(logits[..., 0].float(), labels[:, 0]) +
                          F.cross_entropy(logits[..., 1].float(), labels[:, 1])) / 2
-        return ClassifierOutput(logits, task_loss, enc.skim_loss, enc.keep_masks)
+        return HeadOutput(logits, task_loss, enc.skim_loss, enc.keep_masks)
 
 
 def encoder(model):
