@@ -210,11 +210,11 @@ class BertModel(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         h = self.embed(input_ids, token_type_ids)  # (B, T, H)
-        out = self.encode(h, attention_mask, prune)
+        out = self.run_layers(h, attention_mask, prune)
         h = out.last_hidden_state
         return EncoderOutput(h, self.pool(h), out.keep_masks, out.skim_loss)
 
-    def encode(self, h, attention_mask, prune=None):
+    def run_layers(self, h, attention_mask, prune=None):
         """The layers on the embeddings h (B, T, H): plain BERT, or Transkimmer's encoders (Eq. 1),
         the masked one in training and the really pruned one at inference. Returns a SkimOutput
         (keep masks and skim loss None for plain BERT). fast/cuda_graphs.py replaces this step."""
@@ -290,7 +290,8 @@ class BertForQuestionAnswering(nn.Module):
 
 
 def encoder(model):
-    """The encoder (BertModel) of a model with a head, or the model itself: the one way to reach it."""
+    """The encoder (BertModel) of a model with a head, or the model itself: the one way to reach it (a
+    head holds it as `.bert`, the name its checkpoint keys carry: Hugging Face's "bert.")."""
     return model.bert if isinstance(model, (BertForSequenceClassification, BertForQuestionAnswering)) else model
 
 

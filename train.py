@@ -19,7 +19,7 @@ the paper's exact settings: --tau 0.1 --lr 2e-5 --predictor-lr 2e-5 --predictor-
 --skim-delay 0 --skim-warmup 0. Every flag: cli/train_flags.py (python train.py --help).
 
 One training step, top to bottom: train_step -> model.py (BertForSequenceClassification ->
-BertModel.encode) -> transkimmer.py (masked_encode: Eqs. 2, 5, 4, 3, 6) -> back here for Eq. 7.
+BertModel.run_layers) -> transkimmer.py (masked_encode: Eqs. 2, 5, 4, 3, 6) -> back here for Eq. 7.
 """
 
 import gc

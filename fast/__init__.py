@@ -16,10 +16,10 @@ nothing is skimmed, no mask where no row is short, no write-out a classifier doe
 
 def replace_inference(enc, inference):
     """Run the inference of the BertModel `enc` through inference(h, attention_mask) -> SkimOutput,
-    or eagerly again (None): replaces enc.encode on this one instance (model.BertModel.encode is the
+    or eagerly again (None): replaces enc.run_layers on this one instance (model.BertModel.run_layers is the
     step made to be replaced); training, and prune=False, still run the eager masked path."""
-    enc.__dict__.pop("encode", None)
+    enc.__dict__.pop("run_layers", None)
     if inference is not None:
-        eager = enc.encode
-        enc.encode = lambda h, mask, prune=None: eager(h, mask, prune) if enc.training or prune is False \
+        eager = enc.run_layers
+        enc.run_layers = lambda h, mask, prune=None: eager(h, mask, prune) if enc.training or prune is False \
             else inference(h, mask)

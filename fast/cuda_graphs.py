@@ -57,7 +57,7 @@ def round_up(n, bucket, limit):
 
 class Graphed:
     """Inference for a BertModel `enc` (eval mode, no gradients): the pruned encoder when
-    enc.predictors exists, else the dense one. Call it as enc calls its encode step: (h, attention_mask)
+    enc.predictors exists, else the dense one. Call it as enc calls its run_layers step: (h, attention_mask)
     -> SkimOutput (pruned: keep masks as pruned_encode gives them; dense: the last hidden state alone)."""
 
     def __init__(self, enc, bucket=16, graphs=True):

@@ -103,7 +103,7 @@ def packed_inference(model, on=True):
     head, an encoder whose inference nothing else has replaced, a peer's say), with its weights as they
     are at the start; its own inference after (train.py evaluates so between training epochs)."""
     enc = model.bert if hasattr(model, "bert") else None
-    on = on and enc is not None and model.config.head == "classifier" and "encode" not in enc.__dict__
+    on = on and enc is not None and model.config.head == "classifier" and "run_layers" not in enc.__dict__
     if on:
         use_packed_path(model)
     try:

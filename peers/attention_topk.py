@@ -79,7 +79,7 @@ def top_tokens(received, tokens, counts):
 
 
 def topk_encode(enc, ratios, h, attention_mask, prune=None):
-    """The encoder's layers with attention top-k pruning (replaces BertModel.encode): the kept tokens
+    """The encoder's layers with attention top-k pruning (replaces BertModel.run_layers): the kept tokens
     gathered before each layer (transkimmer.compact), the dropped ones written out (transkimmer.write_out_)."""
     B, T, H = h.shape
     L = len(enc.stack)
@@ -106,5 +106,5 @@ def prune_by_attention(model, r):
         raise SystemExit("error: --topk-speedup prunes a plain BERT by its attention: pass --baseline "
                          "(or a --baseline checkpoint with --eval-only)")
     ratios = keep_ratios(r, len(enc.stack))
-    enc.encode = types.MethodType(lambda self, h, mask, prune=None: topk_encode(self, ratios, h, mask), enc)
+    enc.run_layers = types.MethodType(lambda self, h, mask, prune=None: topk_encode(self, ratios, h, mask), enc)
     return model

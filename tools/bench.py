@@ -290,7 +290,7 @@ def cost_split(skim, dense, batches, device, repeats, warmup, classify=None):
            lambda i: layers_on_kept(states[i], cuts[i], layers, predictors),
            lambda i: transkimmer.pruned_encode(states[i], batches[i]["attention_mask"], layers, predictors)]
     if classify is not None:
-        fns.append(lambda i: encoder(classify).encode(states[i], batches[i]["attention_mask"]))
+        fns.append(lambda i: encoder(classify).run_layers(states[i], batches[i]["attention_mask"]))
     times = interleaved(fns, range(len(batches)), device, repeats, warmup)
     names = ["dense", "kept_tokens_only", "with_predictors", "pruned", "classify"]
     return dict(zip(names, [times[0] / t for t in times]))
