@@ -111,6 +111,7 @@ def parse_args(argv=None):
 
 
 Process = namedtuple("Process", "rank world device log")   # this one of the run's (torchrun: one per GPU); rank 0 logs
+Training = namedtuple("Training", "examples labels eval_lengths")   # and the dev set's lengths (a budget calibrates to them)
 
 
 def setup(cfg):
@@ -224,11 +225,11 @@ def train_step(model, b, opt, sched, skim_coefficient, terms, clip, step):
     return out, loss
 
 
-def loss_terms(cfg, model, schedule, device):
+def loss_terms(cfg, model, schedule, train, device):
     """The extensions' loss terms the settings ask for: a teacher's distillation, a budget in lambda's place."""
     terms = [Teacher(cfg.teacher, device, model if cfg.distill_layers else None)] if cfg.teacher else []
     if cfg.target_speedup and not cfg.baseline:
-        terms.append(Budget(cfg.target_speedup, model.config, schedule, cfg.budget_rate))
+        terms.append(Budget(cfg.target_speedup, model.config, schedule, cfg.budget_rate, train.eval_lengths))
     return terms
 
 
@@ -251,6 +252,7 @@ def main(argv=None):
         proc.log(f"wrote {os.path.join(cfg.out_dir, 'eval-results.json')}")
         return result
     log_start(proc, cfg, model, train, dev_sets, classes)
+    train = Training(train.examples, train.labels, [len(ids) for ids, _ in next(iter(dev_sets.values())).examples])
     save = lambda out: save_checkpoint(model, tok_dir, os.path.join(cfg.out_dir, "checkpoint"), out)
     return fit(cfg, model, train, lambda cfg, history, **record: evaluate_and_save(cfg, evaluate, save, history, proc.log, **record),
                proc)
@@ -265,7 +267,7 @@ def fit(cfg, model, train, evaluate, proc):
     cfg = replace(cfg, predictor_lr=cfg.predictor_lr or default_predictor_lr(total, model.config.predictor_width))
     opt, sched = optimizer_for(model, total, cfg.lr, cfg.predictor_lr, cfg.weight_decay, cfg.warmup, cfg.predictor_lr_decay)
     schedule = Schedule(total, cfg.skim_delay, cfg.skim_warmup, cfg.skim_after_loss_drop)   # what is asked of skimming
-    terms = loss_terms(cfg, model, schedule, device)
+    terms = loss_terms(cfg, model, schedule, train, device)
     step, history = resume.start(cfg, model, opt, sched, schedule, terms, total, proc)   # (or continue a killed run)
     if step is None:
         return None

@@ -132,6 +132,21 @@ def test_calibrate_meets_the_asked_speedup_on_its_sample(asked):
     assert decided_speedup(model, examples, torch.device("cpu")) == did["sample_speedup_before"]
 
 
+def test_calibration_sample_is_shaped_like_the_evaluated_lengths():
+    """shaped_like: training examples whose lengths follow the evaluated set's (short training phrases,
+    long dev sentences: SST-2), each used once; Budget calibrates on it when given those lengths."""
+    from extensions.budget import shaped_like
+    examples = [([1] * n, [0] * n) for n in [4] * 300 + [20] * 30 + [30] * 30]   # mostly short
+    picked = shaped_like(examples, [20, 30], 50)
+    assert sorted({len(ids) for ids, _ in picked}) == [20, 30] and len(picked) == 50
+    assert len({id(e) for e in picked}) == 50                                     # each example once
+    assert [len(ids) for ids, _ in shaped_like(examples, [29], 40)] == [30] * 30 + [20] * 10   # then the next nearest
+    model, sample = skimming_model(num_labels=2), sample_examples()
+    lines, budget = [], Budget(2.0, model.config, eval_lengths=[30] * 10)
+    budget.calibrate(model, sample, torch.device("cpu"), lines.append, size=16)
+    assert budget.calibration["shaped_like"] == "evaluation lengths" and budget.calibration["sample"] == 16
+
+
 def test_budget_calibrate_warns_when_training_fell_far_short():
     """Budget.calibrate logs the calibration, and a warning only when the model before it was under
     far_short of the speed asked (the shift then makes up much of it)."""

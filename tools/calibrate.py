@@ -88,7 +88,7 @@ def main(argv=None):
                                                  (cfg.text_column, cfg.text_pair_column, cfg.label_column),
                                                  classes_of(model.config), cfg.task_type)
     tokenizer, dev, train_examples = train.encode_splits(cfg, checkpoint, model, dev_sets, train_split)
-    budget = Budget(speedup, model.config)
+    budget = Budget(speedup, model.config, eval_lengths=[len(ids) for ids, _ in next(iter(dev.values())).examples])
     budget.calibrate(model, train_examples.examples, device, print)
     result = evaluate_dev(model, dev, metric_names(cfg.task, classes), device, cfg.max_length, cfg.eval_batch_size, tokenizer)
     result.pop("predictions")
