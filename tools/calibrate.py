@@ -84,10 +84,9 @@ def main(argv=None):
     unset = {f.name: None for f in fields(train.TrainConfig)}   # (settings a record predates: None)
     cfg = replace(train.TrainConfig(**{**unset, **run["args"]}), data_dir=a.data_dir or run["args"]["data_dir"], device=a.device)
     model = load_model(checkpoint).to(device)
-    dev_sets, train_split, classes = read_splits(cfg.task, cfg.data_dir, cfg.cache_dir, True, (cfg.train_file, cfg.dev_file),
-                                                 (cfg.text_column, cfg.text_pair_column, cfg.label_column),
-                                                 classes_of(model.config), cfg.task_type)
-    tokenizer, dev, train_examples = train.encode_splits(cfg, checkpoint, model, dev_sets, train_split)
+    splits = read_splits(cfg.task, cfg.data_dir, cfg.cache_dir, True, (cfg.train_file, cfg.dev_file),
+                         (cfg.text_column, cfg.text_pair_column, cfg.label_column), classes_of(model.config), cfg.task_type)
+    tokenizer, (dev, train_examples, classes) = train.encode_splits(cfg, checkpoint, model, splits)
     budget = Budget(speedup, model.config, eval_lengths=[len(ids) for ids, _ in next(iter(dev.values())).examples])
     budget.calibrate(model, train_examples.examples, device, print)
     result = evaluate_dev(model, dev, metric_names(cfg.task, classes), device, cfg.max_length, cfg.eval_batch_size, tokenizer)
