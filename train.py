@@ -37,8 +37,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 import data
 import peers
 import transkimmer
-from cli import args as cli_args, errors, resume, train_flags
-from cli.files import claim, save_checkpoint, write_json
+from cli import errors, train_flags
+from outputs import resume
+from outputs.provenance import machine
+from outputs.files import claim, save_checkpoint, write_json
 from cli.progress import log_eval, log_start, log_step
 from extensions.budget import Budget
 from extensions.distill import Teacher
@@ -46,7 +48,7 @@ from extensions.schedule import Schedule
 from fast.packed import packed_inference
 from load_weights import load_model, load_pretrained
 from model import BertConfig, autocast, is_predictor
-from tasks import TASKS, classes_of, download, encode_split, evaluate_dev, head_for, metric_names, read_splits, write_predictions
+from tasks import classes_of, download, encode_split, evaluate_dev, head_for, metric_names, read_splits, write_predictions
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class TrainConfig:
     out_dir: str = None
     overwrite: bool = False
     predictions: bool = False     # also write the dev predictions (tasks.write_predictions)
-    save_every: int = None        # write the training state every N steps (cli/resume.py) ...
+    save_every: int = None        # write the training state every N steps (outputs/resume.py) ...
     resume: bool = False          # ... and continue a killed run from it
     layers: int = None            # peers/ (what a user could do instead, at equal FLOPs): the first k layers ...
     truncate_speedup: float = None   # ... the --max-length that saves this much ...
@@ -237,7 +239,7 @@ def main(argv=None):
     cfg = parse_args(argv)
     proc = setup(cfg)
     if proc.rank == 0:
-        claim(cfg.out_dir)   # two runs into one folder at once: the second is refused (cli/files.py)
+        claim(cfg.out_dir)   # two runs into one folder at once: the second is refused (outputs/files.py)
     model, cfg, tok_dir, splits = load(cfg, proc.device)
     cfg, model, ref, peer = peers.setup(cfg, model, tok_dir, splits.dev)   # (the full model's scale; a peer, if asked)
     tokenizer, (dev_sets, train, classes) = encode_splits(cfg, tok_dir, model, splits)
@@ -330,7 +332,7 @@ def write_results(cfg, result, history, save=None):
     whose results.json is the evaluation of its weights)."""
     prefix, predictions = "eval-" if cfg.eval_only else "", result.pop("predictions")
     out = dict(task=cfg.task, metric_names=list(result["metrics"]), **result, history=history, args=asdict(cfg),
-               machine=cli_args.machine(cfg.device))
+               machine=machine(cfg.device))
     if save:
         save(out)
     write_json(os.path.join(cfg.out_dir, f"{prefix}results.json"), out)

@@ -14,11 +14,11 @@ import sys
 from safetensors import SafetensorError, safe_open
 
 from cli.args import POSITIVE, POSITIVE_INT, OneLineParser, check_device, number
-from cli.files import recover, unwritable
-from cli.resume import STATE
+from outputs.files import recover, unwritable
+from outputs.resume import STATE
 from data import load_tokenizer
 from load_weights import checkpoint_files, read_config, saved_by_train
-from tasks import CUSTOM, OWN_DATA, TASKS, classes_of, download, head_for
+from tasks import CUSTOM, OWN_DATA, TASKS, classes_of, head_for
 from tasks.glue import as_number
 
 TRAINING = ("model", "baseline", "lr", "batch_size", "epochs", "max_steps", "warmup", "weight_decay", "clip", "seed",

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from tasks import metrics
+from tasks import TASKS, metrics
 import train
 from extensions.schedule import Schedule
 from transkimmer import skim_coefficient_at
@@ -29,17 +29,17 @@ def run(setup, tmp_path, task, *extra):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", sorted(train.TASKS))
+@pytest.mark.parametrize("task", sorted(TASKS))
 def test_tiny_run_every_task(setup, tmp_path, task):
     out, res = run(setup, tmp_path, task)
-    declared = list(train.TASKS[task]["metrics"])   # SQuAD adds its HasAns / NoAns breakdown after them
+    declared = list(TASKS[task]["metrics"])   # SQuAD adds its HasAns / NoAns breakdown after them
     assert res["task"] == task and res["metric_names"][:len(declared)] == declared
     assert set(res["metrics"]) == set(declared) or task == "squad_v2"
     assert len(res["kept_fraction_per_layer"]) == 2
     for key in ("flops_speedup_no_padding", "flops_speedup_sequence", "eval_seconds", "num_examples", "args"):
         assert key in res
     assert res["flops_speedup_sequence"] > res["flops_speedup_no_padding"] > 0
-    assert res["args"]["skim_coefficient"] == train.TASKS[task]["skim_coefficient"]
+    assert res["args"]["skim_coefficient"] == TASKS[task]["skim_coefficient"]
     if task == "mnli":
         assert set(res["metrics_dev_mismatched"]) == {"accuracy"}
     if task == "20news":   # the long documents are evaluated on their test split, with their own classes
@@ -96,7 +96,7 @@ def test_metrics_equal_the_reference_definitions_ties_included():
 
 
 def test_tasks_table_matches_paper_table_2():
-    assert {t: (v["max_length"], v["skim_coefficient"]) for t, v in train.TASKS.items()} == {
+    assert {t: (v["max_length"], v["skim_coefficient"]) for t, v in TASKS.items()} == {
         "cola": (64, 0.3), "rte": (256, 0.8), "qqp": (128, 0.2), "mrpc": (128, 0.5), "sst2": (64, 0.3),
         "mnli": (128, 0.2), "wnli": (128, 0.5), "qnli": (128, 0.1), "stsb": (64, 0.3),
         "imdb": (512, 0.5), "yelp": (512, 0.5), "20news": (512, 0.5), "squad_v2": (384, 0.8)}
@@ -314,7 +314,7 @@ def test_predictions_never_overwrite_a_users_file_and_never_outlive_their_run(se
 def test_a_torchrun_run_records_its_launcher_and_process_count(monkeypatch):
     """Rerunning a torchrun run's recorded command as `python train.py` would train with another effective
     batch: the record says torchrun and the processes."""
-    from cli.args import machine
+    from outputs.provenance import machine
     assert machine("cpu")["command"].startswith("python ") and machine("cpu")["processes"] == 1
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")

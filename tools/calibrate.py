@@ -26,12 +26,13 @@ if __package__ in (None, ""):   # run as `python tools/NAME.py`: the project's m
 import torch
 
 import train
-from cli.args import check_device, machine, number
+from cli.args import check_device, number
+from outputs.provenance import machine
 from cli.errors import BadInput, run as run_main
-from cli.files import claim, unwritable, write_json
+from outputs.files import claim, unwritable, write_json
 from cli.progress import log_eval
 from extensions.budget import Budget
-from cli.files import save_checkpoint
+from outputs.files import save_checkpoint
 from load_weights import load_model
 from tasks import classes_of, evaluate_dev, metric_names, read_splits
 
