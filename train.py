@@ -38,9 +38,6 @@ import data
 import peers
 import transkimmer
 from cli import errors, train_flags
-from outputs import resume
-from outputs.provenance import machine
-from outputs.files import claim, save_checkpoint, write_json
 from cli.progress import log_eval, log_start, log_step
 from extensions.budget import Budget
 from extensions.distill import Teacher
@@ -48,6 +45,9 @@ from extensions.schedule import Schedule
 from fast.packed import packed_inference
 from load_weights import load_model, load_pretrained
 from model import BertConfig, autocast, is_predictor
+from outputs import resume
+from outputs.files import claim, save_checkpoint, write_json
+from outputs.provenance import machine
 from tasks import classes_of, download, encode_split, evaluate_dev, head_for, metric_names, read_splits, write_predictions
 
 
