@@ -11,7 +11,7 @@ used, or we stop with an error naming the key. Tolerated on purpose:
     such as sentence-transformers' MiniLM, have none);
   - fp16 / bf16 tensors: upcast to float32.
 A fine-tuned model is saved as `model.safetensors` + `config.json` (our BertConfig, the skim
-settings included): `checkpoint_state` gives both; outputs/files.py writes them without ever leaving
+settings included): `checkpoint_state` gives both; storage/files.py writes them without ever leaving
 half-written files.
 
 References:
@@ -134,7 +134,7 @@ def load_pretrained(path, skim=False, num_labels=None, **overrides):
 
 
 def load_model(path):
-    """Reload a model saved by outputs/files.py (`checkpoint_state`): its config as saved, every tensor required."""
+    """Reload a model saved by storage/files.py (`checkpoint_state`): its config as saved, every tensor required."""
     config_path, weights_path = checkpoint_files(path)
     model = build(read_config(config_path))
     _load_into(model, weights_path, may_be_new=())
@@ -190,7 +190,7 @@ def _load_into(model, weights_path, may_be_new):
 def checkpoint_state(model):
     """What a checkpoint holds of `model`: its tensors under the family's own names (BERT's: Hugging
     Face's, so other tools load the encoder and head; the predictors are extra keys) and config.json's
-    text (our BertConfig, the skim settings included). outputs/files.py writes them, atomically."""
+    text (our BertConfig, the skim settings included). storage/files.py writes them, atomically."""
     family, head = model.config.model_type, model is not encoder(model)
     name = lambda k: k if head and not k.startswith("bert.") else (f"{family}." * head) + checkpoint_name(k.removeprefix("bert."), family)
     tensors = {name(k): v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}

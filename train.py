@@ -45,9 +45,9 @@ from extensions.schedule import Schedule
 from fast.packed import packed_inference
 from load_weights import load_model, load_pretrained
 from model import BertConfig, autocast, is_predictor
-from outputs import resume
-from outputs.files import claim, save_checkpoint, write_json
-from outputs.provenance import machine
+from storage import resume
+from storage.files import claim, save_checkpoint, write_json
+from storage.provenance import machine
 from tasks import classes_of, download, encode_split, evaluate_dev, head_for, metric_names, read_splits, write_predictions
 
 
@@ -100,7 +100,7 @@ class TrainConfig:
     out_dir: str = None
     overwrite: bool = False
     predictions: bool = False     # also write the dev predictions (tasks.write_predictions)
-    save_every: int = None        # write the training state every N steps (outputs/resume.py) ...
+    save_every: int = None        # write the training state every N steps (storage/resume.py) ...
     resume: bool = False          # ... and continue a killed run from it
     layers: int = None            # peers/ (what a user could do instead, at equal FLOPs): the first k layers ...
     truncate_speedup: float = None   # ... the --max-length that saves this much ...
@@ -239,7 +239,7 @@ def main(argv=None):
     cfg = parse_args(argv)
     proc = setup(cfg)
     if proc.rank == 0:
-        claim(cfg.out_dir)   # two runs into one folder at once: the second is refused (outputs/files.py)
+        claim(cfg.out_dir)   # two runs into one folder at once: the second is refused (storage/files.py)
     model, cfg, tok_dir, splits = load(cfg, proc.device)
     cfg, model, ref, peer = peers.setup(cfg, model, tok_dir, splits.dev)   # (the full model's scale; a peer, if asked)
     tokenizer, (dev_sets, train, classes) = encode_splits(cfg, tok_dir, model, splits)

@@ -22,7 +22,7 @@ class FetchFailed(InputError, RuntimeError):
 def run(main):
     """Run a script's main(): an InputError ends in `error: ...` on one line, no traceback. Ctrl-C and
     SIGTERM (a scheduler's kill) unwind as KeyboardInterrupt, so that a save under way removes its
-    temporary files (outputs.files) and the last complete checkpoint and results stay."""
+    temporary files (storage.files) and the last complete checkpoint and results stay."""
     before = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return main()
@@ -33,5 +33,5 @@ def run(main):
                          "evaluation; nothing of the unfinished work was saved") from None
     finally:
         signal.signal(signal.SIGTERM, before)
-        from outputs.files import release_claims   # (outputs.files reads this module's errors)
+        from storage.files import release_claims   # (storage.files reads this module's errors)
         release_claims()   # the output folder's claim

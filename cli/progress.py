@@ -10,7 +10,7 @@ import os
 import time
 
 import transkimmer
-from outputs.files import LOG
+from storage.files import LOG
 
 
 def log_start(proc, cfg, model, train, dev_sets, classes):
@@ -25,7 +25,7 @@ def log_step(log, step, total, out, loss, b, lr, examples, t0, status, out_dir=N
     kept = 1.0 if out.keep_masks is None else transkimmer.kept_fraction(
         transkimmer.kept_per_layer(out.keep_masks), b["attention_mask"].sum(1)).mean().item()
     skim, elapsed = 0.0 if out.skim_loss is None else out.skim_loss.item(), time.perf_counter() - t0
-    if out_dir:   # (the folder exists: the run claimed it, outputs/files.py)
+    if out_dir:   # (the folder exists: the run claimed it, storage/files.py)
         with open(os.path.join(out_dir, LOG), "a") as f:
             f.write(json.dumps(dict(step=step, loss=loss.item(), task_loss=out.task_loss.item(), skim_loss=skim, kept=kept,
                                     lr=lr, examples_per_s=examples / elapsed)) + "\n")

@@ -14,8 +14,8 @@ import sys
 from safetensors import SafetensorError, safe_open
 
 from cli.args import POSITIVE, POSITIVE_INT, OneLineParser, check_device, number
-from outputs.files import recover, unwritable
-from outputs.resume import STATE
+from storage.files import recover, unwritable
+from storage.resume import STATE
 from data import load_tokenizer
 from load_weights import checkpoint_files, read_config, saved_by_train
 from tasks import CUSTOM, OWN_DATA, TASKS, classes_of, head_for

@@ -21,7 +21,7 @@ class LossTerm:
         return ""
 
     def state_dict(self):
-        """What --resume saves of the term (outputs/resume.py), and load_state_dict puts back."""
+        """What --resume saves of the term (storage/resume.py), and load_state_dict puts back."""
         return {}
 
     def load_state_dict(self, state):

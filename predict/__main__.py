@@ -19,7 +19,7 @@ if __package__ in (None, ""):   # run as `python predict/__main__.py`: the proje
 
 from cli.args import OneLineParser, POSITIVE_INT, check_device
 from cli.errors import BadInput, MissingInput, run
-from outputs.files import atomic_write_text, output_problem
+from storage.files import atomic_write_text, output_problem
 from predict import Classifier
 from tasks import own_data
 

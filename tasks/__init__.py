@@ -19,7 +19,7 @@ import statistics
 
 import data
 import evaluate
-from outputs.files import atomic_write_text, write_json
+from storage.files import atomic_write_text, write_json
 from tasks import documents, download, glue, metrics, own_data, squad
 
 # Paper Table 2: max length and lambda (skim_coefficient; the paper's "harmony coefficient"). Metrics

@@ -34,7 +34,7 @@ if __package__ in (None, ""):   # run as `python tasks/download.py`: the project
 from cli.errors import FetchFailed, MissingInput
 from data import TOKENIZER_FILES
 from tasks.glue import layout
-from outputs.files import atomic_folder, atomic_write, unwritable
+from storage.files import atomic_folder, atomic_write, unwritable
 
 HUB_URL = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
 GLUE_URL = os.environ.get("GLUE_URL", "https://dl.fbaipublicfiles.com")

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import train
-from outputs.files import finite, recover
+from storage.files import finite, recover
 from tasks import glue as glue_files
 from tiny import write_glue, write_model
 
@@ -176,7 +176,7 @@ def test_non_finite_regression_label_names_file_and_line(tmp_path):
 def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):
     """A crash while saving leaves the previous checkpoint whole and no temporary folders; a new save
     leaves no stale tokenizer file from the old one."""
-    import outputs.files
+    import storage.files
     glue, model = setup
     out = tmp_path / "out"
     train.main(args_for(setup, out))
@@ -187,14 +187,14 @@ def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):
     def dies_after_the_weights(model, path):
         real_save(model, path)
         raise KeyboardInterrupt          # killed between the weights and the rest
-    real_save = outputs.files.save_model
-    monkeypatch.setattr(outputs.files, "save_model", dies_after_the_weights)
+    real_save = storage.files.save_model
+    monkeypatch.setattr(storage.files, "save_model", dies_after_the_weights)
     with pytest.raises(KeyboardInterrupt):
-        outputs.files.save_checkpoint(train.load_model(str(ckpt)), model, str(ckpt))
+        storage.files.save_checkpoint(train.load_model(str(ckpt)), model, str(ckpt))
     assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == before
-    from outputs.files import CLAIM   # (the run's claim on its folder: given up when its process ends, or its command returns)
+    from storage.files import CLAIM   # (the run's claim on its folder: given up when its process ends, or its command returns)
     assert sorted(os.listdir(out)) == [CLAIM, "checkpoint", "log.jsonl", "results.json"]   # no .tmp or .old leftovers
-    monkeypatch.setattr(outputs.files, "save_model", real_save)
+    monkeypatch.setattr(storage.files, "save_model", real_save)
     vocab_only = tmp_path / "vocab_model"
     vocab_only.mkdir()
     for name in ("config.json", "model.safetensors"):
@@ -202,7 +202,7 @@ def test_checkpoint_folder_is_swapped_as_a_whole(setup, tmp_path, monkeypatch):
     from tiny import VOCAB
     (vocab_only / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
     (vocab_only / "tokenizer_config.json").write_text('{"do_lower_case": false}')
-    outputs.files.save_checkpoint(train.load_model(str(ckpt)), str(vocab_only), str(ckpt))
+    storage.files.save_checkpoint(train.load_model(str(ckpt)), str(vocab_only), str(ckpt))
     assert sorted(os.listdir(ckpt)) == ["config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
     # killed (SIGKILL, no cleanup) between the two renames of the swap: the next save recovers, and so
     # does the next command that names the folder, before any work (here --eval-only --checkpoint)
@@ -412,7 +412,7 @@ def test_sigterm_during_a_save_leaves_no_temporary_folder(tmp_path):
     import sys
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "old.txt").write_text("previous")
-    code = ("import os, signal, sys, time; sys.path.insert(0, sys.argv[1]); from cli import errors; from outputs import files\n"
+    code = ("import os, signal, sys, time; sys.path.insert(0, sys.argv[1]); from cli import errors; from storage import files\n"
             "def fill(tmp):\n    open(os.path.join(tmp, 'new.txt'), 'w').write('x')\n"
             "    os.kill(os.getpid(), signal.SIGTERM); time.sleep(10)\n"
             "errors.run(lambda: files.atomic_folder(sys.argv[2], fill))")
@@ -453,7 +453,7 @@ def test_two_runs_into_one_out_dir_at_once(setup, tmp_path, capsys):
     import subprocess
     import sys
     from cli import errors
-    from outputs.files import CLAIM, CLAIM_TEXT
+    from storage.files import CLAIM, CLAIM_TEXT
     out, lock, link = tmp_path / "poetry", tmp_path / "poetry" / CLAIM, tmp_path / "link"
     (tmp_path / "poetry.lock").write_text("the user's own file")
     out.mkdir()
@@ -481,7 +481,7 @@ def test_claims_and_advice_in_one_line(tmp_path):
     """A folder where the claim file goes is no claim of ours; an own-data checkpoint evaluated on a GLUE
     task is told to pass its --dev-file (there is no --task custom)."""
     from cli.errors import BadInput
-    from outputs.files import CLAIM, claim
+    from storage.files import CLAIM, claim
     from cli.train_flags import check_checkpoint_task
     from model import BertConfig
     (tmp_path / "out" / CLAIM).mkdir(parents=True)

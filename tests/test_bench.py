@@ -51,7 +51,7 @@ def test_bench_checkpoint(setup, tmp_path, capsys):
                 "--device", "cpu", "--json", str(js)])
     saved = json.load(open(js))
     assert [r["batch"] for r in saved["rows"]] == [4] and saved["task"] == "sst2" and saved["max_length"] == 64
-    # a save killed between its two renames (outputs.files.atomic_folder): the previous checkpoint is put back
+    # a save killed between its two renames (storage.files.atomic_folder): the previous checkpoint is put back
     os.makedirs(os.path.join(out, ".old-checkpoint-x"))
     os.replace(os.path.join(out, "checkpoint"), os.path.join(out, ".old-checkpoint-x", "previous"))
     assert bench.main(["--checkpoint", os.path.join(out, "checkpoint"), "--data-dir", glue, "--batch-sizes", "4",

@@ -325,7 +325,7 @@ def test_calibrate_tool_refuses_a_broken_record_and_a_folder_being_written(setup
     import subprocess
     import sys
     from cli.errors import BadInput
-    from outputs.files import CLAIM, CLAIM_TEXT, claim
+    from storage.files import CLAIM, CLAIM_TEXT, claim
     from tools import calibrate as tool
     lam = tmp_path / "lam"
     run(setup, lam, "sst2", "--skim-delay", "0", "--skim-warmup", "0", steps=2)
@@ -336,7 +336,7 @@ def test_calibrate_tool_refuses_a_broken_record_and_a_folder_being_written(setup
             tool.main(["--run", str(lam), "--out-dir", str(tmp_path / "c"), "--target-speedup", "2", "--device", "cpu"])
     (lam / "results.json").write_text(whole)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:   # another calibration has claimed the new folder (outputs.files.claim): refused, nothing written there
+    try:   # another calibration has claimed the new folder (storage.files.claim): refused, nothing written there
         (tmp_path / "c").mkdir()
         (tmp_path / "c" / CLAIM).write_text(f"{CLAIM_TEXT}{other.pid}")
         with pytest.raises(SystemExit):

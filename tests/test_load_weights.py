@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tiny import make_batch, skimming_model, tiny_config
-from outputs.files import save_model
+from storage.files import save_model
 from load_weights import load_model, load_pretrained, rename
 from model import build
 from tiny import write_hf_checkpoint

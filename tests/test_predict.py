@@ -76,7 +76,7 @@ def test_predict_command_refuses_what_it_cannot_read_in_one_line(setup, tmp_path
     import subprocess
     import sys
     from model import build
-    from outputs.files import save_model
+    from storage.files import save_model
     from tiny import tiny_config
     save_model(build(tiny_config(head="span")), str(tmp_path / "qa"))
     (tmp_path / "t.txt").write_text("a text\n")

@@ -6,7 +6,7 @@ import os
 import pytest
 
 import train
-from outputs.resume import STATE
+from storage.resume import STATE
 from tiny import write_glue, write_model
 
 
@@ -138,7 +138,7 @@ def test_a_finished_run_killed_before_removing_its_state_is_left_as_it_is(setup,
 
 @pytest.mark.slow
 def test_a_damaged_or_foreign_state_is_refused_and_a_killed_runs_state_is_kept(setup, tmp_path, monkeypatch, capsys):
-    from outputs.resume import MAGIC
+    from storage.resume import MAGIC
     out = tmp_path / "run"
     revive = killed_at(4, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
@@ -167,7 +167,7 @@ def test_a_run_folder_moved_whole_resumes_where_it_is(setup, tmp_path, monkeypat
     with pytest.raises(KeyboardInterrupt):
         train.main(argv(setup, tmp_path / "killed"))
     revive()
-    from outputs.files import release_claims
+    from storage.files import release_claims
     release_claims()   # (the killed run's process is gone: so is its claim)
     shutil.move(tmp_path / "killed", tmp_path / "moved")
     train.main(argv(setup, tmp_path / "moved", "--resume"))
@@ -178,7 +178,7 @@ def test_a_run_folder_moved_whole_resumes_where_it_is(setup, tmp_path, monkeypat
 def test_the_loss_curve_is_kept_and_a_resumed_run_continues_it(setup, tmp_path, monkeypatch):
     """<out-dir>/log.jsonl: a line a logged step (loss, task and skim loss, kept fraction, lr); a resumed
     run's curve is the never-killed run's, and tools/report.py draws it."""
-    from outputs.files import read_log
+    from storage.files import read_log
     from tools import report
     curve = lambda out: [{k: v for k, v in e.items() if k != "examples_per_s"} for e in read_log(out)]
     train.main(argv(setup, tmp_path / "whole", "--log-every", "1"))
@@ -202,7 +202,7 @@ def test_the_loss_curve_is_kept_and_a_resumed_run_continues_it(setup, tmp_path, 
 def test_a_curve_line_cut_by_a_kill_neither_stops_the_resume_nor_the_report(setup, tmp_path, monkeypatch):
     """A kill in the middle of log.jsonl's append leaves half a line: --resume drops it (its step comes again),
     and tools/report.py reads the curve around it (both stopped on it with a traceback)."""
-    from outputs.files import read_log
+    from storage.files import read_log
     out = tmp_path / "killed"
     revive = killed_at(8, monkeypatch)
     with pytest.raises(KeyboardInterrupt):

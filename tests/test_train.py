@@ -314,7 +314,7 @@ def test_predictions_never_overwrite_a_users_file_and_never_outlive_their_run(se
 def test_a_torchrun_run_records_its_launcher_and_process_count(monkeypatch):
     """Rerunning a torchrun run's recorded command as `python train.py` would train with another effective
     batch: the record says torchrun and the processes."""
-    from outputs.provenance import machine
+    from storage.provenance import machine
     assert machine("cpu")["command"].startswith("python ") and machine("cpu")["processes"] == 1
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")

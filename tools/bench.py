@@ -53,12 +53,12 @@ from fast.classify import use_classify_path
 from fast.packed import use_packed_path
 from fast import cuda_graphs
 import transkimmer
-from outputs.files import atomic_write_text, check_outputs, recover, write_json
+from storage.files import atomic_write_text, check_outputs, recover, write_json
 from load_weights import load_model, load_pretrained, read_config, saved_by_train
 from model import autocast, build, encoder, is_predictor
 from tasks import CUSTOM, OWN_DATA, QA, TASKS, classes_of, read_splits
 from cli.args import POSITIVE_INT, check_device, number
-from outputs.provenance import device_name, machine
+from storage.provenance import device_name, machine
 
 BATCH_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 

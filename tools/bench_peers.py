@@ -25,9 +25,9 @@ import torch
 
 import data
 from cli.args import OneLineParser, POSITIVE_INT
-from outputs.provenance import device_name, machine
+from storage.provenance import device_name, machine
 from cli.errors import BadInput, run as run_main
-from outputs.files import check_outputs, write_json
+from storage.files import check_outputs, write_json
 from fast.packed import use_packed_path
 from load_weights import load_model
 from peers.attention_topk import prune_by_attention

@@ -27,12 +27,12 @@ import torch
 
 import train
 from cli.args import check_device, number
-from outputs.provenance import machine
+from storage.provenance import machine
 from cli.errors import BadInput, run as run_main
-from outputs.files import claim, unwritable, write_json
+from storage.files import claim, unwritable, write_json
 from cli.progress import log_eval
 from extensions.budget import Budget
-from outputs.files import save_checkpoint
+from storage.files import save_checkpoint
 from load_weights import load_model
 from tasks import classes_of, evaluate_dev, metric_names, read_splits
 

@@ -37,7 +37,7 @@ from safetensors.torch import load_file, save_file
 
 from cli.errors import BadInput, run as run_main
 from data import TOKENIZER_FILES
-from outputs.files import save_model
+from storage.files import save_model
 from load_weights import checkpoint_files, read_config
 from model import BertConfig, build
 from tasks import glue

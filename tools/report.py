@@ -30,7 +30,7 @@ import statistics
 if __package__ in (None, ""):   # run as `python tools/NAME.py`: the project's modules are one folder up
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from outputs.files import atomic_write_text, check_outputs, read_log
+from storage.files import atomic_write_text, check_outputs, read_log
 from tools.peers_table import peers_chart, peers_table
 from tools.tables import (ablation_table, batch1_table, glue_table, read_result, replace_between, speed_table,
                           sweep_table, target_label, target_table)

@@ -12,7 +12,7 @@ import os
 import re
 import statistics
 
-from outputs.files import atomic_write_text
+from storage.files import atomic_write_text
 
 # The GLUE table, from results/glue/<task>-<baseline|transkimmer>-seed<N>.json (train.py's
 # results.json) and results/glue/bench/<task>-transkimmer-seed<N>.json (tools/bench.py --json).

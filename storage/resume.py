@@ -25,7 +25,7 @@ from dataclasses import asdict
 import torch
 
 from cli.errors import BadInput
-from outputs.files import atomic_write, restart_log
+from storage.files import atomic_write, restart_log
 
 STATE = "training-state.pt"
 MAY_DIFFER = ("resume", "overwrite", "save_every", "log_every", "out_dir")   # what a resumed run may change (the
