@@ -193,7 +193,7 @@ class BertModel(nn.Module):
         self.layers = nn.ModuleList(Block(cfg) for _ in range(1 if cfg.shared_layer else cfg.num_hidden_layers))
         self.stack = [self.layers[0]] * cfg.num_hidden_layers if cfg.shared_layer else list(self.layers)
         self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size) if cfg.pooler else None
-        self.predictors = None
+        self.predictors, self.sample_decisions = None, True   # (extensions/hard_stage.py: False, inference's in training)
         if cfg.skim:
             self.predictors = nn.ModuleList(
                 transkimmer.SkimPredictor(cfg.hidden_size, cfg.layer_norm_eps, cfg.skim_input_layernorm,
@@ -228,7 +228,7 @@ class BertModel(nn.Module):
         if prune:   # inference: tokens really removed
             return transkimmer.pruned_encode(h, attention_mask, self.stack, self.predictors)
         return transkimmer.masked_encode(h, attention_mask, self.stack, self.predictors,   # Eq. 4 attention
-                                         self.config.skim_tau, self.training)
+                                         self.config.skim_tau, self.training and self.sample_decisions)
 
     def pool(self, h):
         """tanh(Linear(h[CLS])); None without a pooler (DistilBERT)."""

@@ -41,6 +41,7 @@ from cli import errors, train_flags
 from cli.progress import log_eval, log_start, log_step
 from extensions.budget import Budget
 from extensions.distill import Teacher
+from extensions.hard_stage import HardStage
 from extensions.schedule import Schedule
 from fast.packed import packed_inference
 from load_weights import load_model, load_pretrained
@@ -82,6 +83,7 @@ class TrainConfig:
     budget_rate: float = Budget.rate   # ... its multipliers' ascent rate
     teacher: str = None           # distil from this dense checkpoint of the task (extensions/distill.py) ...
     distill_layers: bool = False  # ... its layers' hidden states too
+    hard_stage: float = 0.0       # the last fraction of the steps on inference's decisions (extensions/hard_stage.py)
     lr: float = 5e-05             # AdamW, BERT weights and head, linear decay
     batch_size: int = 32
     epochs: int = None
@@ -228,11 +230,11 @@ def train_step(model, b, opt, sched, skim_coefficient, terms, clip, step):
 
 
 def loss_terms(cfg, model, schedule, train, device):
-    """The extensions' loss terms the settings ask for: a teacher's distillation, a budget in lambda's place."""
+    """The extensions' loss terms the settings ask for: a teacher, a budget in lambda's place, a hard last stage."""
     terms = [Teacher(cfg.teacher, device, model if cfg.distill_layers else None)] if cfg.teacher else []
     if cfg.target_speedup and not cfg.baseline:
         terms.append(Budget(cfg.target_speedup, model.config, schedule, cfg.budget_rate, train.eval_lengths))
-    return terms
+    return terms + ([HardStage(model, schedule.total, cfg.hard_stage)] if cfg.hard_stage else [])
 
 
 def main(argv=None):

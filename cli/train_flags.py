@@ -25,7 +25,7 @@ TRAINING = ("model", "baseline", "lr", "batch_size", "epochs", "max_steps", "war
             "log_every", "eval_every_epoch", "task_type", "teacher", "distill_layers",
             "save_every", "resume", "layers", "truncate_speedup")   # with the skim settings: nothing --eval-only reads
 SKIM_SETTINGS = ("skim_coefficient", "tau", "mu0", "predictor_width", "predictor_lr", "predictor_lr_decay",
-                 "skim_delay", "skim_warmup", "skim_after_loss_drop", "target_speedup", "budget_rate")   # the "skimming" flags: a --baseline run has no use for them
+                 "skim_delay", "skim_warmup", "skim_after_loss_drop", "target_speedup", "budget_rate", "hard_stage")   # the "skimming" flags: a --baseline run has no use for them
 
 
 def add_data_flags(p):
@@ -87,6 +87,8 @@ def add_skim_flags(p):
                    "below its level over the first twelfth of the steps (option, e.g. 0.05; default 0: at --skim-delay)")
     g.add_argument("--skim-warmup", type=number(float, 0, 1), help="fraction of the steps over which "
                    "lambda then ramps linearly from 0 to its value (paper: 0)")
+    g.add_argument("--hard-stage", type=number(float, 0, 1, high_open=True), help="train the last fraction of the "
+                   "steps on inference's decisions, the predictors frozen (an option: extensions/hard_stage.py)")
 
 
 def add_training_flags(p):
@@ -148,6 +150,9 @@ def check_combinations(p, args):
         p.error("--target-speedup replaces lambda (--skim-coefficient): pass one of them")
     if args.distill_layers and not args.teacher and not args.eval_only:
         p.error("--distill-layers distils a teacher's layers: pass --teacher too")
+    if args.hard_stage and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        p.error("--hard-stage freezes the predictors during the run, which DDP's reducer does not allow: train in "
+                "one process")
     if args.budget_rate != p.get_default("budget_rate") and not args.target_speedup:
         p.error("--budget-rate sets how --target-speedup meets its budget: pass --target-speedup too")
     if args.skim_delay + args.skim_warmup > 1 + 1e-9:   # (1e-9: sums such as 0.6 + 0.4 in floating point)

@@ -350,3 +350,41 @@ def test_calibrate_tool_refuses_a_broken_record_and_a_folder_being_written(setup
     run(setup, tmp_path / "base", "sst2", "--baseline", steps=2)
     with pytest.raises(BadInput, match="--baseline run"):
         tool.main(["--run", str(tmp_path / "base"), "--out-dir", str(tmp_path / "d"), "--target-speedup", "2"])
+
+
+def test_hard_stage_trains_the_layers_on_inference_decisions():
+    """--hard-stage F: before its step the decisions are sampled and the predictors learn; from it on the
+    training forward makes inference's decisions (the keep masks equal eval mode's), the predictors stay
+    as they were and the layers still learn; its step count is what --resume saves."""
+    from extensions.hard_stage import HardStage
+    model = skimming_model(num_labels=2)
+    ids, mask = make_batch([12, 9, 5, 12])
+    b = dict(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids), labels=torch.tensor([0, 1, 1, 0]))
+    opt, sched = train.optimizer_for(model, 4, lr=1e-3, predictor_lr=1e-2, weight_decay=0.0, warmup=0.0, predictor_lr_decay=False)
+    hard = HardStage(model, total=4, fraction=0.5)                        # steps 2 and 3 are hard
+    preds = lambda: [p.detach().clone() for p in model.bert.predictors.parameters()]
+    layers = lambda: [p.detach().clone() for p in model.bert.layers.parameters()]
+    for step in range(4):
+        before_p, before_l = preds(), layers()
+        model.train()
+        out, _ = train.train_step(model, b, opt, sched, 0.5, [hard], 1.0, step)
+        moved = lambda now, then: any(not torch.equal(a, c) for a, c in zip(now, then))
+        assert moved(preds(), before_p) == (step < 2) and moved(layers(), before_l)
+        if step >= 2:                                                     # inference's decisions, in training
+            with torch.no_grad():
+                model.eval()
+                masks = model(ids, mask, prune=False).keep_masks
+            assert all(torch.equal(a.detach(), m) for a, m in zip(out.keep_masks, masks))
+    again = HardStage(skimming_model(num_labels=2), total=4, fraction=0.5)
+    again.load_state_dict(hard.state_dict())
+    assert not again.encoder.sample_decisions and not any(p.requires_grad for p in again.encoder.predictors.parameters())
+    assert hard.record() == dict(hard_stage_start=2)
+
+
+def test_hard_stage_flag_is_wired_and_refused_without_skimming(setup, tmp_path, capsys):
+    res = run(setup, tmp_path / "h", "sst2", "--hard-stage", "0.5", steps=4)
+    assert res["hard_stage_start"] == 2 and res["args"]["hard_stage"] == 0.5
+    glue, model = setup
+    with pytest.raises(SystemExit):
+        train.parse_args(["--task", "sst2", "--data-dir", glue, "--model", model, "--baseline", "--hard-stage", "0.5"])
+    assert "--hard-stage sets skimming, but --baseline" in capsys.readouterr().err
