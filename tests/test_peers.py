@@ -208,3 +208,12 @@ def test_a_speed_out_of_a_peers_reach_is_refused_in_one_line():
         truncate.length_for_speedup(lengths, 4.0, cfg, shortest=4)
     with pytest.raises(SystemExit, match=r"--topk-speedup 5: .* saves at most 2\.\d\dx"):
         attention_topk.ratio_for_speedup(lengths, 5.0, cfg)
+
+
+def test_the_table_names_how_a_recipe_departs():
+    from tools.peers_table import recipe
+    default = dict(lr=5e-5, model="/m/MiniLM", baseline=False, skim_delay=1 / 3, skim_warmup=1 / 3)
+    assert recipe(default) == ""
+    assert recipe(dict(default, hard_stage=0.2)) == " (hard last 0.2)"
+    assert recipe(dict(default, model="out/b/checkpoint", skim_delay=0.0, skim_warmup=0.3)) == \
+        " (from the baseline, delay 0, ramp 0.3)"

@@ -44,13 +44,16 @@ def method_of(r):
 
 def recipe(a):
     """How a run departs from the default recipe ("": it does not): its learning rate, where it started
-    (a train.py checkpoint as --model: the fine-tuned baseline), lambda's schedule, distilled layers."""
+    (a train.py checkpoint as --model: the fine-tuned baseline), lambda's schedule, distilled layers, a hard
+    last stage."""
     parts = [f"lr {rate(a['lr'])}"] if a.get("lr") != 5e-5 else []
     parts += ["from the baseline"] if os.path.basename(os.path.normpath(a["model"])) == "checkpoint" else []
     if not a["baseline"] and (abs(a.get("skim_delay", 1 / 3) - 1 / 3) > 1e-6 or abs(a.get("skim_warmup", 1 / 3) - 1 / 3) > 1e-6):
         parts.append(f"delay {a['skim_delay']:.2g}, ramp {a['skim_warmup']:.2g}")
     if a.get("distill_layers"):
         parts.append("layers distilled")
+    if a.get("hard_stage"):
+        parts.append(f"hard last {a['hard_stage']:g}")
     return f" ({', '.join(parts)})" if parts else ""
 
 
