@@ -217,3 +217,7 @@ def test_the_table_names_how_a_recipe_departs():
     assert recipe(dict(default, hard_stage=0.2)) == " (hard last 0.2)"
     assert recipe(dict(default, model="out/b/checkpoint", skim_delay=0.0, skim_warmup=0.3)) == \
         " (from the baseline, delay 0, ramp 0.3)"
+    from tools.tables import command_of   # the fine-tuned baseline it starts from is named, not hidden behind $M
+    run = dict(args=dict(model="out/b/checkpoint", data_dir="/g/glue"),
+               machine=dict(command="python train.py --model out/b/checkpoint --data-dir /g/glue"))
+    assert command_of(run) == "python train.py --model out/b/checkpoint --data-dir $D"

@@ -335,11 +335,13 @@ def _before_calibration(runs, metric):
 
 
 def command_of(run):
-    """The command a result file records (machine.command), with its model and data folders as $M and $D."""
+    """The command a result file records (machine.command), with its model and data folders as $M and $D
+    (a model that is a train.py checkpoint, a fine-tuned baseline, keeps its path: $M is the pretrained one)."""
     cmd, a = run.get("machine", {}).get("command"), run["args"]
     if not cmd:
         return "(not recorded; the file's args hold every setting)"
-    for value, name in [(a.get("model"), "$M"), (a.get("data_dir"), "$D")]:
+    model = a.get("model") if os.path.basename(os.path.normpath(a.get("model") or "")) != "checkpoint" else None
+    for value, name in [(model, "$M"), (a.get("data_dir"), "$D")]:
         if value:
             cmd = cmd.replace(value, name)
     return cmd
