@@ -141,6 +141,7 @@ def test_calibration_sample_is_shaped_like_the_evaluated_lengths():
     assert sorted({len(ids) for ids, _ in picked}) == [20, 30] and len(picked) == 50
     assert len({id(e) for e in picked}) == 50                                     # each example once
     assert [len(ids) for ids, _ in shaped_like(examples, [29], 40)] == [30] * 30 + [20] * 10   # then the next nearest
+    assert {len(ids) for ids, _ in shaped_like(examples, [22], 20)} == {20}             # the nearest, shorter or longer
     model, sample = skimming_model(num_labels=2), sample_examples()
     lines, budget = [], Budget(2.0, model.config, eval_lengths=[30] * 10)
     budget.calibrate(model, sample, torch.device("cpu"), lines.append, size=16)
