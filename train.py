@@ -39,6 +39,7 @@ import peers
 import transkimmer
 from cli import errors, train_flags
 from cli.progress import log_eval, log_start, log_step
+from extensions import two_stage
 from extensions.budget import Budget
 from extensions.distill import Teacher
 from extensions.hard_stage import HardStage
@@ -47,9 +48,9 @@ from fast.packed import packed_inference
 from load_weights import load_model, load_pretrained
 from model import BertConfig, autocast, is_predictor
 from storage import resume
-from storage.files import claim, save_checkpoint, write_json
-from storage.provenance import machine
-from tasks import classes_of, download, encode_split, evaluate_dev, head_for, metric_names, read_splits, write_predictions
+from storage.files import claim, save_checkpoint
+from storage.provenance import write_results
+from tasks import classes_of, download, encode_split, evaluate_dev, head_for, metric_names, read_splits
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ class TrainConfig:
     skim_after_loss_drop: float = 0.0   # ... (option: and until the task loss fell this fraction) ...
     skim_warmup: float = 1 / 3    # ... then this fraction of the steps ramping lambda up
     target_speedup: float = None  # instead of lambda: train to this FLOPs speedup (extensions/budget.py) ...
-    budget_rate: float = Budget.rate   # ... its multipliers' ascent rate
+    budget_rate: float = Budget.rate   # ... its multipliers' ascent rate ...
+    one_stage: bool = False       # ... from --model in one run, not after the dense baseline (extensions/two_stage.py)
     teacher: str = None           # distil from this dense checkpoint of the task (extensions/distill.py) ...
     distill_layers: bool = False  # ... its layers' hidden states too
     hard_stage: float = 0.0       # the last fraction of the steps on inference's decisions (extensions/hard_stage.py)
@@ -119,7 +121,7 @@ Training = namedtuple("Training", "examples labels eval_lengths")   # and the de
 
 
 def setup(cfg):
-    """torchrun's processes (one per GPU), threads, seed."""
+    """torchrun's processes (one per GPU), threads."""
     rank, world, device = 0, 1, torch.device(cfg.device)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -128,7 +130,6 @@ def setup(cfg):
             device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
     return Process(rank, world, device, print if rank == 0 else (lambda *a, **k: None))
 
 
@@ -240,8 +241,19 @@ def loss_terms(cfg, model, schedule, train, device):
 def main(argv=None):
     cfg = parse_args(argv)
     proc = setup(cfg)
-    if proc.rank == 0:
-        claim(cfg.out_dir)   # two runs into one folder at once: the second is refused (storage/files.py)
+    stages = two_stage.stages(cfg, TrainConfig(), train_flags.SKIM_SETTINGS, proc.log)   # (baseline first?)
+    for stage in stages[::-1] if proc.rank == 0 else []:
+        claim(stage.out_dir)   # two runs into one folder at once: the second is refused (storage/files.py)
+    for stage in stages:
+        result = run(stage, proc)
+    if proc.world > 1:
+        dist.destroy_process_group()
+    return result
+
+
+def run(cfg, proc):
+    """One run: fine-tune (or --eval-only: evaluate) as cfg says; returns the last evaluation."""
+    torch.manual_seed(cfg.seed)
     model, cfg, tok_dir, splits = load(cfg, proc.device)
     cfg, model, ref, peer = peers.setup(cfg, model, tok_dir, splits.dev)   # (the full model's scale; a peer, if asked)
     tokenizer, (dev_sets, train, classes) = encode_splits(cfg, tok_dir, model, splits)
@@ -307,7 +319,6 @@ def fit(cfg, model, train, evaluate, proc):
         del train_model   # gloo's connections while the other still has them open (a peer's
         gc.collect()      # "connection closed" in gloo's threads aborts the process)
         dist.barrier()
-        dist.destroy_process_group()
     if rank == 0:
         resume.clear(cfg.out_dir)   # (finished: nothing left to resume)
     return result
@@ -325,24 +336,6 @@ def evaluate_and_save(cfg, evaluate, save, history, log, **record):
     log_eval(log, record["epoch"], result)
     write_results(cfg, result, history, save)
     return result
-
-
-def write_results(cfg, result, history, save=None):
-    """results.json (atomically): the last evaluation, the history of all, and every setting; --eval-only
-    writes eval-results.json and never touches a training record. --predictions: the predictions too.
-    save(results): the checkpoint first, holding its own copy (a kill between the two leaves a checkpoint
-    whose results.json is the evaluation of its weights)."""
-    prefix, predictions = "eval-" if cfg.eval_only else "", result.pop("predictions")
-    out = dict(task=cfg.task, metric_names=list(result["metrics"]), **result, history=history, args=asdict(cfg),
-               machine=machine(cfg.device))
-    if save:
-        save(out)
-    write_json(os.path.join(cfg.out_dir, f"{prefix}results.json"), out)
-    for name in ("predictions.json", "predictions.jsonl"):   # (--overwrite: an earlier run's are not this one's)
-        if cfg.predictions and name.endswith("l") != isinstance(predictions, dict):
-            write_predictions(os.path.join(cfg.out_dir, prefix + name), predictions, result["classes"])
-        elif cfg.overwrite and os.path.isfile(os.path.join(cfg.out_dir, prefix + name)):
-            os.remove(os.path.join(cfg.out_dir, prefix + name))
 
 
 if __name__ == "__main__":

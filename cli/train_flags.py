@@ -17,6 +17,7 @@ from cli.args import POSITIVE, POSITIVE_INT, OneLineParser, check_device, number
 from storage.files import recover, unwritable
 from storage.resume import STATE
 from data import load_tokenizer
+from extensions.two_stage import two_stages
 from load_weights import checkpoint_files, read_config, saved_by_train
 from tasks import CUSTOM, OWN_DATA, TASKS, classes_of, head_for
 from tasks.glue import as_number
@@ -25,7 +26,8 @@ TRAINING = ("model", "baseline", "lr", "batch_size", "epochs", "max_steps", "war
             "log_every", "eval_every_epoch", "task_type", "teacher", "distill_layers",
             "save_every", "resume", "layers", "truncate_speedup")   # with the skim settings: nothing --eval-only reads
 SKIM_SETTINGS = ("skim_coefficient", "tau", "mu0", "predictor_width", "predictor_lr", "predictor_lr_decay",
-                 "skim_delay", "skim_warmup", "skim_after_loss_drop", "target_speedup", "budget_rate", "hard_stage")   # the "skimming" flags: a --baseline run has no use for them
+                 "skim_delay", "skim_warmup", "skim_after_loss_drop", "target_speedup", "budget_rate", "hard_stage",
+                 "one_stage")   # the "skimming" flags: a --baseline run has no use for them
 
 
 def add_data_flags(p):
@@ -70,6 +72,8 @@ def add_skim_flags(p):
     g.add_argument("--target-speedup", type=number(float, 1, 50, low_open=True), help="instead of lambda, train to "
                    "this FLOPs speedup (no padding, predictors counted), e.g. 2; calibrated on the training set at the end: "
                    "extensions/budget.py")
+    g.add_argument("--one-stage", action="store_true", help="with --target-speedup from a pretrained --model: "
+                   "train in one run from it, not the two-stage recipe (the dense baseline first: extensions/two_stage.py)")
     g.add_argument("--budget-rate", type=POSITIVE, help="with --target-speedup: how fast the "
                    "Lagrange multiplier follows the gap between the FLOPs and the budget (per step)")
     g.add_argument("--mu0", type=number(float), help="unbalanced bias mean of the predictors, Eq. 9")
@@ -153,6 +157,8 @@ def check_combinations(p, args):
     if args.hard_stage and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         p.error("--hard-stage freezes the predictors during the run, which DDP's reducer does not allow: train in "
                 "one process")
+    if args.one_stage and not args.target_speedup:
+        p.error("--one-stage says how --target-speedup trains: pass --target-speedup too")
     if args.budget_rate != p.get_default("budget_rate") and not args.target_speedup:
         p.error("--budget-rate sets how --target-speedup meets its budget: pass --target-speedup too")
     if args.skim_delay + args.skim_warmup > 1 + 1e-9:   # (1e-9: sums such as 0.6 + 0.4 in floating point)
@@ -195,7 +201,7 @@ def check_environment(p, args, results_file):
             recover(folder)   # a save killed between its two renames: its previous checkpoint put back
     if os.path.exists(out) and not os.path.isdir(out):
         p.error(f"--out-dir {out} is a file: pass a folder")
-    if args.resume and not os.path.isfile(os.path.join(out, STATE)):
+    if args.resume and not os.path.isfile(os.path.join(out, STATE)) and not two_stages(args):   # (its own checks)
         p.error(f"--resume: {out} holds no {STATE} (the run was started without --save-every, or it finished): "
                 "start it again without --resume")
     for name in ("predictions.jsonl", "predictions.json"):   # (a user's file of that name is never written over)

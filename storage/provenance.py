@@ -1,13 +1,18 @@
 """
 Where and how a result was made: the command, the processes, the project's git commit, the device,
-the CPU kernels torch chose and its version, recorded in every results.json and bench file.
+the CPU kernels torch chose and its version, recorded in every results.json and bench file; and
+train.py's results.json itself (write_results).
 """
 
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 
 import torch
+
+from storage.files import write_json
+from tasks import write_predictions
 
 
 def device_name(device):
@@ -46,3 +51,21 @@ def commit():
     if head.returncode:
         return None
     return head.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
+
+
+def write_results(cfg, result, history, save=None):
+    """results.json (atomically): the last evaluation, the history of all, and every setting; --eval-only
+    writes eval-results.json and never touches a training record. --predictions: the predictions too.
+    save(results): the checkpoint first, holding its own copy (a kill between the two leaves a checkpoint
+    whose results.json is the evaluation of its weights)."""
+    prefix, predictions = "eval-" if cfg.eval_only else "", result.pop("predictions")
+    out = dict(task=cfg.task, metric_names=list(result["metrics"]), **result, history=history, args=asdict(cfg),
+               machine=machine(cfg.device))
+    if save:
+        save(out)
+    write_json(os.path.join(cfg.out_dir, f"{prefix}results.json"), out)
+    for name in ("predictions.json", "predictions.jsonl"):   # (--overwrite: an earlier run's are not this one's)
+        if cfg.predictions and name.endswith("l") != isinstance(predictions, dict):
+            write_predictions(os.path.join(cfg.out_dir, prefix + name), predictions, result["classes"])
+        elif cfg.overwrite and os.path.isfile(os.path.join(cfg.out_dir, prefix + name)):
+            os.remove(os.path.join(cfg.out_dir, prefix + name))

@@ -6,6 +6,7 @@ import os
 import pytest
 
 import train
+from storage import provenance
 from storage.resume import STATE
 from tiny import write_glue, write_model
 
@@ -20,7 +21,7 @@ def argv(setup, out, *extra):
     glue, model = setup   # 40 examples, batches of 8: 5 steps an epoch, 15 in all, an evaluation each epoch
     return ["--task", "sst2", "--data-dir", glue, "--model", model, "--device", "cpu", "--epochs", "3",
             "--batch-size", "8", "--out-dir", str(out), "--save-every", "3", "--target-speedup", "2",
-            "--predictor-lr", "1e-2", "--mu0", "1", *extra]
+            "--predictor-lr", "1e-2", "--mu0", "1", "--one-stage", *extra]   # (two stages: tests/test_two_stage.py)
 
 
 def outcome(out):
@@ -87,14 +88,14 @@ def test_a_checkpoint_carries_the_evaluation_of_its_weights(setup, tmp_path, mon
     the evaluation of its weights (the old results.json beside it says the step it was written at)."""
     out = tmp_path / "run"
     writes = []
-    real = train.write_json
+    real = provenance.write_json
 
     def killed_at_the_second_results(path, obj):
         writes.append(path)
         if len(writes) == 2:
             raise KeyboardInterrupt
         real(path, obj)
-    monkeypatch.setattr(train, "write_json", killed_at_the_second_results)
+    monkeypatch.setattr(provenance, "write_json", killed_at_the_second_results)
     with pytest.raises(KeyboardInterrupt):
         train.main(argv(setup, out))
     inside = json.load(open(out / "checkpoint" / "results.json"))

@@ -8,8 +8,9 @@ speed: a MiniLM run takes 1-5 minutes alone on an H100, where the CPUs here take
     # there (the device tool: carry ["gpu-train-carry"], timeout 560 s):
     python3 tools/gpu_train.py run --carry gpu-train-carry --out $OUT --deadline 520
 
-The plan, per task: the teacher (a --baseline run, seed 42), and --target-speedup 2 and 3, each
-without and with the teacher, seeds 42, 43 and 44; all train.py's defaults otherwise. Up to
+The plan, per task: the teacher (a --baseline run, seed 42), and --target-speedup 2 and 3 --one-stage
+(the recipe of docs/target-speedup.md's table), each without and with the teacher, seeds 42, 43 and 44;
+all train.py's defaults otherwise. Up to
 --parallel runs share the GPU; a run with the teacher starts once its teacher has finished. Each
 finished run's results.json is written to --out as <task>-target<S>[-teacher]-seed<N>.json (the
 teachers as <task>-baseline-seed42.json), its log to --out/logs/, and plan.json lists every run
@@ -60,7 +61,7 @@ def plan(tasks, targets=(2, 3), seeds=(42, 43, 44)):
     for t in tasks:
         for s in targets:
             for seed in seeds:
-                args = ["--task", t, "--target-speedup", str(s), "--seed", str(seed)]
+                args = ["--task", t, "--target-speedup", str(s), "--one-stage", "--seed", str(seed)]
                 runs.append((f"{t}-target{s}-seed{seed}", args, None))
                 runs.append((f"{t}-target{s}-teacher-seed{seed}", args + ["--teacher", f"{t}-baseline-seed42"],
                              f"{t}-baseline-seed42"))
