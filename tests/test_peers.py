@@ -216,7 +216,10 @@ def test_the_table_names_how_a_recipe_departs():
     assert recipe(default) == ""
     assert recipe(dict(default, hard_stage=0.2)) == " (hard last 0.2)"
     assert recipe(dict(default, model="out/b/checkpoint", skim_delay=0.0, skim_warmup=0.3)) == \
-        " (from the baseline, delay 0, ramp 0.3)"
+        " (from the baseline, delay 0, ramp 0.3)"                   # lambda from the baseline
+    second = dict(default, model="out/b/checkpoint", skim_delay=0.0, skim_warmup=0.3, target_speedup=2.0)
+    assert recipe(second) == "" and recipe(dict(second, skim_delay=0.1)) == " (delay 0.1, ramp 0.3)"   # two stages
+    assert recipe(dict(default, target_speedup=2.0)) == ""        # --one-stage: the method names it
     from tools.tables import command_of   # the fine-tuned baseline it starts from is named, not hidden behind $M
     run = dict(args=dict(model="out/b/checkpoint", data_dir="/g/glue"),
                machine=dict(command="python train.py --model out/b/checkpoint --data-dir /g/glue"))

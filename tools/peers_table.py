@@ -22,7 +22,8 @@ MARK = "<!-- written by tools/report.py -->"
 HOSTS = "baseline, retrained here (what top-k prunes)"
 # The methods, in the table's order within a speed, and the colour of each one's line in the chart.
 METHODS = [("Transkimmer, --target-speedup", "#d62728"), ("Transkimmer, --target-speedup + teacher", "#ff7f0e"),
-           ("Transkimmer, defaults (lambda)", "#e377c2"), ("first k layers", "#1f77b4"),
+           ("Transkimmer, --target-speedup --one-stage", "#bcbd22"),
+           ("Transkimmer, --target-speedup --one-stage + teacher", "#7f7f00"), ("Transkimmer, defaults (lambda)", "#e377c2"), ("first k layers", "#1f77b4"),
            ("first k layers + teacher", "#17becf"), ("truncation", "#2ca02c"),
            ("attention top-k, no retraining", "#9467bd"), ("attention top-k, fine-tuned", "#8c564b")]
 
@@ -31,8 +32,9 @@ def method_of(r):
     """(method, the speed it was asked for) of one result file."""
     a, peer = r["args"], r.get("peer") or {}
     teacher = " + teacher" if a.get("teacher") else ""
-    if a.get("target_speedup"):
-        return "Transkimmer, --target-speedup" + teacher + recipe(a), a["target_speedup"]
+    if a.get("target_speedup"):   # (two stages, the default: from a checkpoint, the baseline the first wrote)
+        one = "" if from_checkpoint(a) else " --one-stage"
+        return "Transkimmer, --target-speedup" + one + teacher + recipe(a), a["target_speedup"]
     if peer.get("method") == "layers":
         return "first k layers" + teacher + recipe(a), round(r["authors_speedup"], 2)
     if peer.get("method") == "truncate":
@@ -42,13 +44,21 @@ def method_of(r):
     return ("baseline" if a["baseline"] else "Transkimmer, defaults (lambda)"), None
 
 
+def from_checkpoint(a):
+    """Whether a run started from a train.py checkpoint (the fine-tuned baseline), not the pretrained model."""
+    return os.path.basename(os.path.normpath(a["model"])) == "checkpoint"
+
+
 def recipe(a):
-    """How a run departs from the default recipe ("": it does not): its learning rate, where it started
-    (a train.py checkpoint as --model: the fine-tuned baseline), lambda's schedule, distilled layers, a hard
+    """How a run departs from its method's default recipe ("": it does not): its learning rate, where it
+    started (the fine-tuned baseline, which --target-speedup's second stage always does), lambda's schedule
+    (--target-speedup's from a checkpoint: delay 0, ramp 0.3; else a third each), distilled layers, a hard
     last stage."""
+    two_stage = a.get("target_speedup") and from_checkpoint(a)
     parts = [f"lr {rate(a['lr'])}"] if a.get("lr") != 5e-5 else []
-    parts += ["from the baseline"] if os.path.basename(os.path.normpath(a["model"])) == "checkpoint" else []
-    if not a["baseline"] and (abs(a.get("skim_delay", 1 / 3) - 1 / 3) > 1e-6 or abs(a.get("skim_warmup", 1 / 3) - 1 / 3) > 1e-6):
+    parts += ["from the baseline"] if from_checkpoint(a) and not two_stage else []
+    delay, ramp = (0.0, 0.3) if two_stage else (1 / 3, 1 / 3)
+    if not a["baseline"] and (abs(a.get("skim_delay", 1 / 3) - delay) > 1e-6 or abs(a.get("skim_warmup", 1 / 3) - ramp) > 1e-6):
         parts.append(f"delay {a['skim_delay']:.2g}, ramp {a['skim_warmup']:.2g}")
     if a.get("distill_layers"):
         parts.append("layers distilled")
@@ -107,7 +117,7 @@ def given(r):
     a = r["args"]
     if a.get("eval_only"):
         return "evaluation only, on the fine-tuned baseline"
-    start = "the fine-tuned baseline" if os.path.basename(os.path.normpath(a["model"])) == "checkpoint" else "MiniLM-L6"
+    start = "the fine-tuned baseline" if from_checkpoint(a) else "MiniLM-L6"
     length = f"{a['max_steps']} steps" if a.get("max_steps") else f"{a['epochs']} epochs"
     return f"lr {rate(a['lr'])}, {length}, from {start}" + (", teacher" if a.get("teacher") else "")
 
