@@ -114,7 +114,8 @@ def test_metrics():
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes(tmp_path):
+@pytest.mark.parametrize("extra", [(), ("--target-speedup", "2")])   # one run; two stages in one process group
+def test_torchrun_two_processes(tmp_path, extra):
     """DistributedDataParallel on CPU (gloo), an odd number of examples: no rank hangs."""
     import shutil
     import subprocess
@@ -126,12 +127,13 @@ def test_torchrun_two_processes(tmp_path):
     out = str(tmp_path / "out")
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                         os.path.join(root, "train.py"), "--task", "rte", "--data-dir", glue, "--model", model,
-                        "--device", "cpu", "--epochs", "2", "--batch-size", "4", "--out-dir", out],
+                        "--device", "cpu", "--epochs", "2", "--batch-size", "4", "--out-dir", out, *extra],
                        capture_output=True, text=True, timeout=180)
     worker = r.stderr.split("Traceback (most recent call last)")[0]   # the workers' own lines, before torchrun's summary
     assert r.returncode == 0, f"stdout:\n{r.stdout[-2000:]}\nworkers' stderr:\n{worker[-4000:]}\ntorchrun:\n{r.stderr[-1500:]}"
     assert "2 process(es)" in r.stdout and "10 steps" in r.stdout   # 40 of 41 examples / (4 x 2) x 2 epochs
     assert json.load(open(os.path.join(out, "results.json")))["history"][-1]["epoch"] == 2
+    assert os.path.isfile(os.path.join(out, "baseline", "results.json")) == bool(extra)
 
 
 def test_skim_coefficient_waits_ramps_then_holds():
