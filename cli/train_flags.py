@@ -206,7 +206,7 @@ def check_environment(p, args, results_file):
                 "start it again without --resume")
     for name in ("predictions.jsonl", "predictions.json"):   # (a user's file of that name is never written over)
         path = os.path.join(out, ("eval-" if args.eval_only else "") + name)
-        if os.path.isdir(path):
+        if args.predictions and os.path.isdir(path):   # (without --predictions nothing goes there)
             p.error(f"--out-dir {out}: {path} is a folder, where the predictions would go: pass another --out-dir")
         if args.predictions and os.path.exists(path) and not (args.overwrite or args.resume):
             p.error(f"--out-dir {out} already holds {path}: pass another --out-dir, or --overwrite to replace it")

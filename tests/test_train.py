@@ -311,6 +311,8 @@ def test_predictions_never_overwrite_a_users_file_and_never_outlive_their_run(se
     with pytest.raises(SystemExit):
         train.parse_args(train_args(tmp_path / "dir"))
     assert "is a folder, where the predictions would go" in capsys.readouterr().err
+    no_predictions = [a for a in train_args(tmp_path / "dir") if a != "--predictions"]
+    assert train.parse_args(no_predictions).out_dir == str(tmp_path / "dir")   # nothing goes there: not refused
 
 
 def test_a_torchrun_run_records_its_launcher_and_process_count(monkeypatch):
