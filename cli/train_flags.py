@@ -223,7 +223,7 @@ def check_environment(p, args, results_file):
         p.error(f"--teacher {args.teacher} is not a folder: pass the checkpoint/ folder of a --baseline run")
     if not args.eval_only:
         check_checkpoint_folder(p, args.model, os.path.join(out, "checkpoint"), args.overwrite or args.resume)
-        check_free_space(p, args.model, out, args.save_every)
+        check_free_space(p, args.model, out, args.save_every, kept=int(two_stages(args)))
 
 
 def evaluated(out, checkpoint):
@@ -237,18 +237,19 @@ def evaluated(out, checkpoint):
         return False
 
 
-def check_free_space(p, model, out, save_every=None):
+def check_free_space(p, model, out, save_every=None, kept=0):
     """A full disk must be found before training, not at its first save: a checkpoint is written in
     fp32 beside the one it replaces, so about twice the weights' fp32 size must be free, and with
     --save-every the training state too (weights and Adam's two moments, beside the one it replaces:
-    six times more); known when --model is a local folder (a hub model: by its first save)."""
+    six times more), and `kept` checkpoints more (two stages: the baseline's); known when --model is a
+    local folder (a hub model: by its first save)."""
     weights = os.path.join(model, "model.safetensors")
     if not os.path.isfile(weights):
         return
     try:   # the fp32 size: 4 bytes per element of every tensor (read from the header alone)
         with safe_open(weights, framework="pt") as f:
             size = sum(4 * math.prod(f.get_slice(k).get_shape()) for k in f.keys())
-        need = (2 + (6 if save_every else 0)) * size + (64 << 20)
+        need = (2 + kept + (6 if save_every else 0)) * size + (64 << 20)
     except (OSError, SafetensorError):
         return   # (a broken file is named by the loader, before any work)
     folder = os.path.abspath(out)
