@@ -71,7 +71,8 @@ def add_skim_flags(p):
                    "(paper: 0.1, which cannot start training; see model.py)")
     g.add_argument("--target-speedup", type=number(float, 1, 50, low_open=True), help="instead of lambda, train to "
                    "this FLOPs speedup (no padding, predictors counted), e.g. 2; calibrated on the training set at the end: "
-                   "extensions/budget.py")
+                   "extensions/budget.py. From a pretrained --model, in two stages: the dense baseline first, into "
+                   "<out-dir>/baseline, then skimming from it (extensions/two_stage.py)")
     g.add_argument("--one-stage", action="store_true", help="with --target-speedup from a pretrained --model: "
                    "train in one run from it, not the two-stage recipe (the dense baseline first: extensions/two_stage.py)")
     g.add_argument("--budget-rate", type=POSITIVE, help="with --target-speedup: how fast the "
