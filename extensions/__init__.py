@@ -1,7 +1,8 @@
 """Training options beyond the paper, each one flag of train.py: budget.py (--target-speedup, train to
 a FLOPs budget instead of a fixed lambda), distill.py (--teacher, distillation from the dense model),
-hard_stage.py (--hard-stage, the last steps on inference's decisions) and schedule.py (what is asked of
-skimming at each step; --skim-after-loss-drop).
+hard_stage.py (--hard-stage, the last steps on inference's decisions), schedule.py (what is asked of
+skimming at each step; --skim-after-loss-drop) and two_stage.py (--target-speedup's runs: the dense
+baseline first, then skimming from it).
 
 Budget, Teacher and HardStage are loss terms: train.train_step adds each one's `loss` to the task loss, and the
 loop calls the rest of this small interface, which a term that needs none of it leaves as it is here."""
