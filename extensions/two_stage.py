@@ -67,8 +67,11 @@ def stages(cfg, defaults, skim_settings, log=print):
         f"then skimming from it to {cfg.target_speedup:g}x (--one-stage: from --model in one run)")
     if not cfg.resume:
         if any(os.path.exists(os.path.join(first.out_dir, f)) for f in ("results.json", STATE)) and not cfg.overwrite:
-            raise BadInput(f"--out-dir {cfg.out_dir}: {first.out_dir} holds the baseline of an earlier run: pass "
-                           "--resume to skim from it, --overwrite to train it again, or another --out-dir")
+            what = "the finished baseline of an earlier run: pass --resume to skim from it," if finished(first.out_dir) \
+                else "the baseline of a killed run: pass --resume to continue it," if \
+                os.path.exists(os.path.join(first.out_dir, STATE)) else "an unfinished baseline: pass"
+            raise BadInput(f"--out-dir {cfg.out_dir}: {first.out_dir} holds {what} --overwrite to train it again, "
+                           "or another --out-dir")
         return [first, second]
     if os.path.isfile(os.path.join(cfg.out_dir, STATE)):   # killed in the second stage
         return [replace(second, resume=True)]

@@ -55,12 +55,21 @@ def test_one_stage_lambda_and_a_fine_tuned_model_run_once(setup, tmp_path):
 def test_an_earlier_baseline_is_never_trained_over_without_asking(setup, tmp_path):
     (tmp_path / "run" / "baseline").mkdir(parents=True)
     (tmp_path / "run" / "baseline" / "results.json").write_text("{}")
-    with pytest.raises(BadInput, match="holds the baseline of an earlier run: pass --resume to skim from it, "
-                                       "--overwrite to train it again"):
+    with pytest.raises(BadInput, match="holds an unfinished baseline: pass --overwrite to train it again, or another"):
         plan(setup, tmp_path / "run", *TARGET)
     assert len(plan(setup, tmp_path / "run", *TARGET, "--overwrite")) == 2
     with pytest.raises(BadInput, match="did not finish: start the run again"):   # {} is no finished run
         plan(setup, tmp_path / "run", *TARGET, "--resume")
+    done = dict(step=15, epoch=3, args=dict(max_steps=None, epochs=3))
+    (tmp_path / "run" / "baseline" / "results.json").write_text(json.dumps(done))   # finished: skimming may start
+    with pytest.raises(BadInput, match="holds the finished baseline of an earlier run: pass --resume to skim from it, "
+                                       "--overwrite to train it again"):
+        plan(setup, tmp_path / "run", *TARGET)
+    second, = plan(setup, tmp_path / "run", *TARGET, "--resume")
+    assert second.model == str(tmp_path / "run" / "baseline" / "checkpoint") and not second.resume
+    (tmp_path / "run" / "baseline" / STATE).write_text("")
+    with pytest.raises(BadInput, match="holds the baseline of a killed run: pass --resume to continue it"):
+        plan(setup, tmp_path / "run", *TARGET)
 
 
 @pytest.mark.slow
