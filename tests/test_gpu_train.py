@@ -48,3 +48,21 @@ def test_a_deadline_stops_and_lists(tmp_path):
     assert [f for f in os.listdir(out) if f.endswith(".json")] == ["plan.json"]   # a stopped run writes nothing
     time.sleep(10)                                                     # ... then or later: it was killed
     assert not os.path.exists(os.path.join(out, "runs"))
+
+
+@pytest.mark.slow
+def test_the_peers_plan_on_the_cpu(tmp_path):
+    """--plan peers: Transkimmer's two stages (its baseline brought back too), top-k on that baseline
+    without retraining, the first layers with and without its teacher, truncation, top-k fine-tuned."""
+    glue, model = write_glue(str(tmp_path / "glue")), write_model(str(tmp_path / "model"))
+    carry, out = str(tmp_path / "carry"), str(tmp_path / "out")
+    gpu_train.main(["prepare", "--model", model, "--data-dir", glue, "--tasks", "sst2", "--out", carry])
+    gpu_train.main(["run", "--carry", carry, "--out", out, "--cpu", "--plan", "peers"])
+    plan = json.load(open(os.path.join(out, "plan.json")))
+    assert sorted(plan) == sorted(["sst2-target2-seed42", "sst2-layers1-teacher-seed42", "sst2-layers1-seed42",
+                                   "sst2-truncate2-seed42", "sst2-topk2-seed42", "sst2-topk2-noretrain-seed42"])
+    assert all(p["exit"] == 0 for p in plan.values()), plan
+    read = lambda name: json.load(open(os.path.join(out, f"{name}.json")))
+    assert read("sst2-baseline-seed42")["args"]["baseline"] and read("sst2-target2-seed42")["args"]["target_speedup"] == 2
+    assert read("sst2-topk2-noretrain-seed42")["peer"]["method"] == "attention-topk"
+    assert read("sst2-layers1-teacher-seed42")["args"]["teacher"].endswith("sst2-target2-seed42/baseline/checkpoint")

@@ -7,14 +7,20 @@ speed: a MiniLM run takes 1-5 minutes alone on an H100, where the CPUs here take
     python tools/gpu_train.py run --carry gpu-train-carry --out /tmp/gpu-train --cpu   # each kind of run, 2 steps, on the CPU
     # there (the device tool: carry ["gpu-train-carry"], timeout 560 s):
     python3 tools/gpu_train.py run --carry gpu-train-carry --out $OUT --deadline 520
+    python3 tools/gpu_train.py run --carry gpu-train-carry --out $OUT --deadline 520 --plan peers   # docs/peers.md's
 
-The plan, per task: the teacher (a --baseline run, seed 42), and --target-speedup 2 and 3 --one-stage
-(the recipe of docs/target-speedup.md's table), each without and with the teacher, seeds 42, 43 and 44;
-all train.py's defaults otherwise. Up to
---parallel runs share the GPU; a run with the teacher starts once its teacher has finished. Each
-finished run's results.json is written to --out as <task>-target<S>[-teacher]-seed<N>.json (the
-teachers as <task>-baseline-seed42.json), its log to --out/logs/, and plan.json lists every run
-with its command, exit code and wall time. At --deadline seconds the runs still going are stopped
+The plan (--plan target, the default), per task: the teacher (a --baseline run, seed 42), and
+--target-speedup 2 and 3 --one-stage (the recipe of docs/target-speedup.md's table), each without and
+with the teacher, seeds 42, 43 and 44; all train.py's defaults otherwise. --plan peers: docs/peers.md's
+runs, 2x first (seeds 42, 43, 44), then 1.5x and 3x: per seed `--target-speedup 2` (two stages: its
+baseline comes back as <task>-baseline-seed<N>.json), attention top-k on that baseline without
+retraining, the first k layers (with the seed-42 baseline as teacher too at 2x), truncation, top-k
+fine-tuned, and at 1.5x and 3x the second stage alone from the seed's baseline. Up to
+--parallel runs share the GPU; a run that needs another's checkpoint starts once that one has
+finished. Each finished run's results.json (an --eval-only run's eval-results.json) is written to --out
+as <name>.json (the plan's names: <task>-target<S>[-teacher]-seed<N>, the teachers
+<task>-baseline-seed42), its log to --out/logs/, and plan.json lists every run with its command, exit
+code and wall time. At --deadline seconds the runs still going are stopped
 and those not started are skipped (both listed): a stopped run writes nothing to --out.
 The runs start from the fp16 copy of the pretrained weights, which rounds them: say so beside them.
 """
@@ -56,40 +62,84 @@ def prepare(model, data_dir, tasks, out):
 
 
 def plan(tasks, targets=(2, 3), seeds=(42, 43, 44)):
-    """(name, train.py arguments, the name of the run it waits for or None), teachers first."""
+    """(name, train.py arguments, the name of the run it waits for or None), teachers first; "@NAME/..." in
+    the arguments: a folder of the run NAME."""
     runs = [(f"{t}-baseline-seed42", ["--task", t, "--baseline", "--seed", "42"], None) for t in tasks]
     for t in tasks:
         for s in targets:
             for seed in seeds:
                 args = ["--task", t, "--target-speedup", str(s), "--one-stage", "--seed", str(seed)]
                 runs.append((f"{t}-target{s}-seed{seed}", args, None))
-                runs.append((f"{t}-target{s}-teacher-seed{seed}", args + ["--teacher", f"{t}-baseline-seed42"],
+                runs.append((f"{t}-target{s}-teacher-seed{seed}", args + ["--teacher", f"@{t}-baseline-seed42/checkpoint"],
                              f"{t}-baseline-seed42"))
     return runs
 
 
+def peers_plan(tasks, layers, speeds=(2, 1.5, 3), seeds=(42, 43, 44)):
+    """docs/peers.md's runs, as plan's: per speed, seed and task, Transkimmer's default and every peer
+    (the first round(layers / S) of the model's `layers`; at 2x also distilled from seed 42's baseline)."""
+    runs = []
+    for s in speeds:
+        for seed in seeds if s == 2 else seeds[:1]:
+            for t in tasks:
+                base, args, k = f"{t}-target2-seed{seed}", ["--task", t, "--seed", str(seed)], str(max(1, round(layers / s)))
+                if s == 2:   # two stages: the seed's baseline, then skimming from it
+                    runs.append((base, args + ["--target-speedup", "2"], None))
+                    runs += [(f"{t}-topk{r:g}-noretrain-seed{seed}", ["--task", t, "--eval-only", "--checkpoint",
+                              f"@{base}/baseline/checkpoint", "--topk-speedup", f"{r:g}"], base) for r in speeds]
+                    runs.append((f"{t}-layers{k}-teacher-seed{seed}", args + ["--baseline", "--layers", k, "--teacher",
+                                 f"@{t}-target2-seed42/baseline/checkpoint"], f"{t}-target2-seed42"))
+                else:        # the second stage alone, from the seed's baseline
+                    runs.append((f"{t}-target{s:g}-seed{seed}", args + ["--target-speedup", f"{s:g}", "--model",
+                                 f"@{base}/baseline/checkpoint"], base))
+                runs += [(f"{t}-layers{k}-seed{seed}", args + ["--baseline", "--layers", k], None),
+                         (f"{t}-truncate{s:g}-seed{seed}", args + ["--baseline", "--truncate-speedup", f"{s:g}"], None),
+                         (f"{t}-topk{s:g}-seed{seed}", args + ["--baseline", "--topk-speedup", f"{s:g}"], None)]
+    return runs
+
+
 def command(args, carry, work, name, cpu):
-    """train.py's command line for a planned run (a --teacher names its run: its checkpoint there)."""
-    if "--teacher" in args:
-        i = args.index("--teacher") + 1
-        args = args[:i] + [os.path.join(work, args[i], "checkpoint")] + args[i + 1:]
-    device = ["--device", "cpu", "--max-steps", "2", "--batch-size", "8"] if cpu else ["--device", "cuda"]
-    return [sys.executable, "train.py", *args, "--data-dir", os.path.join(carry, "glue"), "--model",
-            os.path.join(carry, "model"), "--threads", "1", *device, "--out-dir", os.path.join(work, name)]
+    """train.py's command line for a planned run ("@NAME/...": that folder of the run NAME; --model: the
+    carried pretrained model unless the run names one; --eval-only runs train nothing)."""
+    args = [os.path.join(work, a[1:]) if a.startswith("@") else a for a in args]
+    evaluating = "--eval-only" in args
+    model = [] if evaluating or "--model" in args else ["--model", os.path.join(carry, "model")]
+    device = ["--device", "cpu"] + ([] if evaluating else ["--max-steps", "2", "--batch-size", "8"]) if cpu else \
+        ["--device", "cuda"]
+    return [sys.executable, "train.py", *args, "--data-dir", os.path.join(carry, "glue"), *model, "--threads", "1",
+            *device, "--out-dir", os.path.join(work, name)]
 
 
-def run(carry, out, parallel, deadline, cpu):
-    """Runs the plan, `parallel` at a time, until `deadline` seconds; each finished run lands in `out`."""
+def bring_back(work, name, out):
+    """A finished run's record into out as <name>.json (a two-stage run's baseline too, as
+    <task>-baseline-seed<N>.json)."""
+    for f in ("results.json", "eval-results.json"):
+        if os.path.isfile(os.path.join(work, name, f)):
+            shutil.copyfile(os.path.join(work, name, f), os.path.join(out, f"{name}.json"))
+    if os.path.isfile(os.path.join(work, name, "baseline", "results.json")):
+        task, seed = name.split("-")[0], name.split("-")[-1]
+        shutil.copyfile(os.path.join(work, name, "baseline", "results.json"), os.path.join(out, f"{task}-baseline-{seed}.json"))
+
+
+def run(carry, out, parallel, deadline, cpu, which="target"):
+    """Runs the plan (`which`: target or peers), `parallel` at a time, until `deadline` seconds; each
+    finished run lands in `out`."""
     tasks = json.load(open(os.path.join(carry, "carry.json")))["tasks"]
     work, t0 = os.path.join(out, "runs"), time.time()
     os.makedirs(os.path.join(out, "logs"), exist_ok=True)
-    waiting, going, done = plan(tasks, *([(2,), (42,)] if cpu else [])), {}, {}
+    if which == "target":
+        waiting = plan(tasks, *([(2,), (42,)] if cpu else []))
+    else:
+        with open(os.path.join(carry, "model", "config.json")) as f:
+            layers = json.load(f)["num_hidden_layers"]
+        waiting = peers_plan(tasks, layers, *([(2,), (42,)] if cpu else []))
+    going, done = {}, {}
     while (waiting or going) and time.time() - t0 < deadline:
         for name in [n for n, (proc, _, _) in going.items() if proc.poll() is not None]:
             proc, started, cmd = going.pop(name)
             done[name] = dict(command=" ".join(cmd), exit=proc.returncode, seconds=round(time.time() - started))
             if proc.returncode == 0:
-                shutil.copyfile(os.path.join(work, name, "results.json"), os.path.join(out, f"{name}.json"))
+                bring_back(work, name, out)
             print(f"{time.time() - t0:5.0f} s  {name}: exit {proc.returncode}", flush=True)
         for name, args, after in list(waiting):
             if after is not None and done.get(after, {}).get("exit") != 0:
@@ -125,8 +175,10 @@ def main(argv=None):
     b.add_argument("--out", required=True, help="where the result files, logs and plan.json go")
     b.add_argument("--parallel", type=int, default=14, help="runs at once on the GPU (default 14)")
     b.add_argument("--deadline", type=float, default=520, help="seconds: stop what still runs, skip the rest")
-    b.add_argument("--cpu", action="store_true", help="the check before the GPU: a teacher, a target run and one with the "
-                   "teacher per task, 2 training steps each, on the CPU")
+    b.add_argument("--plan", choices=["target", "peers"], default="target", help="docs/target-speedup.md's runs "
+                   "(default) or docs/peers.md's")
+    b.add_argument("--cpu", action="store_true", help="the check before the GPU: each kind of run of the plan at 2x, "
+                   "seed 42, per task, 2 training steps each, on the CPU")
     args = p.parse_args(argv)
     if args.what == "prepare":
         return prepare(args.model, args.data_dir, args.tasks, args.out)
@@ -136,7 +188,7 @@ def main(argv=None):
         import torch
         if not torch.cuda.is_available():
             p.error("no CUDA GPU here: pass --cpu for the CPU check")
-    return run(args.carry, args.out, args.parallel, args.deadline, args.cpu)
+    return run(args.carry, args.out, args.parallel, args.deadline, args.cpu, args.plan)
 
 
 if __name__ == "__main__":
