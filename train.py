@@ -241,7 +241,7 @@ def loss_terms(cfg, model, schedule, train, device):
 def main(argv=None):
     cfg = parse_args(argv)
     proc = setup(cfg)
-    stages = two_stage.stages(cfg, TrainConfig(), train_flags.SKIM_SETTINGS, proc.log)   # (baseline first?)
+    stages = two_stage.stages(cfg, TrainConfig(), train_flags.SKIM_SETTINGS, proc.log)   # (two for --target-speedup)
     for stage in stages[::-1] if proc.rank == 0 else []:
         claim(stage.out_dir)   # two runs into one folder at once: the second is refused (storage/files.py)
     for stage in stages:

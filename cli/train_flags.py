@@ -202,7 +202,8 @@ def check_environment(p, args, results_file):
             recover(folder)   # a save killed between its two renames: its previous checkpoint put back
     if os.path.exists(out) and not os.path.isdir(out):
         p.error(f"--out-dir {out} is a file: pass a folder")
-    if args.resume and not os.path.isfile(os.path.join(out, STATE)) and not two_stages(args):   # (its own checks)
+    both = two_stages(args)   # (--target-speedup from a pretrained model: extensions/two_stage.py checks its folders)
+    if args.resume and not os.path.isfile(os.path.join(out, STATE)) and not both:
         p.error(f"--resume: {out} holds no {STATE} (the run was started without --save-every, or it finished): "
                 "start it again without --resume")
     for name in ("predictions.jsonl", "predictions.json"):   # (a user's file of that name is never written over)
@@ -224,7 +225,7 @@ def check_environment(p, args, results_file):
         p.error(f"--teacher {args.teacher} is not a folder: pass the checkpoint/ folder of a --baseline run")
     if not args.eval_only:
         check_checkpoint_folder(p, args.model, os.path.join(out, "checkpoint"), args.overwrite or args.resume)
-        check_free_space(p, args.model, out, args.save_every, kept=int(two_stages(args)))
+        check_free_space(p, args.model, out, args.save_every, kept=int(both))
 
 
 def evaluated(out, checkpoint):

@@ -32,9 +32,14 @@ def fine_tuned(model):
     return os.path.isfile(os.path.join(model, "config.json")) and saved_by_train(model)
 
 
+def recipe_applies(cfg):
+    """Whether the run trains to a speed with this recipe (--target-speedup, not --one-stage)."""
+    return bool(cfg.target_speedup) and not (cfg.baseline or cfg.eval_only or cfg.one_stage)
+
+
 def two_stages(cfg):
-    """Whether the run is the two-stage recipe: --target-speedup from a pretrained model, not --one-stage."""
-    return bool(cfg.target_speedup) and not (cfg.baseline or cfg.eval_only or cfg.one_stage or fine_tuned(cfg.model))
+    """Whether the run is both stages: the recipe, from a pretrained model (not a fine-tuned checkpoint)."""
+    return recipe_applies(cfg) and not fine_tuned(cfg.model)
 
 
 def finished(folder):
@@ -54,10 +59,10 @@ def stages(cfg, defaults, skim_settings, log=print):
     alone (--model a fine-tuned checkpoint), or both. `defaults`: TrainConfig(), to tell a flag left at its
     default, which the recipe's schedule replaces, from one given; the first stage, a --baseline run, has
     the `skim_settings` (names) at their defaults and lambda at the task's."""
-    if not cfg.target_speedup or cfg.baseline or cfg.eval_only or cfg.one_stage:
+    if not recipe_applies(cfg):
         return [cfg]
     schedule = {k: v for k, v in SCHEDULE.items() if getattr(cfg, k) == getattr(defaults, k)}
-    if fine_tuned(cfg.model):
+    if not two_stages(cfg):
         return [replace(cfg, **schedule)]
     unused = {k: getattr(defaults, k) for k in skim_settings if k != "skim_coefficient"}
     first = replace(cfg, baseline=True, teacher=None, distill_layers=False, predictions=False,

@@ -16,14 +16,15 @@ import html
 import os
 import statistics
 
-from tools.tables import _in_glue_order, _mean_std, command_of, glue_runs, rate, read_run
+from tools.tables import _in_glue_order, _mean_std, command_of, from_checkpoint, glue_runs, rate, read_run
 
 MARK = "<!-- written by tools/report.py -->"
 HOSTS = "baseline, retrained here (what top-k prunes)"
 # The methods, in the table's order within a speed, and the colour of each one's line in the chart.
 METHODS = [("Transkimmer, --target-speedup", "#d62728"), ("Transkimmer, --target-speedup + teacher", "#ff7f0e"),
            ("Transkimmer, --target-speedup --one-stage", "#bcbd22"),
-           ("Transkimmer, --target-speedup --one-stage + teacher", "#7f7f00"), ("Transkimmer, defaults (lambda)", "#e377c2"), ("first k layers", "#1f77b4"),
+           ("Transkimmer, --target-speedup --one-stage + teacher", "#7f7f00"), ("Transkimmer, defaults (lambda)", "#e377c2"),
+           ("first k layers", "#1f77b4"),
            ("first k layers + teacher", "#17becf"), ("truncation", "#2ca02c"),
            ("attention top-k, no retraining", "#9467bd"), ("attention top-k, fine-tuned", "#8c564b")]
 
@@ -42,11 +43,6 @@ def method_of(r):
     if peer.get("method") == "attention-topk":
         return "attention top-k, " + ("no retraining" if a.get("eval_only") else "fine-tuned" + recipe(a)), peer["asked"]
     return ("baseline" if a["baseline"] else "Transkimmer, defaults (lambda)"), None
-
-
-def from_checkpoint(a):
-    """Whether a run started from a train.py checkpoint (the fine-tuned baseline), not the pretrained model."""
-    return os.path.basename(os.path.normpath(a["model"])) == "checkpoint"
 
 
 def recipe(a):
@@ -175,7 +171,7 @@ def peers_chart(peers_folder, target_folder, glue_folder, panel=300, height=260)
         rows = runs[task]
         metric = next(iter(rows.values()))[0]["metric_names"][0]
         pts = {m: sorted((statistics.mean(full_speedup(r) for r in rs), statistics.mean(100 * r["metrics"][metric] for r in rs))
-                         for (mm, _), rs in rows.items() if mm == m) for m in {m for m, _ in rows}}
+                         for (mm, _), rs in rows.items() if mm == m) for m in sorted({m for m, _ in rows})}
         xs = [x for p in pts.values() for x, _ in p] + [1.0]
         ys = [y for p in pts.values() for _, y in p]
         x0, x1, y0, y1 = 0.9, max(xs) * 1.08, min(ys) - 2, max(ys) + 2

@@ -334,6 +334,11 @@ def _before_calibration(runs, metric):
     return f"{statistics.mean(100 * b['metrics'][metric] for b in before):.1f}, {_speedup_mean(before)}"
 
 
+def from_checkpoint(args):
+    """Whether a run started from a train.py checkpoint (the fine-tuned baseline), not the pretrained model."""
+    return os.path.basename(os.path.normpath(args.get("model") or "")) == "checkpoint"
+
+
 def command_of(run):
     """The command a result file records (machine.command), with its model and data folders as $M and $D
     (a model that is a train.py checkpoint, a fine-tuned baseline, keeps its path: $M is the pretrained one),
@@ -341,7 +346,7 @@ def command_of(run):
     cmd, a = run.get("machine", {}).get("command"), run["args"]
     if not cmd:
         return "(not recorded; the file's args hold every setting)"
-    model = a.get("model") if os.path.basename(os.path.normpath(a.get("model") or "")) != "checkpoint" else None
+    model = None if from_checkpoint(a) else a.get("model")
     for value, name in [(model, "$M"), (a.get("data_dir"), "$D")]:
         if value:
             cmd = cmd.replace(value, name)
