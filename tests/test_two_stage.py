@@ -90,7 +90,7 @@ def test_two_stages_are_the_two_commands(setup, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_at,state_in", [(8, "baseline"), (15 + 8, "")])   # in the first stage, in the second
-def test_a_two_stage_run_resumes_in_either_stage(setup, tmp_path, monkeypatch, kill_at, state_in):
+def test_a_two_stage_run_resumes_in_either_stage(setup, tmp_path, monkeypatch, capsys, kill_at, state_in):
     """Killed in either stage and resumed with --resume: the results and weights of the run never killed
     (the first stage's too)."""
     flags = (*TARGET, "--save-every", "3")
@@ -100,7 +100,9 @@ def test_a_two_stage_run_resumes_in_either_stage(setup, tmp_path, monkeypatch, k
         train.main(argv(setup, tmp_path / "killed", *flags))
     assert os.path.exists(tmp_path / "killed" / state_in / STATE)
     revive()
+    capsys.readouterr()
     train.main(argv(setup, tmp_path / "killed", *flags, "--resume"))
+    assert "resumed at step 6" in capsys.readouterr().out              # continued, not started again
     for sub in ("", "baseline"):
         (ra, wa), (rb, wb) = outcome(tmp_path / "killed" / sub), outcome(tmp_path / "whole" / sub)
         ra["args"].pop("model"), rb["args"].pop("model")
